@@ -1,0 +1,1 @@
+"""The `sigscope` command line."""

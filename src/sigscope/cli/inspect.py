@@ -1,0 +1,174 @@
+"""`sigscope inspect IMAGE`: what a reference resolves to, checked against its digest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sigscope.cli.options import OUTPUT_BASIC, registry_options
+from sigscope.errors import IntegrityError
+from sigscope.model import Manifest
+from sigscope.oci.client import RegistryOptions
+from sigscope.oci.store import open_image
+
+MAX_CONFIG = 1 << 20
+
+
+@dataclass
+class Inspection:
+    reference: str
+    manifest: Manifest
+    platforms: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    total_size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.manifest.json()
+        out: dict[str, Any] = {
+            "reference": self.reference,
+            "digest": self.manifest.digest,
+            "mediaType": self.manifest.media_type,
+            "size": len(self.manifest.raw),
+        }
+        if self.manifest.artifact_type() and not self.manifest.is_index:
+            out["artifactType"] = self.manifest.artifact_type()
+        if self.manifest.is_index:
+            out["platforms"] = self.platforms
+        else:
+            out["totalSize"] = self.total_size
+            out["layers"] = len(data.get("layers") or [])
+            if self.config is not None:
+                out["config"] = self.config
+        if self.manifest.annotations():
+            out["annotations"] = self.manifest.annotations()
+        subject = self.manifest.subject()
+        if subject is not None:
+            out["subject"] = subject.to_json()
+        return out
+
+
+async def inspect_image(image: str, options: RegistryOptions) -> Inspection:
+    async with open_image(image, options) as opened:
+        repo = opened.repository
+        manifest = await repo.get_manifest(opened.reference)
+        result = Inspection(opened.display, manifest)
+        if manifest.is_index:
+            for child in manifest.children():
+                entry: dict[str, Any] = {
+                    "digest": child.digest,
+                    "mediaType": child.media_type,
+                    "size": child.size,
+                }
+                if child.platform is not None:
+                    entry["platform"] = str(child.platform)
+                if child.artifact_type:
+                    entry["artifactType"] = child.artifact_type
+                if child.annotations:
+                    entry["annotations"] = child.annotations
+                result.platforms.append(entry)
+            return result
+        result.total_size = manifest.total_size()
+        config = manifest.config()
+        if config is not None and config.media_type.endswith("json") and config.size <= MAX_CONFIG:
+            raw = await repo.get_blob(config.digest, max_size=MAX_CONFIG)
+            try:
+                parsed = json.loads(raw) if raw else {}
+            except ValueError:
+                raise IntegrityError(f"config blob {config.digest} is not valid JSON") from None
+            summary: dict[str, Any] = {"digest": config.digest, "mediaType": config.media_type}
+            if isinstance(parsed, dict):
+                for key in ("architecture", "os", "variant", "created"):
+                    if parsed.get(key):
+                        summary[key] = parsed[key]
+            result.config = summary
+        return result
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _print_pretty(result: Inspection) -> None:
+    data = result.to_json()
+    console = Console()
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("Reference", result.reference)
+    table.add_row("Digest", data["digest"])
+    table.add_row("Media type", data["mediaType"])
+    table.add_row("Manifest size", f"{data['size']} B")
+    if "artifactType" in data:
+        table.add_row("Artifact type", data["artifactType"])
+    if result.manifest.is_index:
+        table.add_row("Manifests", str(len(result.platforms)))
+    else:
+        table.add_row("Total size", _human(result.total_size))
+        table.add_row("Layers", str(data["layers"]))
+        if result.config:
+            platform = "/".join(
+                str(result.config[k]) for k in ("os", "architecture", "variant") if k in result.config
+            )
+            if platform:
+                table.add_row("Platform", platform)
+            table.add_row("Config", result.config["digest"])
+    if "subject" in data:
+        table.add_row("Subject", data["subject"]["digest"])
+    for key, value in (data.get("annotations") or {}).items():
+        table.add_row("Annotation", f"{key}={value}")
+    console.print(table)
+    if result.manifest.is_index:
+        children = Table(title="Manifests", title_justify="left")
+        children.add_column("Platform")
+        children.add_column("Digest", no_wrap=True)
+        children.add_column("Size", justify="right")
+        children.add_column("Media type")
+        for child in result.platforms:
+            children.add_row(
+                child.get("platform") or child.get("artifactType") or "-",
+                child["digest"],
+                str(child["size"]),
+                child["mediaType"],
+            )
+        console.print(children)
+
+
+@click.command("inspect")
+@click.argument("image")
+@click.option(
+    "--raw", is_flag=True, help="Print the manifest bytes exactly as fetched (after the digest check)."
+)
+@click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
+@registry_options
+def inspect_cmd(image: str, raw: bool, output: str, registry_options: RegistryOptions) -> None:
+    """Show what IMAGE resolves to: digest, media type, platforms of an index, size.
+
+    \b
+    Examples:
+      sigscope inspect 127.0.0.1:5000/demo/alpine:1.0 --insecure
+      sigscope inspect oci:./layout:v1 -o json
+      sigscope inspect registry.example.com/app@sha256:… --raw | jq .
+    """
+    result = asyncio.run(inspect_image(image, registry_options))
+    if raw:
+        sys.stdout.buffer.write(result.manifest.raw)
+        sys.stdout.buffer.flush()
+        return
+    if output == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        _print_pretty(result)

@@ -1,0 +1,85 @@
+"""Flags shared by every command that talks to a registry."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sigscope.errors import UsageError
+from sigscope.oci.client import RegistryOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT_BASIC = click.Choice(["pretty", "json"])
+
+
+def registry_options(func: F) -> F:
+    """Add the registry connection flags; the command receives `registry_options: RegistryOptions`."""
+
+    @click.option("--insecure", is_flag=True, help="Use plain HTTP for this registry (as sigscan).")
+    @click.option("--skip-tls-verify", is_flag=True, help="Use TLS but do not verify the certificate.")
+    @click.option(
+        "--ca-file", type=click.Path(dir_okay=False), help="Trust only this CA bundle (PEM) for TLS."
+    )
+    @click.option(
+        "-u", "--username", help="Registry user name (default: credentials from docker config.json)."
+    )
+    @click.option("-p", "--password", help="Registry password; prefer --password-stdin.")
+    @click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input.")
+    @click.option(
+        "--authfile",
+        type=click.Path(dir_okay=False),
+        help="Credentials file, docker config.json format (default: $REGISTRY_AUTH_FILE, docker config).",
+    )
+    @click.option(
+        "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds."
+    )
+    @click.option(
+        "--max-concurrency",
+        type=click.IntRange(min=1, max=512),
+        default=16,
+        show_default=True,
+        help="Requests in flight per registry.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        insecure: bool,
+        skip_tls_verify: bool,
+        ca_file: str | None,
+        username: str | None,
+        password: str | None,
+        password_stdin: bool,
+        authfile: str | None,
+        timeout: float,
+        max_concurrency: int,
+        **kwargs: Any,
+    ) -> Any:
+        if insecure and (skip_tls_verify or ca_file):
+            raise UsageError("--insecure (plain HTTP) cannot be combined with --skip-tls-verify or --ca-file")
+        if password_stdin:
+            if password is not None:
+                raise UsageError("--password and --password-stdin are mutually exclusive")
+            password = sys.stdin.readline().rstrip("\r\n")
+        if password is not None and username is None:
+            raise UsageError("a password needs --username")
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise UsageError(f"CA file {ca_file} does not exist")
+        kwargs["registry_options"] = RegistryOptions(
+            insecure=insecure,
+            skip_tls_verify=skip_tls_verify,
+            ca_file=ca_file,
+            username=username,
+            password=password,
+            auth_files=[Path(authfile)] if authfile else None,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+        )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

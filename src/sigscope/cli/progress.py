@@ -1,0 +1,55 @@
+"""A progress bar on a terminal, silence in a pipe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Tracker(Protocol):
+    def add_total(self, n: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+class _Silent:
+    def add_total(self, n: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, progress: Progress, description: str) -> None:
+        self._progress = progress
+        self._task = progress.add_task(description, total=0)
+        self._total = 0
+
+    def add_total(self, n: int) -> None:
+        self._total += n
+        self._progress.update(self._task, total=self._total)
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+
+@contextmanager
+def tracker(description: str, *, enabled: bool = True) -> Iterator[Tracker]:
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield _Silent()
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield _Bar(progress, description)

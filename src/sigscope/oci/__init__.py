@@ -1,0 +1,1 @@
+"""OCI references, registries and image layouts."""

@@ -1,0 +1,263 @@
+"""OCI image layout directories, behind the same interface as a registry repository.
+
+A layout holds one "repository": tags are `org.opencontainers.image.ref.name`
+annotations in `index.json`. Referrers are found as a registry would answer
+them: manifests in `index.json` whose `subject` names the digest, plus the
+referrers tag schema index (`sha256-<hex>`), which is also where we write them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sigscope.errors import IntegrityError, LayoutError, NotFoundError, TooLargeError
+from sigscope.model import Descriptor, Manifest
+from sigscope.oci import digest as digests
+from sigscope.oci import mediatypes, referrers
+from sigscope.oci.reference import is_valid_tag, referrers_tag
+
+DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024
+DEFAULT_MAX_BLOB = 64 * 1024 * 1024
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OCILayout:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = False,
+        max_manifest_size: int = DEFAULT_MAX_MANIFEST,
+        max_blob_size: int = DEFAULT_MAX_BLOB,
+    ) -> None:
+        self.path = Path(path)
+        self.max_manifest_size = max_manifest_size
+        self.max_blob_size = max_blob_size
+        marker = self.path / "oci-layout"
+        if not marker.exists():
+            if not create:
+                if not self.path.exists():
+                    raise LayoutError(f"OCI layout {self.path} does not exist")
+                raise LayoutError(f"{self.path} is not an OCI image layout (no oci-layout file)")
+            _atomic_write(marker, json.dumps({"imageLayoutVersion": mediatypes.OCI_LAYOUT_VERSION}).encode())
+            if not (self.path / "index.json").exists():
+                _atomic_write(self.path / "index.json", referrers.serialize(self._empty_index()))
+
+    @property
+    def display(self) -> str:
+        return f"oci:{self.path}"
+
+    # ----------------------------------------------------------- index.json
+
+    @staticmethod
+    def _empty_index() -> dict[str, Any]:
+        return {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": []}
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.path / "index.json").read_bytes())
+        except FileNotFoundError:
+            raise LayoutError(f"OCI layout {self.path} has no index.json") from None
+        except (OSError, ValueError) as exc:
+            raise LayoutError(f"cannot read {self.path / 'index.json'}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise LayoutError(f"{self.path / 'index.json'} is not an OCI image index")
+        return data
+
+    def _entries(self) -> list[Descriptor]:
+        try:
+            return [Descriptor.from_json(m) for m in self._read_index().get("manifests") or []]
+        except IntegrityError as exc:
+            raise LayoutError(f"{self.path / 'index.json'}: {exc}") from None
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        _atomic_write(self.path / "index.json", referrers.serialize(index))
+
+    # ----------------------------------------------------------------- blobs
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, encoded = digests.parse(digest)
+        return self.path / "blobs" / algorithm / encoded
+
+    def _read_blob(self, digest: str, limit: int, what: str) -> bytes:
+        path = self._blob_path(digest)
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                raise TooLargeError(f"{what} {digest} is {size} bytes, over the {limit}-byte limit")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"{what} {digest} not found in {self.display}") from None
+        except OSError as exc:
+            raise LayoutError(f"cannot read {path}: {exc.strerror}") from None
+        # A layout on disk is as untrusted as a registry: bytes must match their name.
+        digests.check(data, digest, f"{what} {digest} in {self.display}")
+        return data
+
+    # ------------------------------------------------------- the interface
+
+    async def list_tags(self) -> list[str]:
+        tags = []
+        for entry in self._entries():
+            name = entry.annotations.get(mediatypes.ANNOTATION_REF_NAME)
+            if name and name not in tags:
+                tags.append(name)
+        return tags
+
+    def default_reference(self) -> str:
+        """What `oci:DIR` with no tag means: the only image in the layout."""
+        entries = [e for e in self._entries() if not _is_attachment_entry(e)]
+        digests_found = {e.digest for e in entries}
+        if len(digests_found) == 1:
+            return entries[0].digest
+        if not digests_found:
+            raise NotFoundError(f"{self.display} holds no images")
+        tags = sorted({e.annotations.get(mediatypes.ANNOTATION_REF_NAME, "") for e in entries} - {""})
+        raise LayoutError(
+            f"{self.display} holds {len(digests_found)} images; name one with :TAG or @DIGEST"
+            + (f" (tags: {', '.join(tags)})" if tags else "")
+        )
+
+    async def resolve(self, reference: str) -> Descriptor:
+        if ":" in reference:
+            digests.parse(reference)
+            for entry in self._entries():
+                if entry.digest == reference:
+                    return entry
+            return (await self.get_manifest(reference)).descriptor
+        for entry in self._entries():
+            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == reference:
+                return entry
+        raise NotFoundError(f"tag {reference!r} not found in {self.display}")
+
+    async def get_manifest(self, reference: str) -> Manifest:
+        if ":" in reference:
+            digest = reference
+            known = next((e for e in self._entries() if e.digest == digest), None)
+        else:
+            known = await self.resolve(reference)
+            digest = known.digest
+        raw = self._read_blob(digest, self.max_manifest_size, "manifest")
+        try:
+            declared = json.loads(raw).get("mediaType")
+        except (ValueError, AttributeError):
+            raise IntegrityError(f"manifest {digest} in {self.display} is not a JSON object") from None
+        media_type = str(declared or (known.media_type if known else mediatypes.OCI_MANIFEST))
+        return Manifest(Descriptor(media_type=media_type, digest=digest, size=len(raw)), raw)
+
+    async def get_blob(self, digest: str, *, max_size: int | None = None) -> bytes:
+        return self._read_blob(digest, max_size if max_size is not None else self.max_blob_size, "blob")
+
+    async def put_blob(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        digest = digests.of(data)
+        path = self._blob_path(digest)
+        if not path.exists():
+            _atomic_write(path, data)
+        return Descriptor(media_type=media_type, digest=digest, size=len(data))
+
+    async def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        if tag is not None and not is_valid_tag(tag):
+            raise LayoutError(f"invalid tag {tag!r}")
+        descriptor = await self.put_blob(data, media_type)
+        descriptor = Descriptor(media_type=media_type, digest=descriptor.digest, size=descriptor.size)
+        index = self._read_index()
+        manifests = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+        if tag is None:
+            if not any(m.get("digest") == descriptor.digest for m in manifests):
+                manifests.append(descriptor.to_json())
+        else:
+            # A tag names one manifest: retag rather than duplicate, as skopeo does.
+            manifests = [
+                m
+                for m in manifests
+                if (m.get("annotations") or {}).get(mediatypes.ANNOTATION_REF_NAME) != tag
+            ]
+            entry = descriptor.to_json()
+            entry["annotations"] = {mediatypes.ANNOTATION_REF_NAME: tag}
+            manifests.append(entry)
+        index["manifests"] = manifests
+        self._write_index(index)
+        return descriptor
+
+    async def delete_manifest(self, digest: str) -> None:
+        digests.parse(digest)
+        index = self._read_index()
+        manifests = [
+            m for m in index.get("manifests") or [] if not (isinstance(m, dict) and m.get("digest") == digest)
+        ]
+        if len(manifests) == len(index.get("manifests") or []):
+            raise NotFoundError(f"manifest {digest} not found in {self.display}")
+        index["manifests"] = manifests
+        self._write_index(index)
+
+    async def referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        digests.parse(digest)
+        found: dict[str, Descriptor] = {}
+        tag = referrers_tag(digest)
+        for entry in self._entries():
+            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == tag:
+                if entry.media_type == mediatypes.OCI_INDEX:
+                    raw = self._read_blob(entry.digest, self.max_manifest_size, "referrers index")
+                    for d in referrers.parse_index(raw, f"{self.display}:{tag}"):
+                        found.setdefault(d.digest, d)
+                continue
+            if (
+                entry.media_type not in (mediatypes.OCI_MANIFEST, mediatypes.OCI_INDEX)
+                or entry.digest in found
+            ):
+                continue
+            try:
+                manifest = await self.get_manifest(entry.digest)
+                subject = manifest.subject()
+            except (NotFoundError, IntegrityError):
+                # A broken entry is not a referrer of anything; the scan reports it on its own.
+                continue
+            if subject is not None and subject.digest == digest:
+                found[entry.digest] = referrers.descriptor_for(manifest)
+        return referrers.filter_artifact_type(list(found.values()), artifact_type)
+
+    async def push_referrer(self, data: bytes, media_type: str) -> Descriptor:
+        descriptor = await self.put_blob(data, media_type)
+        manifest = Manifest(Descriptor(media_type, descriptor.digest, descriptor.size), data)
+        subject = manifest.subject()
+        if subject is None:
+            raise LayoutError("a referrer manifest needs a subject")
+        tag = referrers_tag(subject.digest)
+        existing: dict[str, Any] | None = None
+        for entry in self._entries():
+            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == tag:
+                if entry.media_type != mediatypes.OCI_INDEX:
+                    raise LayoutError(
+                        f"tag {tag} in {self.display} is not an OCI index; refusing to overwrite it"
+                    )
+                existing = json.loads(
+                    self._read_blob(entry.digest, self.max_manifest_size, "referrers index")
+                )
+        body, changed = referrers.add_to_index(existing, referrers.descriptor_for(manifest))
+        if changed:
+            await self.put_manifest(body, mediatypes.OCI_INDEX, tag)
+        return Descriptor(media_type, descriptor.digest, descriptor.size)
+
+
+_ATTACHMENT_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$")
+
+
+def _is_attachment_entry(entry: Descriptor) -> bool:
+    """Signature and referrers tags ride along with an image; they are not images to pick."""
+    return bool(_ATTACHMENT_TAG.match(entry.annotations.get(mediatypes.ANNOTATION_REF_NAME, "")))
