@@ -683,7 +683,9 @@ class RegistryClient:
     async def _referrers_via_tag(self, repo: str, digest: str) -> list[Descriptor]:
         tag = referrers_tag(digest)
         try:
-            index = await self.get_manifest(repo, tag, accept=mediatypes.OCI_INDEX)
+            # The full Accept list: with only the index type, distribution hides whatever else holds
+            # the tag, and we would mistake a clash for "no referrers" and overwrite it.
+            index = await self.get_manifest(repo, tag)
         except NotFoundError:
             return []
         if index.media_type != mediatypes.OCI_INDEX:
@@ -707,7 +709,7 @@ class RegistryClient:
         tag = referrers_tag(subject_digest)
         existing: dict[str, Any] | None = None
         try:
-            current = await self.get_manifest(repo, tag, accept=mediatypes.OCI_INDEX)
+            current = await self.get_manifest(repo, tag)
         except NotFoundError:
             current = None
         if current is not None:

@@ -123,6 +123,9 @@ class OCILayout:
     def default_reference(self) -> str:
         """What `oci:DIR` with no tag means: the only image in the layout."""
         entries = [e for e in self._entries() if not _is_attachment_entry(e)]
+        if len({e.digest for e in entries}) > 1:
+            # Untagged referrers (oras writes them into index.json) are not images to pick either.
+            entries = [e for e in entries if not self._has_subject(e)]
         digests_found = {e.digest for e in entries}
         if len(digests_found) == 1:
             return entries[0].digest
@@ -133,6 +136,15 @@ class OCILayout:
             f"{self.display} holds {len(digests_found)} images; name one with :TAG or @DIGEST"
             + (f" (tags: {', '.join(tags)})" if tags else "")
         )
+
+    def _has_subject(self, entry: Descriptor) -> bool:
+        if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME):
+            return False
+        try:
+            raw = self._read_blob(entry.digest, self.max_manifest_size, "manifest")
+            return bool(json.loads(raw).get("subject"))
+        except (NotFoundError, IntegrityError, ValueError, AttributeError):
+            return False
 
     async def resolve(self, reference: str) -> Descriptor:
         if ":" in reference:

@@ -1,0 +1,3 @@
+from sigscope.cli.main import main
+
+main()

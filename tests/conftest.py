@@ -1,0 +1,145 @@
+"""Session-scoped fixtures backed by real peers (see tests/testbed and /work/shared/TESTBED.md).
+
+The fixtures are synchronous and session-scoped on purpose, so async tests (pytest-asyncio, function-scoped
+loops) can use them. Every registry fixture is a :class:`testbed.RegistryHandle` whose ``images`` maps
+``"repo:tag"`` → digest of what was pushed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testbed import (
+    ALICE_PASSWORD,
+    ALICE_REFRESH_TOKEN,
+    ALICE_USER,
+    RegistryHandle,
+    TokenServer,
+    build_layout,
+    layout_digest,
+    push_layout,
+    registry_binary,
+    start_registry,
+)
+
+ALICE = {ALICE_USER: ALICE_PASSWORD}
+
+
+@pytest.fixture(scope="session")
+def registry_bin() -> str:
+    """Path of ``docker-registry``; skips when it (or skopeo, needed to push images) is not installed."""
+    binary = registry_binary()
+    if binary is None:
+        pytest.skip("docker-registry not installed (apt-get install -y docker-registry; .ci/run does this)")
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo not installed (apt-get install -y skopeo; .ci/run does this)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def demo_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OCI layout with tags ``alpine-1.0`` (single manifest) and ``multi-latest`` (amd64+arm64 index)."""
+    path = tmp_path_factory.mktemp("demo-layout")
+    build_layout(path, "alpine-1.0", seed="demo/alpine:1.0")
+    build_layout(path, "multi-latest", seed="demo/multi:latest", architectures=["amd64", "arm64"])
+    return path
+
+
+def _push(
+    handle: RegistryHandle,
+    layout: Path,
+    layout_tag: str,
+    ref: str,
+    *,
+    tls_verify: bool = False,
+    cert_dir: Path | None = None,
+) -> None:
+    repo, _, tag = ref.rpartition(":")
+    push_layout(
+        layout,
+        layout_tag,
+        handle.host,
+        repo,
+        tag,
+        tls_verify=tls_verify,
+        cert_dir=cert_dir,
+        creds=handle.creds,
+    )
+    handle.images[ref] = layout_digest(layout, layout_tag)
+
+
+@pytest.fixture(scope="session")
+def registry(
+    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """Plain-HTTP registry with ``demo/alpine:1.0`` and ``demo/multi:latest`` (an OCI index)."""
+    handle = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
+        _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(
+    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """HTTPS registry (private CA in ``ca_file``) with ``demo/alpine:1.0``."""
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    handle = start_registry(workdir, tls=True)
+    try:
+        assert handle.ca_file is not None
+        cert_dir = workdir / "skopeo-certs"
+        cert_dir.mkdir()
+        shutil.copy(handle.ca_file, cert_dir / "ca.crt")
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0", tls_verify=True, cert_dir=cert_dir)
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(
+    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """HTTP registry with htpasswd Basic auth (alice/wonderland) and ``demo/alpine:1.0``."""
+    handle = start_registry(tmp_path_factory.mktemp("basic-registry"), htpasswd=ALICE)
+    try:
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(
+    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """HTTP registry with bearer-token auth (``token_server``; alice/wonderland, refresh token
+    ``ALICE_REFRESH_TOKEN``) and ``demo/alpine:1.0``."""
+    handle = start_registry(
+        tmp_path_factory.mktemp("token-registry"),
+        token=True,
+        users=ALICE,
+        refresh_tokens={ALICE_REFRESH_TOKEN: ALICE_USER},
+    )
+    try:
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
+        assert handle.token_server is not None
+        handle.token_server.reset_requests()
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def token_server(token_registry: RegistryHandle) -> TokenServer:
+    """``token_registry``'s token server with ``token_requests`` emptied for this test."""
+    assert token_registry.token_server is not None
+    token_registry.token_server.reset_requests()
+    return token_registry.token_server

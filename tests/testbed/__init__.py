@@ -1,0 +1,66 @@
+"""Real peers for sigscope's tests and benchmarks: a distribution registry, a token server, OCI images.
+
+Benchmarks import it with ``sys.path.insert(0, "<repo>/tests")`` then ``import testbed``.
+"""
+
+from __future__ import annotations
+
+from .images import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    build_layout,
+    canonical_json,
+    get_manifest,
+    layout_digest,
+    push_layout,
+    push_many,
+    put_tags,
+    read_blob,
+    sha256_digest,
+)
+from .registry import (
+    MANIFEST_ACCEPT,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    RegistryExited,
+    RegistryHandle,
+    free_port,
+    make_tls_files,
+    registry_binary,
+    start_registry,
+)
+from .tokenserver import TokenServer, parse_scope
+
+#: Credentials the auth fixtures are configured with.
+ALICE_USER = "alice"
+ALICE_PASSWORD = "wonderland"
+#: Refresh token preconfigured on ``token_registry``'s token server (for docker config ``identitytoken``).
+ALICE_REFRESH_TOKEN = "sigscope-test-refresh-token-alice"
+
+__all__ = [
+    "ALICE_PASSWORD",
+    "ALICE_REFRESH_TOKEN",
+    "ALICE_USER",
+    "MANIFEST_ACCEPT",
+    "OCI_CONFIG",
+    "OCI_INDEX",
+    "OCI_LAYER_GZIP",
+    "OCI_MANIFEST",
+    "RegistryExited",
+    "RegistryHandle",
+    "TokenServer",
+    "build_layout",
+    "canonical_json",
+    "free_port",
+    "get_manifest",
+    "layout_digest",
+    "make_tls_files",
+    "parse_scope",
+    "push_layout",
+    "push_many",
+    "put_tags",
+    "read_blob",
+    "registry_binary",
+    "sha256_digest",
+    "start_registry",
+]
