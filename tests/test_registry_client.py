@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from testbed import ALICE_PASSWORD, ALICE_REFRESH_TOKEN, ALICE_USER, RegistryHandle, TokenServer
 
-from sigscope.errors import AuthError, IntegrityError, NotFoundError, TLSError, TooLargeError
+from sigscope.errors import AuthError, NotFoundError, TLSError, TooLargeError
 from sigscope.model import Descriptor
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes
@@ -100,7 +100,7 @@ async def test_read_paths(registry: RegistryHandle) -> None:
 async def test_not_found_is_not_retried(registry: RegistryHandle) -> None:
     async with RegistryClient(registry.host, plain()) as client:
         before = client.request_count
-        with pytest.raises(NotFoundError, match="MANIFEST_UNKNOWN|not found"):
+        with pytest.raises(NotFoundError, match=r"MANIFEST_UNKNOWN"):
             await client.get_manifest("demo/alpine", "nope")
         assert client.request_count - before == 1
         with pytest.raises(NotFoundError):
