@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
+from sigscope.cli.progress import stdout_console
 from sigscope.errors import IntegrityError
 from sigscope.model import Manifest
 from sigscope.oci.client import RegistryOptions
@@ -104,7 +104,7 @@ def _human(size: int | None) -> str:
 
 def _print_pretty(result: Inspection) -> None:
     data = result.to_json()
-    console = Console()
+    console = stdout_console()
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")

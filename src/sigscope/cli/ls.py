@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
-from sigscope.cli.progress import Tracker, tracker
+from sigscope.cli.progress import Tracker, stdout_console, tracker
 from sigscope.errors import SigscopeError
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
@@ -111,7 +110,7 @@ async def list_layout(path: str, progress: Tracker) -> Listing:
 
 
 def _print_pretty(listing: Listing, with_tags: bool) -> None:
-    console = Console()
+    console = stdout_console()
     if not with_tags:
         table = Table(
             title=f"{len(listing.repositories)} repositories on {listing.source}", title_justify="left"

@@ -53,3 +53,11 @@ def tracker(description: str, *, enabled: bool = True) -> Iterator[Tracker]:
         transient=True,
     ) as progress:
         yield _Bar(progress, description)
+
+
+def stdout_console() -> Console:
+    """Rich output for stdout; in a pipe, wide enough that digests and names are never folded."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=240, soft_wrap=False)
+    return console
