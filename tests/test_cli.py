@@ -105,10 +105,10 @@ def test_inspect_and_ls_oci_layout(demo_layout: Path) -> None:
 
 
 def test_auth_flags(basic_registry: RegistryHandle) -> None:
+    image = f"{basic_registry.host}/demo/alpine:1.0"
     ok = run(
-        "inspect", f"{basic_registry.host}/demo/alpine:1.0", "--insecure", "-u", ALICE_USER, "--password-stdin",
-        stdin=ALICE_PASSWORD + "\n",
-    )  # fmt: skip
+        "inspect", image, "--insecure", "-u", ALICE_USER, "--password-stdin", stdin=ALICE_PASSWORD + "\n"
+    )
     assert ok.returncode == 0, ok.stderr
     bad = run(
         "inspect", f"{basic_registry.host}/demo/alpine:1.0", "--insecure", "-u", ALICE_USER, "-p", "wrong"

@@ -20,7 +20,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -157,6 +157,8 @@ class RegistryClient:
         self._token_lock = asyncio.Lock()
         self._referrers_api: bool | None = None
         self.request_count = 0
+        # Replaceable so tests can observe back-off decisions without waiting for them.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def __aenter__(self) -> RegistryClient:
         await self.open()
@@ -382,7 +384,7 @@ class RegistryClient:
         else:
             delay = self.options.backoff_base * (2 ** (attempt - 1))
             delay *= 0.5 + random.random()
-        await asyncio.sleep(delay)
+        await self.sleep(delay)
 
     async def _read_limited(self, resp: aiohttp.ClientResponse, limit: int | None, url: str) -> bytes:
         length = resp.content_length
