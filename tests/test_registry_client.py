@@ -313,3 +313,18 @@ def test_testbed_has_skopeo() -> None:
     # The registry fixtures push with skopeo; make a missing install loud rather than a silent skip in CI.
     if os.environ.get("CI"):
         assert shutil.which("skopeo") and shutil.which("docker-registry")
+
+
+async def test_bearer_token_refreshed_on_401(
+    token_registry: RegistryHandle, token_server: TokenServer
+) -> None:
+    options = plain(username=ALICE_USER, password=ALICE_PASSWORD)
+    async with RegistryClient(token_registry.host, options) as client:
+        await client.list_tags("demo/alpine")
+        # Swap the cached token for one the registry rejects (wrong audience): as if it had expired.
+        [key] = [k for k in client._tokens._tokens if k[2] == ("repository:demo/alpine:pull",)]
+        rejected = token_server.make_token(ALICE_USER, [], audience="someone-else")
+        client._tokens.put(*key, rejected, expires_in=300)
+        token_server.reset_requests()
+        assert await client.list_tags("demo/alpine") == ["1.0"]
+        assert [r["scopes"] for r in token_server.token_requests] == [["repository:demo/alpine:pull"]]

@@ -19,6 +19,9 @@ from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 
 MAX_CONFIG = 1 << 20
+IMAGE_CONFIG_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
 
 
 @dataclass
@@ -37,8 +40,10 @@ class Inspection:
             "mediaType": self.manifest.media_type,
             "size": len(self.manifest.raw),
         }
-        if self.manifest.artifact_type() and not self.manifest.is_index:
-            out["artifactType"] = self.manifest.artifact_type()
+        artifact_type = self.manifest.artifact_type()
+        # An ordinary image's config type says nothing; only a real artifact type is worth showing.
+        if artifact_type and artifact_type not in IMAGE_CONFIG_TYPES:
+            out["artifactType"] = artifact_type
         if self.manifest.is_index:
             out["platforms"] = self.platforms
         else:
