@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m ruff format --check src tests bench
-"$PYTHON" -m ruff check src tests bench
+"$PYTHON" -m ruff format --check src tests bench demo
+"$PYTHON" -m ruff check src tests bench demo
 "$PYTHON" -m mypy
 "$PYTHON" -m pytest -q "$@"
