@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sigscope.errors import IntegrityError
@@ -154,3 +156,270 @@ class Manifest:
         if config is not None:
             total += config.size
         return total + sum(layer.size for layer in self.layers())
+
+
+# ---------------------------------------------------------------- evidence
+
+
+class Status(StrEnum):
+    """What a scan or a verification can honestly say about one signature."""
+
+    UNVERIFIED = "unverified"  # found; nothing about it could be checked without trust material
+    INTEGRITY_OK = "integrity-ok"  # self-consistent: signature holds, names this digest, chain links
+    INVALID = "invalid"  # a check failed: tampered, wrong digest, broken chain, malformed
+    VERIFIED = "verified"  # checked against trust material the user supplied, and it held
+    UNTRUSTED = "untrusted"  # self-consistent, but not trusted by the supplied material
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check; a verdict is the conjunction of these, never a bare boolean."""
+
+    name: str
+    outcome: Outcome
+    detail: str = ""
+
+    @classmethod
+    def passed(cls, name: str, detail: str = "") -> Check:
+        return cls(name, Outcome.PASSED, detail)
+
+    @classmethod
+    def failed(cls, name: str, detail: str) -> Check:
+        return cls(name, Outcome.FAILED, detail)
+
+    @classmethod
+    def skipped(cls, name: str, detail: str) -> Check:
+        return cls(name, Outcome.SKIPPED, detail)
+
+    def to_json(self) -> dict[str, str]:
+        out = {"name": self.name, "outcome": str(self.outcome)}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a report needs to know about one X.509 certificate."""
+
+    subject: str  # RFC 4514, "" for Fulcio leaves
+    issuer: str
+    serial: str  # hex
+    sha256: str  # lowercase hex thumbprint of the DER
+    not_before: datetime
+    not_after: datetime
+    key_type: str  # "ECDSA", "RSA", "Ed25519", ...
+    key_size: int
+    curve: str | None
+    self_signed: bool
+    is_ca: bool
+    expired: bool  # relative to the clock the caller passed
+    not_yet_valid: bool
+    emails: tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()
+    dns_names: tuple[str, ...] = ()
+    other_names: tuple[str, ...] = ()
+    eku: tuple[str, ...] = ()
+    oidc_issuer: str | None = None
+    fulcio: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def display_name(self) -> str:
+        """The name a person recognises: the subject DN, else the SAN (keyless leaves have no DN)."""
+        if self.subject:
+            return self.subject
+        for names in (self.emails, self.uris, self.other_names, self.dns_names):
+            if names:
+                return names[0]
+        return f"sha256:{self.sha256}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial": self.serial,
+            "sha256": self.sha256,
+            "notBefore": self.not_before.isoformat(),
+            "notAfter": self.not_after.isoformat(),
+            "keyType": self.key_type,
+            "keySize": self.key_size,
+            "selfSigned": self.self_signed,
+            "isCA": self.is_ca,
+            "expired": self.expired,
+        }
+        if self.curve:
+            out["curve"] = self.curve
+        if self.not_yet_valid:
+            out["notYetValid"] = True
+        for key, values in (
+            ("emails", self.emails),
+            ("uris", self.uris),
+            ("dnsNames", self.dns_names),
+            ("otherNames", self.other_names),
+            ("eku", self.eku),
+        ):
+            if values:
+                out[key] = list(values)
+        if self.oidc_issuer:
+            out["oidcIssuer"] = self.oidc_issuer
+        if self.fulcio:
+            out["fulcio"] = dict(self.fulcio)
+        return out
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    """A bare public key (cosign --key signatures): identified by its fingerprint, never 'Unknown KeyPair'."""
+
+    key_type: str
+    key_size: int
+    sha256: str  # lowercase hex of SHA-256 over the DER SubjectPublicKeyInfo
+    curve: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"keyType": self.key_type, "keySize": self.key_size, "sha256": self.sha256}
+        if self.curve:
+            out["curve"] = self.curve
+        return out
+
+
+@dataclass(frozen=True)
+class PGPSigner:
+    key_id: str  # 16 hex, uppercase as gpg prints it
+    fingerprint: str | None = None  # known only when the key is at hand
+    user_ids: tuple[str, ...] = ()
+    algorithm: str | None = None
+    created: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"keyId": self.key_id}
+        if self.fingerprint:
+            out["fingerprint"] = self.fingerprint
+        if self.user_ids:
+            out["userIds"] = list(self.user_ids)
+        if self.algorithm:
+            out["algorithm"] = self.algorithm
+        if self.created:
+            out["created"] = self.created.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class SignerIdentity:
+    """Who claims to have signed: a certificate (with its chain), a bare key, or an OpenPGP key."""
+
+    certificate: CertificateInfo | None = None
+    chain: tuple[CertificateInfo, ...] = ()  # the certificates after the leaf, as carried by the signature
+    public_key: PublicKeyInfo | None = None
+    pgp: PGPSigner | None = None
+
+    @property
+    def display_name(self) -> str:
+        if self.certificate is not None:
+            return self.certificate.display_name
+        if self.pgp is not None:
+            return self.pgp.user_ids[0] if self.pgp.user_ids else f"OpenPGP key {self.pgp.key_id}"
+        if self.public_key is not None:
+            return f"{self.public_key.key_type} key sha256:{self.public_key.sha256[:16]}"
+        return ""
+
+    @property
+    def issuer_name(self) -> str:
+        return self.certificate.issuer if self.certificate is not None else ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.display_name}
+        if self.certificate is not None:
+            out["certificate"] = self.certificate.to_json()
+        if self.chain:
+            out["chain"] = [c.to_json() for c in self.chain]
+        if self.public_key is not None:
+            out["publicKey"] = self.public_key.to_json()
+        if self.pgp is not None:
+            out["pgp"] = self.pgp.to_json()
+        return out
+
+
+class SignatureFormat(StrEnum):
+    COSIGN = "cosign"  # legacy .sig tag layer (simple-signing payload)
+    COSIGN_ATTESTATION = "cosign-attestation"  # legacy .att tag layer (DSSE in-toto)
+    COSIGN_SBOM = "cosign-sbom"  # legacy .sbom tag (an attachment, not a signature)
+    SIGSTORE_BUNDLE = "sigstore-bundle"  # cosign v3 bundle referrer
+    NOTATION_JWS = "notation-jws"
+    NOTATION_COSE = "notation-cose"
+    SIMPLE_SIGNING = "simple-signing"  # GPG, containers/image lookaside
+
+
+@dataclass
+class Signature:
+    """One signature found on one image, with what it claims and what could be checked."""
+
+    format: SignatureFormat
+    subject_digest: str  # the image digest it was found attached to
+    location: str  # where: "tag sha256-….sig layer 1", "referrer sha256:…", "lookaside …/signature-1"
+    media_type: str = ""
+    signer: SignerIdentity | None = None
+    signed_digest: str | None = None  # the digest the signed payload names
+    claims: dict[str, Any] = field(default_factory=dict)  # payload facts: reference, annotations, …
+    signing_time: datetime | None = None
+    expiry: datetime | None = None
+    timestamped: bool = False
+    checks: list[Check] = field(default_factory=list)
+    status: Status = Status.UNVERIFIED
+    error: str | None = None
+    # Bytes a later verification with trust material needs; never printed.
+    evidence: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def settle(self) -> Signature:
+        """Status from the checks: any failure is invalid; a passed signature check is integrity-ok."""
+        if any(c.outcome is Outcome.FAILED for c in self.checks) or self.error:
+            self.status = Status.INVALID
+        elif any(c.name == "signature" and c.outcome is Outcome.PASSED for c in self.checks):
+            self.status = Status.INTEGRITY_OK
+        else:
+            self.status = Status.UNVERIFIED
+        return self
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.outcome is Outcome.FAILED]
+
+    @property
+    def reason(self) -> str:
+        if self.error:
+            return self.error
+        failed = self.failed_checks
+        return "; ".join(f"{c.name}: {c.detail}" for c in failed)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": str(self.format),
+            "status": str(self.status),
+            "subjectDigest": self.subject_digest,
+            "location": self.location,
+        }
+        if self.media_type:
+            out["mediaType"] = self.media_type
+        if self.signer is not None:
+            out["signer"] = self.signer.to_json()
+        if self.signed_digest:
+            out["signedDigest"] = self.signed_digest
+        if self.claims:
+            out["claims"] = self.claims
+        if self.signing_time:
+            out["signingTime"] = self.signing_time.isoformat()
+        if self.expiry:
+            out["expiry"] = self.expiry.isoformat()
+        out["timestamped"] = self.timestamped
+        out["checks"] = [c.to_json() for c in self.checks]
+        if self.status is Status.INVALID:
+            out["reason"] = self.reason
+        if self.error:
+            out["error"] = self.error
+        return out
