@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -235,7 +236,7 @@ def chain_links(chain: list[x509.Certificate]) -> Check:
     """Each certificate is issued by the next one. Says nothing about whether the top is trusted."""
     if len(chain) < 2:
         return Check.skipped("chain", "no chain carried beyond the signing certificate")
-    for position, (child, parent) in enumerate(zip(chain, chain[1:], strict=False)):
+    for position, (child, parent) in enumerate(itertools.pairwise(chain)):
         if not issued_by(child, parent):
             return Check.failed(
                 "chain",
