@@ -423,3 +423,32 @@ class Signature:
         if self.error:
             out["error"] = self.error
         return out
+
+
+@dataclass
+class Attachment:
+    """Something attached to an image that is not itself a signature: an SBOM, a scan report, an attestation
+    referrer of unknown shape. Reported with its type and whether anything signed it."""
+
+    artifact_type: str
+    digest: str
+    location: str
+    media_type: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    signed: bool = False
+    signatures: list[Signature] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "artifactType": self.artifact_type,
+            "digest": self.digest,
+            "location": self.location,
+            "signed": self.signed,
+        }
+        if self.media_type:
+            out["mediaType"] = self.media_type
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.signatures:
+            out["signatures"] = [s.to_json() for s in self.signatures]
+        return out
