@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,10 +14,15 @@ from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
 from sigscope.cli.progress import stdout_console
+from sigscope.cli.tree import signature_tree
 from sigscope.errors import IntegrityError
 from sigscope.model import Manifest
 from sigscope.oci.client import RegistryOptions
+from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
+from sigscope.scan.registry import ImageResult, ScanOptions, scan_image
+from sigscope.sources.lookaside import load_registries_d
+from sigscope.trust.certs import utcnow
 
 MAX_CONFIG = 1 << 20
 IMAGE_CONFIG_TYPES = frozenset(
@@ -31,6 +37,7 @@ class Inspection:
     platforms: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] | None = None
     total_size: int | None = None
+    signatures: list[ImageResult] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = self.manifest.json()
@@ -56,14 +63,40 @@ class Inspection:
         subject = self.manifest.subject()
         if subject is not None:
             out["subject"] = subject.to_json()
+        if self.signatures is not None:
+            top, *children = self.signatures
+            out["signatures"] = [s.to_json() for s in top.signatures]
+            out["attachments"] = [a.to_json() for a in top.attachments]
+            if children:
+                out["platformSignatures"] = [
+                    {
+                        "platform": c.platform,
+                        "digest": c.digest,
+                        "signatures": [s.to_json() for s in c.signatures],
+                        "attachments": [a.to_json() for a in c.attachments],
+                        **({"error": c.error} if c.error else {}),
+                    }
+                    for c in children
+                ]
         return out
 
 
-async def inspect_image(image: str, options: RegistryOptions) -> Inspection:
+async def inspect_image(image: str, options: RegistryOptions, scan: ScanOptions | None = None) -> Inspection:
     async with open_image(image, options) as opened:
         repo = opened.repository
         manifest = await repo.get_manifest(opened.reference)
         result = Inspection(opened.display, manifest)
+        if scan is not None:
+            parsed = opened.parsed
+            is_registry = isinstance(parsed, ImageReference)
+            result.signatures = await scan_image(
+                repo,
+                manifest.digest,
+                source=parsed.registry if isinstance(parsed, ImageReference) else opened.display,
+                repo_name=parsed.repository if isinstance(parsed, ImageReference) else "",
+                registry=parsed.registry if is_registry else "",
+                options=scan,
+            )
         if manifest.is_index:
             for child in manifest.children():
                 entry: dict[str, Any] = {
@@ -150,6 +183,8 @@ def _print_pretty(result: Inspection) -> None:
                 child["mediaType"],
             )
         console.print(children)
+    if result.signatures is not None:
+        console.print(signature_tree(result.reference, result.signatures))
 
 
 @click.command("inspect")
@@ -157,9 +192,25 @@ def _print_pretty(result: Inspection) -> None:
 @click.option(
     "--raw", is_flag=True, help="Print the manifest bytes exactly as fetched (after the digest check)."
 )
+@click.option(
+    "--signatures", is_flag=True, help="Also find and show every signature on the image, as a tree."
+)
+@click.option(
+    "--registries.d",
+    "registries_d",
+    type=click.Path(file_okay=False, exists=True),
+    help="containers registries.d directory for GPG simple signatures (lookaside).",
+)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
-def inspect_cmd(image: str, raw: bool, output: str, registry_options: RegistryOptions) -> None:
+def inspect_cmd(
+    image: str,
+    raw: bool,
+    signatures: bool,
+    registries_d: str | None,
+    output: str,
+    registry_options: RegistryOptions,
+) -> None:
     """Show what IMAGE resolves to: digest, media type, platforms of an index, size.
 
     \b
@@ -167,8 +218,16 @@ def inspect_cmd(image: str, raw: bool, output: str, registry_options: RegistryOp
       sigscope inspect 127.0.0.1:5000/demo/alpine:1.0 --insecure
       sigscope inspect oci:./layout:v1 -o json
       sigscope inspect registry.example.com/app@sha256:… --raw | jq .
+      sigscope inspect 127.0.0.1:5000/team/api:1.4.2 --insecure --signatures
     """
-    result = asyncio.run(inspect_image(image, registry_options))
+    scan = None
+    if signatures:
+        scan = ScanOptions(
+            now=utcnow(),
+            platforms=True,
+            registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
+        )
+    result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:
         sys.stdout.buffer.write(result.manifest.raw)
         sys.stdout.buffer.flush()

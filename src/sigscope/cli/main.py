@@ -10,6 +10,7 @@ import click
 from sigscope import __version__
 from sigscope.cli.inspect import inspect_cmd
 from sigscope.cli.ls import ls_cmd
+from sigscope.cli.scan import scan_group
 from sigscope.errors import EXIT_ERROR, SigscopeError
 
 
@@ -25,6 +26,7 @@ def cli() -> None:
 
 cli.add_command(ls_cmd)
 cli.add_command(inspect_cmd)
+cli.add_command(scan_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -156,6 +156,7 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._token_lock = asyncio.Lock()
         self._referrers_api: bool | None = None
+        self._probe_lock = asyncio.Lock()
         self.request_count = 0
         # Replaceable so tests can observe back-off decisions without waiting for them.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -655,6 +656,29 @@ class RegistryClient:
             self._referrers_api = False
         return referrers.filter_artifact_type(await self._referrers_via_tag(repo, digest), artifact_type)
 
+    async def discover_referrers(
+        self, repo: str, digest: str, *, fallback_tag_listed: bool
+    ) -> list[Descriptor]:
+        """Referrers for a crawler that already holds the tag list.
+
+        Once the registry is known to lack the API, an absent `sha256-<hex>` tag in the list
+        means no referrers, so an unsigned image costs no request at all. The API is probed
+        once per client, not once per image.
+        """
+        digests.parse(digest)
+        if self._referrers_api is None:
+            async with self._probe_lock:
+                if self._referrers_api is None:
+                    found = await self._referrers_via_api(repo, digest, None)
+                    self._referrers_api = found is not None
+                    if found is not None:
+                        return found
+        if self._referrers_api:
+            return await self._referrers_via_api(repo, digest, None) or []
+        if not fallback_tag_listed:
+            return []
+        return await self._referrers_via_tag(repo, digest)
+
     async def _referrers_via_api(
         self, repo: str, digest: str, artifact_type: str | None
     ) -> list[Descriptor] | None:
@@ -768,3 +792,8 @@ class RegistryRepository:
 
     async def push_referrer(self, data: bytes, media_type: str) -> Descriptor:
         return await self.client.push_referrer(self.name, data, media_type)
+
+    async def discover_referrers(self, digest: str, *, fallback_tag_listed: bool) -> list[Descriptor]:
+        return await self.client.discover_referrers(
+            self.name, digest, fallback_tag_listed=fallback_tag_listed
+        )

@@ -244,6 +244,10 @@ class OCILayout:
                 found[entry.digest] = referrers.descriptor_for(manifest)
         return referrers.filter_artifact_type(list(found.values()), artifact_type)
 
+    async def discover_referrers(self, digest: str, *, fallback_tag_listed: bool) -> list[Descriptor]:
+        # Local reads are cheap, and oras-style untagged referrers have no tag to list.
+        return await self.referrers(digest)
+
     async def push_referrer(self, data: bytes, media_type: str) -> Descriptor:
         descriptor = await self.put_blob(data, media_type)
         manifest = Manifest(Descriptor(media_type, descriptor.digest, descriptor.size), data)

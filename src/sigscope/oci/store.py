@@ -37,6 +37,8 @@ class Repository(Protocol):
 
     async def push_referrer(self, data: bytes, media_type: str) -> Descriptor: ...
 
+    async def discover_referrers(self, digest: str, *, fallback_tag_listed: bool) -> list[Descriptor]: ...
+
 
 @dataclass(frozen=True)
 class OpenedImage:

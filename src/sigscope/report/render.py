@@ -1,0 +1,431 @@
+"""Scan reports: pretty/wide tables, JSON (sigscan's shape), NDJSON, CSV, SARIF and HTML.
+
+Every renderer takes results one at a time; NDJSON writes each at once (so a crawl of any size
+streams in flat memory), the others keep what they must and write at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from typing import IO, Any, Protocol
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sigscope import __version__
+from sigscope.model import Status
+from sigscope.report.records import FORMAT_COLUMNS, format_marks, signature_entry, signer_names
+from sigscope.report.summary import Summary, expired, self_signed, worst_status
+from sigscope.scan.registry import ImageResult
+
+OUTPUTS = ("pretty", "wide", "json", "ndjson", "csv", "sarif", "html")
+
+STATUS_STYLE = {
+    "invalid": "bold red",
+    "untrusted": "red",
+    "unverified": "yellow",
+    "integrity-ok": "cyan",
+    "verified": "bold green",
+    "unsigned": "dim",
+    "error": "bold red",
+}
+
+
+class Renderer(Protocol):
+    def add(self, result: ImageResult) -> None: ...
+
+    def finish(self, summary: Summary) -> None: ...
+
+
+def image_status(result: ImageResult) -> str:
+    if result.error:
+        return "error"
+    worst = worst_status(result.signatures)
+    return str(worst) if worst is not None else "unsigned"
+
+
+class TableRenderer:
+    def __init__(self, console: Console, source: str, *, wide: bool) -> None:
+        self.console = console
+        self.source = source
+        self.wide = wide
+        self.results: list[ImageResult] = []
+
+    def add(self, result: ImageResult) -> None:
+        self.results.append(result)
+
+    def finish(self, summary: Summary) -> None:
+        table = Table(title=self.source, title_justify="left")
+        table.add_column("Path", overflow="fold")
+        table.add_column("Digest", no_wrap=True)
+        for column, _ in FORMAT_COLUMNS:
+            table.add_column(column.capitalize(), justify="center")
+        table.add_column("Signer", overflow="fold")
+        if self.wide:
+            table.add_column("Issuer", overflow="fold")
+            table.add_column("Platform")
+        table.add_column("Status")
+        if self.wide:
+            table.add_column("Details", overflow="fold")
+        for result in sorted(self.results, key=lambda r: (r.repository, r.path, r.platform or "")):
+            digest = result.digest if self.wide else result.digest[:19]
+            marks = format_marks(result)
+            cells: list[str | Text] = [
+                result.path if not result.parent else f"  └ {result.platform or result.digest}"
+            ]
+            cells.append(digest)
+            cells.extend("✅" if marks[column] else "❌" for column, _ in FORMAT_COLUMNS)
+            signers = signer_names(result)
+            cells.append("\n".join(signers) if self.wide else ", ".join(signers))
+            if self.wide:
+                issuers = sorted(
+                    {s.signer.issuer_name for s in result.signatures if s.signer and s.signer.issuer_name}
+                )
+                cells.append("\n".join(issuers))
+                cells.append(result.platform or "")
+            status = image_status(result)
+            flags = []
+            if any(self_signed(s) for s in result.signatures):
+                flags.append("self-signed")
+            if any(expired(s) for s in result.signatures):
+                flags.append("expired")
+            label = status + (f" ({', '.join(flags)})" if flags else "")
+            cells.append(Text(label, style=STATUS_STYLE.get(status, "")))
+            if self.wide:
+                details = [result.error] if result.error else []
+                details += [
+                    f"{s.format} {s.location}: {s.reason}"
+                    for s in result.signatures
+                    if s.status is Status.INVALID
+                ]
+                details += [
+                    f"{a.artifact_type} ({'signed' if a.signed else 'unsigned'})" for a in result.attachments
+                ]
+                cells.append("\n".join(d for d in details if d))
+            table.add_row(*cells)
+        self.console.print(table)
+        for result in self.results:
+            if result.error and not self.wide:
+                self.console.print(Text(f"error: {result.path}: {result.error}", style="red"))
+            for signature in result.signatures:
+                if signature.status is Status.INVALID and not self.wide:
+                    where = f"{result.path} {signature.format} {signature.location}"
+                    self.console.print(Text(f"invalid: {where}: {signature.reason}", style="red"))
+        self.console.print(summary.line)
+
+
+class JSONRenderer:
+    """`{"name", "registry": {"signatures": [...]}}` as sigscan writes it, plus images and a summary."""
+
+    def __init__(self, out: IO[str], source: str, key: str = "registry") -> None:
+        self.out = out
+        self.source = source
+        self.key = key
+        self.entries: list[dict[str, Any]] = []
+        self.images: list[dict[str, Any]] = []
+
+    def add(self, result: ImageResult) -> None:
+        self.images.append(result.to_json())
+        self.entries.extend(signature_entry(result, s) for s in result.signatures)
+
+    def finish(self, summary: Summary) -> None:
+        document = {
+            "name": self.source,
+            self.key: {"signatures": self.entries},
+            "images": self.images,
+            "summary": summary.to_json(),
+            "tool": {"name": "sigscope", "version": __version__},
+        }
+        self.out.write(json.dumps(document, indent=2) + "\n")
+
+
+class NDJSONRenderer:
+    """One self-contained line per image, as it completes; a summary line last."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def add(self, result: ImageResult) -> None:
+        line = {
+            "type": "image",
+            **result.to_json(),
+            "signatures": [signature_entry(result, s) for s in result.signatures],
+        }
+        self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def finish(self, summary: Summary) -> None:
+        self.out.write(json.dumps({"type": "summary", **summary.to_json()}, separators=(",", ":")) + "\n")
+
+
+CSV_COLUMNS = [
+    "path",
+    "repository",
+    "tags",
+    "digest",
+    "platform",
+    "format",
+    "status",
+    "subjectname",
+    "issuer",
+    "emails",
+    "uris",
+    "oidc_issuer",
+    "thumbprint",
+    "not_after",
+    "self_signed",
+    "expired",
+    "timestamped",
+    "signing_time",
+    "location",
+    "reason",
+    "error",
+]
+
+
+class CSVRenderer:
+    """One row per signature, and one per unsigned or unreadable image, so nothing is silently absent."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        self.writer.writeheader()
+
+    def add(self, result: ImageResult) -> None:
+        base = {
+            "path": result.path,
+            "repository": result.repository,
+            "tags": " ".join(result.tags),
+            "digest": result.digest,
+            "platform": result.platform or "",
+            "error": result.error or "",
+        }
+        if not result.signatures:
+            self.writer.writerow({**base, "status": "error" if result.error else "unsigned"})
+            return
+        for signature in result.signatures:
+            cert = signature.signer.certificate if signature.signer else None
+            self.writer.writerow(
+                {
+                    **base,
+                    "format": str(signature.format),
+                    "status": str(signature.status),
+                    "subjectname": signature.signer.display_name if signature.signer else "",
+                    "issuer": signature.signer.issuer_name if signature.signer else "",
+                    "emails": " ".join(cert.emails) if cert else "",
+                    "uris": " ".join(cert.uris) if cert else "",
+                    "oidc_issuer": (cert.oidc_issuer or "") if cert else "",
+                    "thumbprint": cert.sha256 if cert else "",
+                    "not_after": cert.not_after.isoformat() if cert else "",
+                    "self_signed": str(cert.self_signed).lower() if cert else "",
+                    "expired": str(cert.expired).lower() if cert else "",
+                    "timestamped": str(signature.timestamped).lower(),
+                    "signing_time": signature.signing_time.isoformat() if signature.signing_time else "",
+                    "location": signature.location,
+                    "reason": signature.reason,
+                    "error": signature.error or result.error or "",
+                }
+            )
+
+    def finish(self, summary: Summary) -> None:
+        pass
+
+
+SARIF_RULES = [
+    ("SIG001", "unsigned-image", "The image carries no signature in any format.", "warning"),
+    (
+        "SIG002",
+        "invalid-signature",
+        "A signature failed an integrity check (tampered, wrong digest, broken chain).",
+        "error",
+    ),
+    ("SIG003", "self-signed-signer", "A signature's certificate is self-signed.", "warning"),
+    (
+        "SIG004",
+        "expired-certificate",
+        "A signing certificate has expired and no timestamp vouches for it.",
+        "warning",
+    ),
+    ("SIG005", "unreadable-image", "The image or its signatures could not be read.", "error"),
+    ("SIG006", "untrusted-signature", "A signature is not trusted by the supplied trust material.", "error"),
+]
+
+
+class SARIFRenderer:
+    """SARIF 2.1.0: unsigned, invalid, self-signed, expired, unreadable and untrusted images as results."""
+
+    def __init__(self, out: IO[str], source: str) -> None:
+        self.out = out
+        self.source = source
+        self.results: list[dict[str, Any]] = []
+
+    def _result(self, rule: str, level: str, message: str, image: ImageResult) -> None:
+        self.results.append(
+            {
+                "ruleId": rule,
+                "level": level,
+                "message": {"text": message},
+                "locations": [
+                    {
+                        "logicalLocations": [
+                            {"fullyQualifiedName": f"{self.source}/{image.path}", "kind": "resource"}
+                        ],
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f"oci://{self.source}/{image.path}"}
+                        },
+                    }
+                ],
+                "properties": {"digest": image.digest, "repository": image.repository, "tags": image.tags},
+            }
+        )
+
+    def add(self, result: ImageResult) -> None:
+        if result.error:
+            self._result("SIG005", "error", f"{result.path}: {result.error}", result)
+            return
+        if not result.signatures:
+            self._result("SIG001", "warning", f"{result.path} ({result.digest}) is not signed", result)
+        for signature in result.signatures:
+            who = signature.signer.display_name if signature.signer else "unknown signer"
+            if signature.status is Status.INVALID:
+                self._result(
+                    "SIG002",
+                    "error",
+                    f"{result.path}: {signature.format} signature invalid: {signature.reason}",
+                    result,
+                )
+            if signature.status is Status.UNTRUSTED:
+                self._result(
+                    "SIG006",
+                    "error",
+                    f"{result.path}: {signature.format} signature by {who} is not trusted",
+                    result,
+                )
+            if self_signed(signature):
+                self._result(
+                    "SIG003", "warning", f"{result.path}: signed by self-signed certificate {who}", result
+                )
+            if expired(signature):
+                self._result("SIG004", "warning", f"{result.path}: certificate of {who} has expired", result)
+
+    def finish(self, summary: Summary) -> None:
+        document = {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "sigscope",
+                            "version": __version__,
+                            "rules": [
+                                {
+                                    "id": rule_id,
+                                    "name": name,
+                                    "shortDescription": {"text": text},
+                                    "defaultConfiguration": {"level": level},
+                                }
+                                for rule_id, name, text, level in SARIF_RULES
+                            ],
+                        }
+                    },
+                    "results": self.results,
+                    "properties": {"summary": summary.to_json()},
+                }
+            ],
+        }
+        self.out.write(json.dumps(document, indent=2) + "\n")
+
+
+class HTMLRenderer:
+    """One self-contained page: counts, signed vs unsigned per repository, and the table."""
+
+    def __init__(self, out: IO[str], source: str) -> None:
+        self.out = out
+        self.source = source
+        self.results: list[ImageResult] = []
+
+    def add(self, result: ImageResult) -> None:
+        self.results.append(result)
+
+    def finish(self, summary: Summary) -> None:
+        e = html.escape
+        buf = io.StringIO()
+        buf.write(
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>sigscope report: {e(self.source)}</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+            "table{border-collapse:collapse;width:100%;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
+            "th{background:#f3f3f3}.cards{display:flex;gap:1em;margin:1em 0}"
+            ".card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}"
+            ".card b{display:block;font-size:1.6em}.bar{display:flex;height:14px;width:320px;background:#eee}"
+            ".s{background:#2e8b57}.u{background:#c0392b}.x{background:#888}"
+            ".invalid,.error,.untrusted{color:#c0392b;font-weight:bold}.unsigned{color:#888}"
+            ".integrity-ok{color:#1f7a8c}.verified{color:#2e8b57;font-weight:bold}.unverified{color:#b7950b}"
+            "code{font-size:12px}</style></head><body>"
+        )
+        buf.write(f"<h1>Signatures in {e(self.source)}</h1><p>{e(summary.line)}</p><div class='cards'>")
+        cards = [
+            ("images", summary.images),
+            ("signed", summary.signed_images),
+            ("unsigned", summary.images - summary.signed_images),
+            ("signatures", summary.signatures),
+            ("invalid", summary.statuses.get("invalid", 0)),
+            ("errors", summary.errors),
+        ]
+        for label, value in cards:
+            buf.write(f"<div class='card'><b>{value}</b>{e(label)}</div>")
+        buf.write(
+            "</div><h2>Signed vs unsigned by repository</h2><table><tr><th>Repository</th><th>Signed</th>"
+            "<th>Unsigned</th><th>Errors</th><th></th></tr>"
+        )
+        for repo, counts in sorted(summary.repositories.items()):
+            total = max(1, counts.signed + counts.unsigned + counts.errors)
+            bar = "".join(
+                f"<span class='{cls}' style='width:{100 * n / total:.1f}%'></span>"
+                for cls, n in (("s", counts.signed), ("u", counts.unsigned), ("x", counts.errors))
+                if n
+            )
+            buf.write(
+                f"<tr><td>{e(repo)}</td><td>{counts.signed}</td><td>{counts.unsigned}</td><td>{counts.errors}</td>"
+                f"<td><div class='bar'>{bar}</div></td></tr>"
+            )
+        buf.write("</table><h2>Images</h2><table><tr><th>Path</th><th>Digest</th>")
+        for column, _ in FORMAT_COLUMNS:
+            buf.write(f"<th>{e(column)}</th>")
+        buf.write("<th>Signer</th><th>Status</th><th>Details</th></tr>")
+        for result in sorted(self.results, key=lambda r: (r.repository, r.path)):
+            marks = format_marks(result)
+            status = image_status(result)
+            details = [result.error] if result.error else []
+            details += [f"{s.format}: {s.reason}" for s in result.signatures if s.status is Status.INVALID]
+            buf.write(f"<tr><td>{e(result.path)}</td><td><code>{e(result.digest)}</code></td>")
+            for column, _ in FORMAT_COLUMNS:
+                buf.write(f"<td>{'✅' if marks[column] else '❌'}</td>")
+            signers = "<br>".join(e(n) for n in signer_names(result))
+            notes = "<br>".join(e(d) for d in details if d)
+            buf.write(f"<td>{signers}</td><td class='{e(status)}'>{e(status)}</td><td>{notes}</td></tr>")
+        buf.write(f"</table><p><small>sigscope {e(__version__)}</small></p></body></html>\n")
+        self.out.write(buf.getvalue())
+
+
+def make_renderer(
+    output: str, out: IO[str], console: Console, source: str, key: str = "registry"
+) -> Renderer:
+    if output in ("pretty", "wide"):
+        return TableRenderer(console, source, wide=output == "wide")
+    if output == "json":
+        return JSONRenderer(out, source, key)
+    if output == "ndjson":
+        return NDJSONRenderer(out)
+    if output == "csv":
+        return CSVRenderer(out)
+    if output == "sarif":
+        return SARIFRenderer(out, source)
+    if output == "html":
+        return HTMLRenderer(out, source)
+    raise ValueError(f"unknown output {output!r}")

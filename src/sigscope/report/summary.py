@@ -1,0 +1,112 @@
+"""Counts over a scan, accumulated as results stream past (so NDJSON needs no list of results)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigscope.model import Signature, Status
+from sigscope.scan.registry import ImageResult
+
+# Worst first: the status an image row shows is the worst of its signatures.
+STATUS_ORDER = [Status.INVALID, Status.UNTRUSTED, Status.UNVERIFIED, Status.INTEGRITY_OK, Status.VERIFIED]
+
+FAIL_ON_CHOICES = ("unsigned", "invalid", "untrusted", "self-signed", "expired", "error")
+
+
+def worst_status(signatures: list[Signature]) -> Status | None:
+    present = {s.status for s in signatures}
+    return next((s for s in STATUS_ORDER if s in present), None)
+
+
+def self_signed(signature: Signature) -> bool:
+    cert = signature.signer.certificate if signature.signer else None
+    return bool(cert and cert.self_signed)
+
+
+def expired(signature: Signature) -> bool:
+    cert = signature.signer.certificate if signature.signer else None
+    return bool(cert and cert.expired and not signature.timestamped)
+
+
+def findings(result: ImageResult) -> set[str]:
+    """Which `--fail-on` conditions this image meets."""
+    found: set[str] = set()
+    if result.error:
+        found.add("error")
+        return found
+    if not result.signatures:
+        found.add("unsigned")
+    for signature in result.signatures:
+        if signature.status is Status.INVALID:
+            found.add("invalid")
+        if signature.status is Status.UNTRUSTED:
+            found.add("untrusted")
+        if self_signed(signature):
+            found.add("self-signed")
+        if expired(signature):
+            found.add("expired")
+    return found
+
+
+@dataclass
+class RepoCounts:
+    signed: int = 0
+    unsigned: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Summary:
+    source: str
+    images: int = 0
+    signed_images: int = 0
+    signatures: int = 0
+    errors: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    formats: Counter[str] = field(default_factory=Counter)
+    findings: Counter[str] = field(default_factory=Counter)
+    repositories: dict[str, RepoCounts] = field(default_factory=dict)
+    attachments: int = 0
+
+    def add(self, result: ImageResult) -> None:
+        repo = self.repositories.setdefault(result.repository or result.source, RepoCounts())
+        for finding in findings(result):
+            self.findings[finding] += 1
+        if result.error:
+            self.errors += 1
+            repo.errors += 1
+            return
+        self.images += 1
+        self.attachments += len(result.attachments)
+        if result.signatures:
+            self.signed_images += 1
+            repo.signed += 1
+        else:
+            repo.unsigned += 1
+        for signature in result.signatures:
+            self.signatures += 1
+            self.statuses[str(signature.status)] += 1
+            self.formats[str(signature.format)] += 1
+
+    @property
+    def line(self) -> str:
+        text = f"Found {self.signatures} signatures on {self.signed_images} of {self.images} images"
+        if self.errors:
+            text += f" ({self.errors} could not be read)"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "signedImages": self.signed_images,
+            "unsignedImages": self.images - self.signed_images,
+            "signatures": self.signatures,
+            "errors": self.errors,
+            "attachments": self.attachments,
+            "byStatus": dict(self.statuses),
+            "byFormat": dict(self.formats),
+            "findings": dict(self.findings),
+            "text": self.line,
+        }

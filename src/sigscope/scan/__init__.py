@@ -1,0 +1,1 @@
+"""Crawlers: registries and layouts in, signature records out."""

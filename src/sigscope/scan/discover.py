@@ -1,0 +1,297 @@
+"""Every signature on one image, in every format, from whatever the repository offers.
+
+This is the source side of a scan: it fetches (digest-checked) bytes and hands them to the
+pure parsers in `sigscope.formats`. It knows the repository's tag list up front, so the
+attachment tags (`sha256-<hex>.sig/.att/.sbom`) and the referrers fallback tag tell it where
+signatures are without a request per image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sigscope.errors import SigscopeError
+from sigscope.formats import bundle, cosign, notation, simplesigning
+from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
+from sigscope.oci.store import Repository
+from sigscope.sources import lookaside
+
+MAX_LAYERS = 1000  # cosign's own bound on a .sig manifest
+MAX_REFERRERS = 256
+
+COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+INTOTO_ARTIFACT = "application/vnd.in-toto+json"
+
+_FALLBACK_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class TagIndex:
+    """What a repository's tag list says before any manifest is fetched."""
+
+    image_tags: list[str]
+    attachments: dict[str, set[str]]  # digest -> {"sig", "att", "sbom"}
+    fallback: set[str]  # digests with a referrers fallback tag
+
+    @classmethod
+    def from_tags(cls, tags: list[str]) -> TagIndex:
+        images: list[str] = []
+        attachments: dict[str, set[str]] = {}
+        fallback: set[str] = set()
+        for tag in tags:
+            parsed = cosign.parse_attachment_tag(tag)
+            if parsed is not None:
+                attachments.setdefault(parsed[0], set()).add(parsed[1])
+            elif _FALLBACK_TAG.match(tag):
+                fallback.add("sha256:" + tag[len("sha256-") :])
+            else:
+                images.append(tag)
+        return cls(images, attachments, fallback)
+
+    @property
+    def anything_attached(self) -> bool:
+        return bool(self.attachments or self.fallback)
+
+
+@dataclass
+class Discovery:
+    signatures: list[Signature] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class DiscoverContext:
+    repository: Repository
+    repo_name: str  # repository path without host, for lookaside URLs
+    registry: str  # host, for registries.d scopes; "" for layouts
+    tags: TagIndex
+    now: datetime
+    lookaside_base: str | None = None
+
+
+def _error_signature(fmt: SignatureFormat, subject: str, location: str, message: str) -> Signature:
+    return Signature(format=fmt, subject_digest=subject, location=location, error=message).settle()
+
+
+async def _guard(
+    fmt: SignatureFormat, subject: str, location: str, work: Callable[[], Awaitable[list[Signature]]]
+) -> list[Signature]:
+    """A signature that cannot be fetched is reported, with why, instead of vanishing."""
+    try:
+        return await work()
+    except SigscopeError as exc:
+        return [_error_signature(fmt, subject, location, exc.message)]
+
+
+async def _cosign_tag(ctx: DiscoverContext, subject: str, suffix: str, found: Discovery) -> None:
+    tag = cosign.attachment_tag(subject, suffix)
+    fmt = {
+        "sig": SignatureFormat.COSIGN,
+        "att": SignatureFormat.COSIGN_ATTESTATION,
+        "sbom": SignatureFormat.COSIGN_SBOM,
+    }[suffix]
+
+    async def work() -> list[Signature]:
+        manifest = await ctx.repository.get_manifest(tag)
+        layers = manifest.layers()
+        if len(layers) > MAX_LAYERS:
+            return [_error_signature(fmt, subject, f"tag {tag}", f"{len(layers)} layers, over {MAX_LAYERS}")]
+        if suffix == "sbom":
+            found.attachments.extend(
+                Attachment(
+                    artifact_type=layer.media_type,
+                    digest=layer.digest,
+                    location=f"tag {tag}",
+                    media_type=layer.media_type,
+                    annotations=layer.annotations,
+                    signed=False,
+                )
+                for layer in layers
+            )
+            return []
+        return list(
+            await asyncio.gather(
+                *(_cosign_layer(ctx, subject, tag, n, layer, suffix) for n, layer in enumerate(layers))
+            )
+        )
+
+    found.signatures.extend(await _guard(fmt, subject, f"tag {tag}", work))
+
+
+async def _cosign_layer(
+    ctx: DiscoverContext, subject: str, where: str, n: int, layer: Descriptor, suffix: str
+) -> Signature:
+    location = f"{where} layer {n + 1}"
+    fmt = SignatureFormat.COSIGN if suffix == "sig" else SignatureFormat.COSIGN_ATTESTATION
+    try:
+        blob = await ctx.repository.get_blob(layer.digest, max_size=cosign_blob_limit(layer))
+    except SigscopeError as exc:
+        return _error_signature(fmt, subject, location, exc.message)
+    parse = cosign.parse_signature_layer if suffix == "sig" else cosign.parse_attestation_layer
+    return parse(layer, blob, subject_digest=subject, location=location, now=ctx.now)
+
+
+def cosign_blob_limit(layer: Descriptor) -> int:
+    # The descriptor's size is a claim; never read more than it says, nor absurd amounts.
+    return min(max(layer.size, 0), 128 * 1024 * 1024)
+
+
+def _subject_check(manifest: Manifest, subject: str) -> Check:
+    """A referrer listed for an image must name that image as its subject."""
+    try:
+        named = manifest.subject()
+    except SigscopeError as exc:
+        return Check.failed("subject", exc.message)
+    if named is None:
+        return Check.failed("subject", "referrer manifest has no subject")
+    if named.digest != subject:
+        return Check.failed("subject", f"referrer names subject {named.digest}, listed for {subject}")
+    return Check.passed("subject", "referrer names this image")
+
+
+async def _referrer(
+    ctx: DiscoverContext, subject: Descriptor, descriptor: Descriptor, found: Discovery
+) -> None:
+    location = f"referrer {descriptor.digest}"
+    artifact_type = descriptor.artifact_type or ""
+    if notation.is_signature_artifact(artifact_type):
+        fmt = SignatureFormat.NOTATION_JWS
+    elif bundle.is_bundle_media_type(artifact_type):
+        fmt = SignatureFormat.SIGSTORE_BUNDLE
+    elif artifact_type == COSIGN_SIG_ARTIFACT:
+        fmt = SignatureFormat.COSIGN
+    elif artifact_type == INTOTO_ARTIFACT:
+        fmt = SignatureFormat.COSIGN_ATTESTATION
+    else:
+        found.attachments.append(await _attachment(ctx, descriptor, location))
+        return
+
+    async def work() -> list[Signature]:
+        manifest = await ctx.repository.get_manifest(descriptor.digest)
+        subject_check = _subject_check(manifest, subject.digest)
+        signatures = await _referrer_signatures(ctx, subject, manifest, fmt, location)
+        for signature in signatures:
+            signature.checks.insert(0, subject_check)
+            signature.settle()
+        return signatures
+
+    found.signatures.extend(await _guard(fmt, subject.digest, location, work))
+
+
+async def _referrer_signatures(
+    ctx: DiscoverContext, subject: Descriptor, manifest: Manifest, fmt: SignatureFormat, location: str
+) -> list[Signature]:
+    if fmt is SignatureFormat.NOTATION_JWS:
+        try:
+            layer = notation.envelope_layer(manifest)
+        except ValueError as exc:
+            return [_error_signature(fmt, subject.digest, location, str(exc))]
+        blob = await ctx.repository.get_blob(layer.digest, max_size=min(layer.size, 32 * 1024 * 1024))
+        return [
+            notation.parse_envelope(
+                blob,
+                layer.media_type,
+                subject=subject,
+                location=location,
+                now=ctx.now,
+                manifest_annotations=manifest.annotations(),
+            )
+        ]
+    layers = manifest.layers()
+    if fmt is SignatureFormat.SIGSTORE_BUNDLE:
+        bundles = [layer for layer in layers if bundle.is_bundle_media_type(layer.media_type)]
+        if len(bundles) != 1:
+            return [
+                _error_signature(
+                    fmt, subject.digest, location, f"expected one bundle layer, found {len(bundles)}"
+                )
+            ]
+        blob = await ctx.repository.get_blob(
+            bundles[0].digest, max_size=min(bundles[0].size, 32 * 1024 * 1024)
+        )
+        return [bundle.parse_bundle(blob, subject_digest=subject.digest, location=location, now=ctx.now)]
+    suffix = "sig" if fmt is SignatureFormat.COSIGN else "att"
+    return list(
+        await asyncio.gather(
+            *(
+                _cosign_layer(ctx, subject.digest, location, n, layer, suffix)
+                for n, layer in enumerate(layers[:MAX_LAYERS])
+            )
+        )
+    )
+
+
+async def _attachment(ctx: DiscoverContext, descriptor: Descriptor, location: str) -> Attachment:
+    attachment = Attachment(
+        artifact_type=descriptor.artifact_type or descriptor.media_type,
+        digest=descriptor.digest,
+        location=location,
+        media_type=descriptor.media_type,
+        annotations=descriptor.annotations,
+    )
+    # Is the SBOM (or report) itself signed? Its own referrers say so.
+    try:
+        nested = await ctx.repository.discover_referrers(
+            descriptor.digest, fallback_tag_listed=descriptor.digest in ctx.tags.fallback
+        )
+    except SigscopeError:
+        nested = []
+    for child in nested[:MAX_REFERRERS]:
+        child_found = Discovery()
+        await _referrer(ctx, descriptor, child, child_found)
+        attachment.signatures.extend(child_found.signatures)
+    attachment.signed = bool(attachment.signatures)
+    return attachment
+
+
+async def _lookaside(ctx: DiscoverContext, subject: str, found: Discovery) -> None:
+    base = ctx.lookaside_base
+    if not base:
+        return
+
+    async def work() -> list[Signature]:
+        blobs = await lookaside.read_signatures(base, ctx.repo_name, subject)
+        return [
+            simplesigning.parse_signature(
+                blob, subject_digest=subject, location=f"lookaside {url}", now=ctx.now
+            )
+            for url, blob in blobs
+        ]
+
+    found.signatures.extend(await _guard(SignatureFormat.SIMPLE_SIGNING, subject, f"lookaside {base}", work))
+
+
+async def discover(ctx: DiscoverContext, subject: Descriptor) -> Discovery:
+    """All signatures and attachments of one image (manifest or index) by digest."""
+    found = Discovery()
+    tasks: list[Awaitable[None]] = [
+        _cosign_tag(ctx, subject.digest, suffix, found)
+        for suffix in sorted(ctx.tags.attachments.get(subject.digest, ()))
+    ]
+
+    async def referrers() -> None:
+        try:
+            listed = await ctx.repository.discover_referrers(
+                subject.digest, fallback_tag_listed=subject.digest in ctx.tags.fallback
+            )
+        except SigscopeError as exc:
+            found.signatures.append(
+                _error_signature(
+                    SignatureFormat.NOTATION_JWS,
+                    subject.digest,
+                    f"referrers of {subject.digest}",
+                    exc.message,
+                )
+            )
+            return
+        await asyncio.gather(*(_referrer(ctx, subject, d, found) for d in listed[:MAX_REFERRERS]))
+
+    tasks.append(referrers())
+    tasks.append(_lookaside(ctx, subject.digest, found))
+    await asyncio.gather(*tasks)
+    found.signatures.sort(key=lambda s: (str(s.format), s.location))
+    return found

@@ -1,0 +1,278 @@
+"""The registry crawl: catalog → repositories → tags → digests → signatures, concurrently, streamed.
+
+Results are yielded as each image completes, so a report can print NDJSON while the crawl
+goes on and memory does not grow with the number of tags. One broken image (or repository)
+becomes a result with an error; only a failure to read the catalog itself ends a scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sigscope.errors import SigscopeError
+from sigscope.model import Attachment, Descriptor, Signature, Status
+from sigscope.oci import mediatypes
+from sigscope.oci.client import RegistryClient
+from sigscope.oci.store import Repository
+from sigscope.scan.discover import DiscoverContext, TagIndex, discover
+from sigscope.sources.lookaside import RegistriesD
+
+
+@dataclass
+class ImageResult:
+    """One image (manifest or index, by digest) with every tag that names it and what signs it."""
+
+    source: str  # registry host, or "oci:PATH"
+    repository: str
+    digest: str
+    media_type: str = ""
+    tags: list[str] = field(default_factory=list)
+    platform: str | None = None
+    parent: str | None = None  # the index a platform manifest belongs to
+    signatures: list[Signature] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def path(self) -> str:
+        """`repo:tag` as sigscan prints it; `repo@digest` for untagged platform manifests."""
+        name = self.repository or self.source
+        if self.tags:
+            return f"{name}:{self.tags[0]}"
+        return f"{name}@{self.digest}" if self.digest else name
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signatures)
+
+    def statuses(self) -> set[Status]:
+        return {s.status for s in self.signatures}
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "source": self.source,
+            "repository": self.repository,
+            "tags": self.tags,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "signed": self.signed,
+            "signatureCount": len(self.signatures),
+        }
+        if self.platform:
+            out["platform"] = self.platform
+        if self.parent:
+            out["parent"] = self.parent
+        if self.attachments:
+            out["attachments"] = [a.to_json() for a in self.attachments]
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class ScanOptions:
+    now: datetime
+    repo_patterns: list[str] = field(default_factory=list)
+    platforms: bool = False
+    registries_d: RegistriesD | None = None
+    repo_concurrency: int = 8
+
+
+class Progress:
+    """Counts for a progress bar; the face decides whether to draw it."""
+
+    def __init__(
+        self, on_total: Callable[[int], None] | None = None, on_advance: Callable[[], None] | None = None
+    ):
+        self._on_total = on_total or (lambda n: None)
+        self._on_advance = on_advance or (lambda: None)
+
+    def add_total(self, n: int) -> None:
+        self._on_total(n)
+
+    def advance(self) -> None:
+        self._on_advance()
+
+
+def repo_matches(name: str, patterns: list[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _context(
+    repo: Repository, repo_name: str, registry: str, index: TagIndex, options: ScanOptions
+) -> DiscoverContext:
+    lookaside_base = (
+        options.registries_d.lookaside_for(registry, repo_name) if options.registries_d and registry else None
+    )
+    return DiscoverContext(
+        repository=repo,
+        repo_name=repo_name,
+        registry=registry,
+        tags=index,
+        now=options.now,
+        lookaside_base=lookaside_base,
+    )
+
+
+async def scan_repository(
+    repo: Repository,
+    *,
+    source: str,
+    repo_name: str,
+    registry: str,
+    options: ScanOptions,
+    progress: Progress,
+) -> AsyncIterator[ImageResult]:
+    """Every tagged image of one repository (or layout), each with its signatures."""
+    try:
+        tags = await repo.list_tags()
+    except SigscopeError as exc:
+        yield ImageResult(source=source, repository=repo_name, digest="", error=exc.message)
+        return
+    index = TagIndex.from_tags(tags)
+    progress.add_total(len(index.image_tags))
+    ctx = _context(repo, repo_name, registry, index, options)
+
+    async def resolve(tag: str) -> tuple[str, Descriptor | SigscopeError]:
+        try:
+            return tag, await repo.resolve(tag)
+        except SigscopeError as exc:
+            return tag, exc
+
+    by_digest: dict[str, tuple[Descriptor, list[str]]] = {}
+    for tag, outcome in await asyncio.gather(*(resolve(t) for t in sorted(index.image_tags))):
+        if isinstance(outcome, SigscopeError):
+            progress.advance()
+            yield ImageResult(
+                source=source, repository=repo_name, digest="", tags=[tag], error=outcome.message
+            )
+            continue
+        entry = by_digest.setdefault(outcome.digest, (outcome, []))
+        entry[1].append(tag)
+
+    async def one(descriptor: Descriptor, tags_of: list[str]) -> list[ImageResult]:
+        results = [await _image(ctx, source, repo_name, descriptor, tags_of)]
+        if options.platforms and mediatypes.is_index(results[0].media_type):
+            results.extend(await _children(ctx, source, repo_name, descriptor))
+        for _ in tags_of:
+            progress.advance()
+        return results
+
+    pending: list[Awaitable[list[ImageResult]]] = [one(d, t) for d, t in by_digest.values()]
+    for finished in asyncio.as_completed(pending):
+        for result in await finished:
+            yield result
+
+
+async def _image(
+    ctx: DiscoverContext, source: str, repo_name: str, descriptor: Descriptor, tags: list[str]
+) -> ImageResult:
+    result = ImageResult(
+        source=source,
+        repository=repo_name,
+        digest=descriptor.digest,
+        media_type=descriptor.media_type,
+        tags=tags,
+    )
+    try:
+        found = await discover(ctx, descriptor)
+    except SigscopeError as exc:
+        result.error = exc.message
+        return result
+    result.signatures, result.attachments = found.signatures, found.attachments
+    return result
+
+
+async def _children(
+    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor
+) -> list[ImageResult]:
+    try:
+        manifest = await ctx.repository.get_manifest(index.digest)
+        children = manifest.children()
+    except SigscopeError as exc:
+        return [ImageResult(source=source, repository=repo_name, digest=index.digest, error=exc.message)]
+    results = []
+    for child in children:
+        result = await _image(ctx, source, repo_name, child, [])
+        result.parent = index.digest
+        result.platform = str(child.platform) if child.platform else None
+        results.append(result)
+    return results
+
+
+async def scan_registry(
+    client: RegistryClient, namespace: str, options: ScanOptions, progress: Progress
+) -> AsyncIterator[ImageResult]:
+    """Crawl a registry (or one namespace of it), yielding results as they complete."""
+    queue: asyncio.Queue[ImageResult | BaseException | None] = asyncio.Queue(maxsize=512)
+    limiter = asyncio.Semaphore(options.repo_concurrency)
+
+    async def one(name: str) -> None:
+        async with limiter:
+            async for result in scan_repository(
+                client.repository(name),
+                source=client.registry,
+                repo_name=name,
+                registry=client.registry,
+                options=options,
+                progress=progress,
+            ):
+                await queue.put(result)
+
+    async def produce() -> None:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for page in client.catalog_pages():
+                for name in page:
+                    in_namespace = (
+                        not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/")
+                    )
+                    if in_namespace and repo_matches(name, options.repo_patterns):
+                        tasks.append(asyncio.create_task(one(name)))
+            await asyncio.gather(*tasks)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            for task in tasks:
+                task.cancel()
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+
+
+async def scan_image(
+    repo: Repository,
+    reference: str,
+    *,
+    source: str,
+    repo_name: str,
+    registry: str,
+    options: ScanOptions,
+) -> list[ImageResult]:
+    """One image by tag or digest (and, with `options.platforms`, each platform of an index)."""
+    descriptor = await repo.resolve(reference)
+    tags = await repo.list_tags()
+    index = TagIndex.from_tags(tags)
+    ctx = _context(repo, repo_name, registry, index, options)
+    named_by = [t for t in index.image_tags if t == reference]
+    results = [await _image(ctx, source, repo_name, descriptor, named_by)]
+    if options.platforms and mediatypes.is_index(descriptor.media_type):
+        results.extend(await _children(ctx, source, repo_name, descriptor))
+    return results
