@@ -122,7 +122,10 @@ if ! apt-get "${APT_OPTS[@]}" -q update >"$STAGE/apt-update.log" 2>&1; then
 fi
 if grep -qE '^(W|E): ' "$STAGE/apt-update.log"; then
   grep -E '^(W|E): ' "$STAGE/apt-update.log" >&2
-  if grep -qE '^E: |Failed to fetch|failed to download|NO_PUBKEY|not signed|is not valid' "$STAGE/apt-update.log"; then
+  if grep -qE 'NO_PUBKEY|not signed|is not valid' "$STAGE/apt-update.log"; then
+    die "cannot authenticate the ${SUITE} archive (debian-archive-keyring older than 2023.3+deb12u1 lacks the trixie keys: apt-get install debian-archive-keyring)"
+  fi
+  if grep -qE '^E: |Failed to fetch|failed to download' "$STAGE/apt-update.log"; then
     die "apt-get update for ${SUITE} from ${MIRROR} failed (see above; is the Debian mirror reachable?)"
   fi
 fi

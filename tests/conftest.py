@@ -143,3 +143,67 @@ def token_server(token_registry: RegistryHandle) -> TokenServer:
     assert token_registry.token_server is not None
     token_registry.token_server.reset_requests()
     return token_registry.token_server
+
+
+# -- real signatures (testbed/signing.py, testbed/notation_vectors.py) ---------------------------------------
+# (imports kept in this section so it stays a pure append)
+from testbed import (  # noqa: E402
+    CosignKey,
+    GpgHome,
+    PeerMissing,
+    SignedRegistry,
+    build_signed_registry,
+    ensure_skopeo13,
+    make_cosign_key,
+)
+
+
+@pytest.fixture(scope="session")
+def skopeo13() -> str:
+    """Debian 13 skopeo 1.18 wrapper (cosign-format signing); installs it into ~/.cache/sigscope on first use.
+
+    Skips when it cannot be installed (no route to the Debian mirror); ``SIGSCOPE_SKOPEO13`` overrides.
+    """
+    try:
+        return ensure_skopeo13()
+    except PeerMissing as exc:
+        pytest.skip(f"trixie skopeo unavailable (scripts/install-skopeo-trixie.sh): {exc}")
+
+
+@pytest.fixture(scope="session")
+def cosign_key(skopeo13: str, tmp_path_factory: pytest.TempPathFactory) -> CosignKey:
+    """A cosign key pair made by ``skopeo generate-sigstore-key`` (passphrase in ``.passphrase``)."""
+    return make_cosign_key(skopeo13, tmp_path_factory.mktemp("cosign-key"), "cosign", "sigscope-key-0")
+
+
+@pytest.fixture(scope="session")
+def gpg_home() -> Iterator[GpgHome]:
+    """Temporary GNUPGHOME, one ed25519 signing key (``.fingerprint``, ``.key_id``); agent stopped after."""
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg not installed (apt-get install -y gnupg; scripts/setup.sh does this)")
+    with GpgHome("sigscope test signer <signer@sigscope.test>") as home:
+        yield home
+
+
+@pytest.fixture(scope="session")
+def signed_registry(
+    registry_bin: str,
+    skopeo13: str,
+    cosign_key: CosignKey,
+    gpg_home: GpgHome,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SignedRegistry]:
+    """Plain-HTTP registry with real signatures (:class:`testbed.SignedRegistry`):
+
+    ``signed/cosign:1.0`` (cosign format, ``cosign_key``), ``signed/cosign2:1.0`` (two cosign signatures:
+    ``cosign_key`` and a second key), ``signed/gpg:1.0`` (GPG simple signing, stock skopeo, in
+    ``lookaside_dir``), ``signed/notation:1.0`` (notation-go COSE vector + referrers fallback tag),
+    ``plain/unsigned:1.0`` and ``signed/multi:1.0`` (amd64+arm64 index signed at the index digest).
+    """
+    workdir = tmp_path_factory.mktemp("signed-registry")
+    second = make_cosign_key(skopeo13, workdir / "keys", "cosign-1", "sigscope-key-1")
+    signed = build_signed_registry(workdir, skopeo13=skopeo13, cosign_keys=[cosign_key, second], gpg=gpg_home)
+    try:
+        yield signed
+    finally:
+        signed.stop()

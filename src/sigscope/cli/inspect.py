@@ -87,14 +87,16 @@ async def inspect_image(image: str, options: RegistryOptions, scan: ScanOptions 
         manifest = await repo.get_manifest(opened.reference)
         result = Inspection(opened.display, manifest)
         if scan is not None:
-            parsed = opened.parsed
-            is_registry = isinstance(parsed, ImageReference)
+            ref = opened.parsed
+            registry, repo_name = (
+                (ref.registry, ref.repository) if isinstance(ref, ImageReference) else ("", "")
+            )
             result.signatures = await scan_image(
                 repo,
-                manifest.digest,
-                source=parsed.registry if isinstance(parsed, ImageReference) else opened.display,
-                repo_name=parsed.repository if isinstance(parsed, ImageReference) else "",
-                registry=parsed.registry if is_registry else "",
+                opened.reference,
+                source=registry or opened.display,
+                repo_name=repo_name,
+                registry=registry,
                 options=scan,
             )
         if manifest.is_index:
@@ -117,14 +119,14 @@ async def inspect_image(image: str, options: RegistryOptions, scan: ScanOptions 
         if config is not None and config.media_type.endswith("json") and config.size <= MAX_CONFIG:
             raw = await repo.get_blob(config.digest, max_size=MAX_CONFIG)
             try:
-                parsed = json.loads(raw) if raw else {}
+                config_json = json.loads(raw) if raw else {}
             except ValueError:
                 raise IntegrityError(f"config blob {config.digest} is not valid JSON") from None
             summary: dict[str, Any] = {"digest": config.digest, "mediaType": config.media_type}
-            if isinstance(parsed, dict):
+            if isinstance(config_json, dict):
                 for key in ("architecture", "os", "variant", "created"):
-                    if parsed.get(key):
-                        summary[key] = parsed[key]
+                    if config_json.get(key):
+                        summary[key] = config_json[key]
             result.config = summary
         return result
 

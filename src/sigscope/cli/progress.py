@@ -55,9 +55,9 @@ def tracker(description: str, *, enabled: bool = True) -> Iterator[Tracker]:
         yield _Bar(progress, description)
 
 
-def stdout_console() -> Console:
+def stdout_console(width: int = 240) -> Console:
     """Rich output for stdout; in a pipe, wide enough that digests and names are never folded."""
     console = Console()
     if not console.is_terminal:
-        console = Console(width=240, soft_wrap=False)
+        console = Console(width=width, soft_wrap=False)
     return console

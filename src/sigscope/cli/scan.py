@@ -29,7 +29,7 @@ def scan_group() -> None:
 async def _run(
     target: str, registry_options: RegistryOptions, options: ScanOptions, output: str, fail_on: set[str]
 ) -> int:
-    console = stdout_console()
+    console = stdout_console(width=400 if output == "wide" else 240)
     is_layout = target.startswith("oci:")
     source = target if is_layout else parse_registry_target(target)[0]
     renderer = make_renderer(output, sys.stdout, console, source)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import itertools
 import re
+import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -143,6 +144,14 @@ def _der_utf8(value: bytes) -> str:
 
 def summarize(cert: x509.Certificate, now: datetime) -> CertificateInfo:
     """The report-facing facts of one certificate, with expiry judged at `now`."""
+    # cryptography warns about non-conforming names (e.g. a 3-letter country) in real certificates;
+    # a report shows them as they are rather than printing warnings into the output.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _summarize(cert, now)
+
+
+def _summarize(cert: x509.Certificate, now: datetime) -> CertificateInfo:
     try:
         key: PublicKeyTypes | None = cert.public_key()
     except (ValueError, UnsupportedAlgorithm):

@@ -1,0 +1,1 @@
+"""Sources: where signature bytes come from (lookaside stores, ...); they fetch, never interpret."""
