@@ -346,6 +346,10 @@ class SignerIdentity:
         return out
 
 
+# Checks against trust material the user supplied; the only ones that can make a signature "verified".
+TRUST_CHECKS = frozenset({"trusted-key", "trusted-identity", "trust-policy"})
+
+
 class SignatureFormat(StrEnum):
     COSIGN = "cosign"  # legacy .sig tag layer (simple-signing payload)
     COSIGN_ATTESTATION = "cosign-attestation"  # legacy .att tag layer (DSSE in-toto)
@@ -377,10 +381,21 @@ class Signature:
     evidence: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def settle(self) -> Signature:
-        """Status from the checks: any failure is invalid; a passed signature check is integrity-ok."""
-        if any(c.outcome is Outcome.FAILED for c in self.checks) or self.error:
+        """Status from the checks.
+
+        Integrity failures make a signature invalid. Trust checks (against material the user
+        supplied) can only turn a sound signature into verified or untrusted; without them a
+        passed signature check is integrity-ok and anything less is unverified.
+        """
+        integrity = [c for c in self.checks if c.name not in TRUST_CHECKS]
+        trust = [c for c in self.checks if c.name in TRUST_CHECKS]
+        if self.error or any(c.outcome is Outcome.FAILED for c in integrity):
             self.status = Status.INVALID
-        elif any(c.name == "signature" and c.outcome is Outcome.PASSED for c in self.checks):
+        elif any(c.outcome is Outcome.FAILED for c in trust):
+            self.status = Status.UNTRUSTED
+        elif trust and all(c.outcome is Outcome.PASSED for c in trust):
+            self.status = Status.VERIFIED
+        elif any(c.name == "signature" and c.outcome is Outcome.PASSED for c in integrity):
             self.status = Status.INTEGRITY_OK
         else:
             self.status = Status.UNVERIFIED

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from sigscope.cli.options import OUTPUT_BASIC, registry_options
+from sigscope.cli.options import OUTPUT_BASIC, key_option, load_keys, registry_options
 from sigscope.cli.progress import stdout_console
 from sigscope.cli.tree import signature_tree
 from sigscope.errors import IntegrityError
@@ -204,6 +204,7 @@ def _print_pretty(result: Inspection) -> None:
     help="containers registries.d directory for GPG simple signatures (lookaside).",
 )
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
+@key_option
 @registry_options
 def inspect_cmd(
     image: str,
@@ -211,6 +212,7 @@ def inspect_cmd(
     signatures: bool,
     registries_d: str | None,
     output: str,
+    keys: tuple[str, ...],
     registry_options: RegistryOptions,
 ) -> None:
     """Show what IMAGE resolves to: digest, media type, platforms of an index, size.
@@ -228,6 +230,7 @@ def inspect_cmd(
             now=utcnow(),
             platforms=True,
             registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
+            keys=load_keys(keys),
         )
     result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:

@@ -83,3 +83,31 @@ def registry_options(func: F) -> F:
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def load_keys(paths: tuple[str, ...]) -> list[Any]:
+    """Read `--key` files (PEM public keys); a bad one is a usage error naming the file."""
+    from sigscope.trust.keys import KeyError_, load_public_key
+
+    keys = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read key {path}: {exc.strerror}") from None
+        try:
+            keys.append(load_public_key(data))
+        except KeyError_ as exc:
+            raise UsageError(f"key {path}: {exc}") from None
+    return keys
+
+
+def key_option(func: F) -> F:
+    return click.option(
+        "--key",
+        "keys",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Trusted public key (PEM, cosign.pub), repeatable: cosign signatures it verifies become "
+        "'verified', other cosign signatures 'untrusted'.",
+    )(func)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sigscope.cli.options import registry_options
+from sigscope.cli.options import key_option, load_keys, registry_options
 from sigscope.cli.progress import stdout_console, tracker
 from sigscope.errors import EXIT_FAILED
 from sigscope.oci.client import RegistryClient, RegistryOptions
@@ -82,6 +82,7 @@ async def _run(
     multiple=True,
     help="Exit 1 when any image matches (repeatable).",
 )
+@key_option
 @registry_options
 def scan_registry_cmd(
     target: str,
@@ -90,6 +91,7 @@ def scan_registry_cmd(
     registries_d: str | None,
     output: str,
     fail_on: tuple[str, ...],
+    keys: tuple[str, ...],
     registry_options: RegistryOptions,
 ) -> None:
     """Report every signature on every image of a registry, in every format.
@@ -112,6 +114,7 @@ def scan_registry_cmd(
         platforms=platforms,
         registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
         repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
+        keys=load_keys(keys),
     )
     code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
     if code:

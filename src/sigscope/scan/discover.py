@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from sigscope.errors import SigscopeError
 from sigscope.formats import bundle, cosign, notation, simplesigning
 from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
@@ -71,6 +73,7 @@ class DiscoverContext:
     tags: TagIndex
     now: datetime
     lookaside_base: str | None = None
+    keys: list[PublicKeyTypes] = field(default_factory=list)
 
 
 def _error_signature(fmt: SignatureFormat, subject: str, location: str, message: str) -> Signature:

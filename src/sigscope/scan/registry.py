@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from sigscope.errors import SigscopeError
 from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
@@ -21,6 +23,7 @@ from sigscope.oci.client import RegistryClient
 from sigscope.oci.store import Repository
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
+from sigscope.trust.keys import apply_keys
 
 
 @dataclass
@@ -82,6 +85,7 @@ class ScanOptions:
     platforms: bool = False
     registries_d: RegistriesD | None = None
     repo_concurrency: int = 8
+    keys: list[PublicKeyTypes] = field(default_factory=list)  # --key: trusted cosign public keys
 
 
 class Progress:
@@ -117,6 +121,7 @@ def _context(
         tags=index,
         now=options.now,
         lookaside_base=lookaside_base,
+        keys=options.keys,
     )
 
 
@@ -185,7 +190,10 @@ async def _image(
     except SigscopeError as exc:
         result.error = exc.message
         return result
-    result.signatures, result.attachments = found.signatures, found.attachments
+    result.signatures = [apply_keys(s, ctx.keys) for s in found.signatures]
+    result.attachments = found.attachments
+    for attachment in result.attachments:
+        attachment.signatures = [apply_keys(s, ctx.keys) for s in attachment.signatures]
     return result
 
 
