@@ -1,0 +1,458 @@
+"""`sigscope scan registry` against a real registry holding real signatures made by skopeo, gpg and notation.
+
+Identities are asserted, not just counts; the negative cases are pushed next to the good ones and each must
+come out `invalid` with its reason while the rest of the scan goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from testbed import SignedRegistry, notation_layout
+from testbed.proxy import RegistryProxy
+
+from sigscope.model import Descriptor
+from sigscope.oci import mediatypes
+from sigscope.oci.client import RegistryClient, RegistryOptions
+
+COSIGN_MEDIA = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+
+def sigscope(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_CONFIG": "/nonexistent-sigscope-test"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sigscope", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+# --------------------------------------------------------------- forged signatures (negative cases)
+
+
+def _name(cn: str) -> x509.Name:
+    # RFC 4514 prints the most specific attribute first, so this reads "CN=…,O=sigscope tests".
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sigscope tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+) -> x509.Certificate:
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _pem(*certs: x509.Certificate) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+@dataclass
+class PKI:
+    ca_key: ec.EllipticCurvePrivateKey
+    ca: x509.Certificate
+    leaf_key: ec.EllipticCurvePrivateKey
+    leaf: x509.Certificate
+    other_ca: x509.Certificate
+    self_key: ec.EllipticCurvePrivateKey
+    self_signed: x509.Certificate
+
+
+def make_pki() -> PKI:
+    ca_key, leaf_key, other_key, self_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
+    ca = _cert("Test Root CA", ca_key, "Test Root CA", ca_key, ca=True)
+    return PKI(
+        ca_key=ca_key,
+        ca=ca,
+        leaf_key=leaf_key,
+        leaf=_cert("Release Signer", leaf_key, "Test Root CA", ca_key, ca=False),
+        other_ca=_cert("Unrelated CA", other_key, "Unrelated CA", other_key, ca=True),
+        self_key=self_key,
+        self_signed=_cert("Self Signer", self_key, "Self Signer", self_key, ca=False),
+    )
+
+
+async def _push_image(client: RegistryClient, repo: str, tag: str, seed: str) -> Descriptor:
+    config = await client.put_blob(
+        repo, json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    )
+    layer = await client.put_blob(repo, seed.encode())
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mediatypes.OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config.digest,
+                "size": config.size,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer.digest,
+                    "size": layer.size,
+                }
+            ],
+        }
+    ).encode()
+    descriptor, _ = await client.put_manifest(repo, body, mediatypes.OCI_MANIFEST, tag)
+    return descriptor
+
+
+async def _push_cosign_sig(
+    client: RegistryClient,
+    repo: str,
+    attach_to: str,
+    names: str,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    cert: str | None = None,
+    chain: str | None = None,
+    tamper: bool = False,
+) -> None:
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": f"{client.registry}/{repo}"},
+                "image": {"docker-manifest-digest": names},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        },
+        separators=(",", ":"),
+    ).encode()
+    signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    if tamper:
+        signature = signature[:-1] + bytes([signature[-1] ^ 0x01])
+    annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(signature).decode()}
+    if cert is not None:
+        annotations["dev.sigstore.cosign/certificate"] = cert
+        annotations["dev.sigstore.cosign/chain"] = chain or ""
+    layer = await client.put_blob(repo, payload, COSIGN_MEDIA)
+    config = await client.put_blob(
+        repo,
+        json.dumps(
+            {
+                "architecture": "",
+                "os": "",
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+                "config": {},
+            }
+        ).encode(),
+    )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": config.size,
+            "digest": config.digest,
+        },
+        "layers": [
+            {
+                "mediaType": COSIGN_MEDIA,
+                "size": layer.size,
+                "digest": layer.digest,
+                "annotations": annotations,
+            }
+        ],
+    }
+    tag = "sha256-" + attach_to.split(":", 1)[1] + ".sig"
+    await client.put_manifest(repo, json.dumps(manifest).encode(), mediatypes.OCI_MANIFEST, tag)
+
+
+@dataclass
+class Negatives:
+    digests: dict[str, str]
+    pki: PKI
+
+
+async def _build_negatives(signed: SignedRegistry) -> Negatives:
+    pki = make_pki()
+    found: dict[str, str] = {}
+    options = RegistryOptions(insecure=True, use_auth_files=False)
+    async with RegistryClient(signed.host, options) as client:
+        # A good certificate-bearing cosign signature, then the same with each flaw.
+        for repo, kwargs in {
+            "neg/cert-good": {"cert": _pem(pki.leaf), "chain": _pem(pki.ca)},
+            "neg/cert-tampered": {"cert": _pem(pki.leaf), "chain": _pem(pki.ca), "tamper": True},
+            "neg/cert-badchain": {"cert": _pem(pki.leaf), "chain": _pem(pki.other_ca)},
+        }.items():
+            image = await _push_image(client, repo, "1.0", repo)
+            await _push_cosign_sig(client, repo, image.digest, image.digest, pki.leaf_key, **kwargs)  # type: ignore[arg-type]
+            found[repo] = image.digest
+        image = await _push_image(client, "neg/self-signed", "1.0", "self")
+        await _push_cosign_sig(
+            client, "neg/self-signed", image.digest, image.digest, pki.self_key, cert=_pem(pki.self_signed)
+        )
+        found["neg/self-signed"] = image.digest
+        # A .sig whose payload names another image's digest.
+        image = await _push_image(client, "neg/wrong-digest", "1.0", "wrong")
+        other = await _push_image(client, "neg/wrong-digest", "2.0", "other")
+        await _push_cosign_sig(
+            client,
+            "neg/wrong-digest",
+            image.digest,
+            other.digest,
+            pki.leaf_key,
+            cert=_pem(pki.leaf),
+            chain=_pem(pki.ca),
+        )
+        found["neg/wrong-digest:1.0"] = image.digest
+        found["neg/wrong-digest:2.0"] = other.digest
+        # A referrer listed for this image whose manifest names another subject (the notation vector's).
+        image = await _push_image(client, "neg/subject", "1.0", "subject")
+        notation_repo = "signed/notation"
+        subject_digest = signed.images["signed/notation:1.0"]
+        [listed] = await client.referrers(notation_repo, subject_digest)
+        sig_manifest = await client.get_manifest(notation_repo, listed.digest)
+        await client.put_blob("neg/subject", mediatypes.EMPTY_JSON)
+        for layer in sig_manifest.layers():
+            await client.put_blob("neg/subject", await client.get_blob(notation_repo, layer.digest))
+        await client.put_manifest("neg/subject", sig_manifest.raw, sig_manifest.media_type)
+        await client.add_referrer_to_fallback("neg/subject", image.digest, listed)
+        found["neg/subject"] = image.digest
+    return Negatives(found, pki)
+
+
+@pytest.fixture(scope="module")
+def negatives(signed_registry: SignedRegistry) -> Negatives:
+    return asyncio.run(_build_negatives(signed_registry))
+
+
+@pytest.fixture(scope="module")
+def report(signed_registry: SignedRegistry, negatives: Negatives) -> dict[str, Any]:
+    registries_d = str(signed_registry.registries_d)
+    host = signed_registry.host
+    result = sigscope(
+        "scan", "registry", host, "--insecure", "--registries.d", registries_d, "--platforms", "-o", "json"
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert "Found" in result.stderr
+    return data
+
+
+def entries_for(report: dict[str, Any], repository: str) -> list[dict[str, Any]]:
+    return [e for e in report["registry"]["signatures"] if e["repository"] == repository]
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+def test_cosign_signatures_made_by_skopeo(signed_registry: SignedRegistry, report: dict[str, Any]) -> None:
+    [one] = entries_for(report, "signed/cosign")
+    assert one["format"] == "cosign" and one["digest"] == signed_registry.images["signed/cosign:1.0"]
+    assert one["path"] == "signed/cosign:1.0"
+    # skopeo signs with a bare key: nothing to check it against yet, so unverified, with the claims shown.
+    assert one["status"] == "unverified"
+    assert one["claims"]["docker-reference"] == f"{signed_registry.host}/signed/cosign:1.0"
+    assert one["signedDigest"] == one["digest"]
+    checks = {c["name"]: c["outcome"] for c in one["checks"]}
+    assert checks["payload-digest"] == "passed" and checks["signature"] == "skipped"
+    assert len(entries_for(report, "signed/cosign2")) == 2
+
+
+def test_gpg_simple_signing_from_lookaside(signed_registry: SignedRegistry, report: dict[str, Any]) -> None:
+    [gpg] = entries_for(report, "signed/gpg")
+    assert gpg["format"] == "simple-signing"
+    assert gpg["signer"]["pgp"]["keyId"].upper() == signed_registry.gpg.key_id.upper()
+    assert gpg["subjectname"] == f"OpenPGP key {gpg['signer']['pgp']['keyId']}"
+    assert gpg["status"] == "unverified" and gpg["signedDigest"] == signed_registry.images["signed/gpg:1.0"]
+    assert gpg["location"].startswith("lookaside file://")
+
+
+def test_notation_signature_identity(signed_registry: SignedRegistry, report: dict[str, Any]) -> None:
+    [notation] = entries_for(report, "signed/notation")
+    assert notation["format"] == "notation-cose"
+    assert notation["subjectname"] == "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US"
+    assert notation["status"] == "integrity-ok" and notation["selfSigned"] is True
+    assert notation["thumbprints"] == '"9f5f5aecee24b5cfdc7a91f6d5ac5c3a5348feb17c934d403f59ac251549ea0d"'
+    assert notation["claims"]["signingScheme"] == "notary.x509"
+
+
+def test_certificate_signatures_and_negatives(negatives: Negatives, report: dict[str, Any]) -> None:
+    [good] = entries_for(report, "neg/cert-good")
+    assert good["subjectname"] == "CN=Release Signer,O=sigscope tests"
+    assert good["issuer"] == "CN=Test Root CA,O=sigscope tests"
+    assert good["status"] == "integrity-ok" and good["selfSigned"] is False
+
+    def reason(repository: str) -> str:
+        [entry] = entries_for(report, repository)
+        assert entry["status"] == "invalid", entry
+        return str(entry["reason"])
+
+    assert reason("neg/cert-tampered").startswith("signature:")
+    assert "chain" in reason("neg/cert-badchain") and "not issued by" in reason("neg/cert-badchain")
+    wrong = reason("neg/wrong-digest")
+    assert "payload-digest" in wrong and negatives.digests["neg/wrong-digest:2.0"] in wrong
+    subject = reason("neg/subject")
+    assert subject.startswith("subject:") and negatives.digests["neg/subject"] in subject
+
+    [selfie] = entries_for(report, "neg/self-signed")
+    assert selfie["selfSigned"] is True and selfie["subjectname"] == "CN=Self Signer,O=sigscope tests"
+
+
+def test_unsigned_index_and_platforms(signed_registry: SignedRegistry, report: dict[str, Any]) -> None:
+    images = {(i["path"], i.get("platform")): i for i in report["images"]}
+    assert images[("plain/unsigned:1.0", None)]["signed"] is False
+    index = images[("signed/multi:1.0", None)]
+    assert index["signed"] is True and index["signatureCount"] == 1
+    children = [i for i in report["images"] if i.get("parent") == index["digest"]]
+    assert sorted(c["platform"] for c in children) == ["linux/amd64", "linux/arm64"]
+    assert all(not c["signed"] for c in children)  # skopeo signed the index only
+    summary = report["summary"]
+    assert summary["unsignedImages"] >= 3 and summary["byStatus"]["invalid"] == 4
+
+
+def test_subjectnames_for_jq(report: dict[str, Any]) -> None:
+    names = {e["subjectname"] for e in report["registry"]["signatures"]}
+    assert {"CN=alpine,O=Notary,L=Seattle,ST=WA,C=US", "CN=Release Signer,O=sigscope tests"} <= names
+
+
+def test_key_makes_cosign_verified_or_untrusted(signed_registry: SignedRegistry) -> None:
+    key = signed_registry.cosign_keys[0].public_key
+    out = sigscope(
+        "scan",
+        "registry",
+        signed_registry.host,
+        "--insecure",
+        "--repo",
+        "signed/cosign*",
+        "--key",
+        str(key),
+        "-o",
+        "json",
+    )
+    entries = json.loads(out.stdout)["registry"]["signatures"]
+    statuses = sorted((e["repository"], e["status"]) for e in entries)
+    assert statuses == [
+        ("signed/cosign", "verified"),
+        ("signed/cosign2", "untrusted"),
+        ("signed/cosign2", "verified"),
+    ]
+    verified = next(e for e in entries if e["status"] == "verified")
+    assert verified["subjectname"].startswith("ECDSA key sha256:")
+    # A key that signed nothing here: everything key-verifiable is untrusted, nothing verified.
+    other = signed_registry.cosign_keys[1].public_key
+    out = sigscope(
+        "scan",
+        "registry",
+        signed_registry.host,
+        "--insecure",
+        "--repo",
+        "signed/cosign",
+        "--key",
+        str(other),
+        "-o",
+        "json",
+    )
+    assert [e["status"] for e in json.loads(out.stdout)["registry"]["signatures"]] == ["untrusted"]
+
+
+def test_fail_on_and_streaming_outputs(signed_registry: SignedRegistry, negatives: Negatives) -> None:
+    host = signed_registry.host
+    assert (
+        sigscope(
+            "scan", "registry", host, "--insecure", "--repo", "plain/*", "--fail-on", "unsigned", check=False
+        ).returncode
+        == 1
+    )
+    assert (
+        sigscope(
+            "scan", "registry", host, "--insecure", "--repo", "signed/cosign", "--fail-on", "unsigned"
+        ).returncode
+        == 0
+    )
+    invalid = sigscope(
+        "scan", "registry", f"{host}/neg", "--insecure", "--fail-on", "invalid", "-o", "sarif", check=False
+    )
+    assert invalid.returncode == 1 and "--fail-on matched: invalid" in invalid.stderr
+    sarif = json.loads(invalid.stdout)
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"SIG002", "SIG003"}
+    lines = sigscope("scan", "registry", host, "--insecure", "-o", "ndjson").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records[-1]["type"] == "summary" and all(r["type"] == "image" for r in records[:-1])
+    csv_text = sigscope("scan", "registry", host, "--insecure", "--repo", "neg/*", "-o", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("path,repository,tags,digest")
+    html_text = sigscope("scan", "registry", host, "--insecure", "-o", "html").stdout
+    assert "<table>" in html_text and "neg/cert-good" in html_text
+
+
+def test_one_broken_image_does_not_stop_the_scan(signed_registry: SignedRegistry) -> None:
+    with RegistryProxy(signed_registry.url) as proxy:
+        # The registry (or something between) serves bytes that do not match this image's digest.
+        proxy.tamper(r"/v2/signed/cosign/manifests/sha256-")
+        out = sigscope("scan", "registry", proxy.host, "--insecure", "--repo", "signed/*", "-o", "json")
+    data = json.loads(out.stdout)
+    broken = [e for e in data["registry"]["signatures"] if e["repository"] == "signed/cosign"]
+    assert broken and broken[0]["status"] == "invalid" and "digest mismatch" in broken[0]["error"]
+    assert any(
+        e["repository"] == "signed/notation" and e["status"] == "integrity-ok"
+        for e in data["registry"]["signatures"]
+    )
+
+
+def test_scan_oci_layout_with_notation_vector(tmp_path: Path) -> None:
+    try:
+        layout, subject, _signature = notation_layout(tmp_path / "layout", formats=("cose", "jws"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"notation vectors unavailable: {exc}")
+    data = json.loads(sigscope("scan", "registry", f"oci:{layout}", "-o", "json").stdout)
+    entries = data["registry"]["signatures"]
+    assert sorted(e["format"] for e in entries) == ["notation-cose", "notation-jws"]
+    assert all(e["subjectname"] == "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US" for e in entries)
+    assert all(e["digest"] == subject for e in entries)
+    tree = sigscope("inspect", f"oci:{layout}:v2", "--signatures").stdout
+    assert "notation-cose" in tree and "✓ payload-digest" in tree
+
+
+def test_inspect_signatures_json(signed_registry: SignedRegistry) -> None:
+    out = sigscope(
+        "inspect", f"{signed_registry.host}/signed/cosign2:1.0", "--insecure", "--signatures", "-o", "json"
+    )
+    data = json.loads(out.stdout)
+    assert len(data["signatures"]) == 2 and all(s["format"] == "cosign" for s in data["signatures"])
+    out = sigscope(
+        "inspect", f"{signed_registry.host}/signed/multi:1.0", "--insecure", "--signatures", "-o", "json"
+    )
+    data = json.loads(out.stdout)
+    assert len(data["signatures"]) == 1 and len(data["platformSignatures"]) == 2
