@@ -7,25 +7,19 @@ come out `invalid` with its reason while the rest of the scan goes on.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from testbed import SignedRegistry, notation_layout
+from testbed.forge import PKI, make_pki, pem, push_cosign_signature, push_image
 from testbed.proxy import RegistryProxy
 
-from sigscope.model import Descriptor
 from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient, RegistryOptions
 
@@ -46,160 +40,6 @@ def sigscope(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 # --------------------------------------------------------------- forged signatures (negative cases)
 
 
-def _name(cn: str) -> x509.Name:
-    # RFC 4514 prints the most specific attribute first, so this reads "CN=…,O=sigscope tests".
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sigscope tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*certs: x509.Certificate) -> str:
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-
-
-@dataclass
-class PKI:
-    ca_key: ec.EllipticCurvePrivateKey
-    ca: x509.Certificate
-    leaf_key: ec.EllipticCurvePrivateKey
-    leaf: x509.Certificate
-    other_ca: x509.Certificate
-    self_key: ec.EllipticCurvePrivateKey
-    self_signed: x509.Certificate
-
-
-def make_pki() -> PKI:
-    ca_key, leaf_key, other_key, self_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
-    ca = _cert("Test Root CA", ca_key, "Test Root CA", ca_key, ca=True)
-    return PKI(
-        ca_key=ca_key,
-        ca=ca,
-        leaf_key=leaf_key,
-        leaf=_cert("Release Signer", leaf_key, "Test Root CA", ca_key, ca=False),
-        other_ca=_cert("Unrelated CA", other_key, "Unrelated CA", other_key, ca=True),
-        self_key=self_key,
-        self_signed=_cert("Self Signer", self_key, "Self Signer", self_key, ca=False),
-    )
-
-
-async def _push_image(client: RegistryClient, repo: str, tag: str, seed: str) -> Descriptor:
-    config = await client.put_blob(
-        repo, json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    )
-    layer = await client.put_blob(repo, seed.encode())
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": mediatypes.OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config.digest,
-                "size": config.size,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer.digest,
-                    "size": layer.size,
-                }
-            ],
-        }
-    ).encode()
-    descriptor, _ = await client.put_manifest(repo, body, mediatypes.OCI_MANIFEST, tag)
-    return descriptor
-
-
-async def _push_cosign_sig(
-    client: RegistryClient,
-    repo: str,
-    attach_to: str,
-    names: str,
-    key: ec.EllipticCurvePrivateKey,
-    *,
-    cert: str | None = None,
-    chain: str | None = None,
-    tamper: bool = False,
-) -> None:
-    payload = json.dumps(
-        {
-            "critical": {
-                "identity": {"docker-reference": f"{client.registry}/{repo}"},
-                "image": {"docker-manifest-digest": names},
-                "type": "cosign container image signature",
-            },
-            "optional": None,
-        },
-        separators=(",", ":"),
-    ).encode()
-    signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
-    if tamper:
-        signature = signature[:-1] + bytes([signature[-1] ^ 0x01])
-    annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(signature).decode()}
-    if cert is not None:
-        annotations["dev.sigstore.cosign/certificate"] = cert
-        annotations["dev.sigstore.cosign/chain"] = chain or ""
-    layer = await client.put_blob(repo, payload, COSIGN_MEDIA)
-    config = await client.put_blob(
-        repo,
-        json.dumps(
-            {
-                "architecture": "",
-                "os": "",
-                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
-                "config": {},
-            }
-        ).encode(),
-    )
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "size": config.size,
-            "digest": config.digest,
-        },
-        "layers": [
-            {
-                "mediaType": COSIGN_MEDIA,
-                "size": layer.size,
-                "digest": layer.digest,
-                "annotations": annotations,
-            }
-        ],
-    }
-    tag = "sha256-" + attach_to.split(":", 1)[1] + ".sig"
-    await client.put_manifest(repo, json.dumps(manifest).encode(), mediatypes.OCI_MANIFEST, tag)
-
-
 @dataclass
 class Negatives:
     digests: dict[str, str]
@@ -213,34 +53,34 @@ async def _build_negatives(signed: SignedRegistry) -> Negatives:
     async with RegistryClient(signed.host, options) as client:
         # A good certificate-bearing cosign signature, then the same with each flaw.
         for repo, kwargs in {
-            "neg/cert-good": {"cert": _pem(pki.leaf), "chain": _pem(pki.ca)},
-            "neg/cert-tampered": {"cert": _pem(pki.leaf), "chain": _pem(pki.ca), "tamper": True},
-            "neg/cert-badchain": {"cert": _pem(pki.leaf), "chain": _pem(pki.other_ca)},
+            "neg/cert-good": {"cert": pem(pki.leaf), "chain": pem(pki.ca)},
+            "neg/cert-tampered": {"cert": pem(pki.leaf), "chain": pem(pki.ca), "tamper": True},
+            "neg/cert-badchain": {"cert": pem(pki.leaf), "chain": pem(pki.other_ca)},
         }.items():
-            image = await _push_image(client, repo, "1.0", repo)
-            await _push_cosign_sig(client, repo, image.digest, image.digest, pki.leaf_key, **kwargs)  # type: ignore[arg-type]
+            image = await push_image(client, repo, "1.0", repo)
+            await push_cosign_signature(client, repo, image.digest, image.digest, pki.leaf_key, **kwargs)  # type: ignore[arg-type]
             found[repo] = image.digest
-        image = await _push_image(client, "neg/self-signed", "1.0", "self")
-        await _push_cosign_sig(
-            client, "neg/self-signed", image.digest, image.digest, pki.self_key, cert=_pem(pki.self_signed)
+        image = await push_image(client, "neg/self-signed", "1.0", "self")
+        await push_cosign_signature(
+            client, "neg/self-signed", image.digest, image.digest, pki.self_key, cert=pem(pki.self_signed)
         )
         found["neg/self-signed"] = image.digest
         # A .sig whose payload names another image's digest.
-        image = await _push_image(client, "neg/wrong-digest", "1.0", "wrong")
-        other = await _push_image(client, "neg/wrong-digest", "2.0", "other")
-        await _push_cosign_sig(
+        image = await push_image(client, "neg/wrong-digest", "1.0", "wrong")
+        other = await push_image(client, "neg/wrong-digest", "2.0", "other")
+        await push_cosign_signature(
             client,
             "neg/wrong-digest",
             image.digest,
             other.digest,
             pki.leaf_key,
-            cert=_pem(pki.leaf),
-            chain=_pem(pki.ca),
+            cert=pem(pki.leaf),
+            chain=pem(pki.ca),
         )
         found["neg/wrong-digest:1.0"] = image.digest
         found["neg/wrong-digest:2.0"] = other.digest
         # A referrer listed for this image whose manifest names another subject (the notation vector's).
-        image = await _push_image(client, "neg/subject", "1.0", "subject")
+        image = await push_image(client, "neg/subject", "1.0", "subject")
         notation_repo = "signed/notation"
         subject_digest = signed.images["signed/notation:1.0"]
         [listed] = await client.referrers(notation_repo, subject_digest)
