@@ -1,12 +1,23 @@
-"""sigscope demo: a throwaway local registry, some images, and what sigscope reports about them.
+"""sigscope demo: a throwaway local registry full of signed and unsigned images, and what sigscope reports.
 
 Run through `bash demo/run.sh` (which installs the dependencies first). `--keep` leaves the
 registry running so you can try the commands yourself.
+
+What goes in:
+- signed/cosign, signed/cosign2, signed/multi: cosign-format signatures made by skopeo 1.18
+  (key pairs, the index signed at its digest);
+- signed/gpg: a GPG simple signature made by stock skopeo into a lookaside directory;
+- signed/notation: a Notary Project COSE signature from notation-go's test vectors (referrers fallback tag);
+- team/api: a cosign signature with a certificate from a company CA, chain attached;
+- team/tool: a cosign signature with a self-signed certificate;
+- team/web: a cosign signature whose payload names another image (invalid);
+- library/alpine, team/db, plain/unsigned: unsigned.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shlex
 import subprocess
 import sys
@@ -18,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import testbed  # noqa: E402
+from testbed.forge import make_pki, pem, push_cosign_signature, push_image  # noqa: E402
+from testbed.signing import GpgHome, build_signed_registry, ensure_skopeo13, make_cosign_key  # noqa: E402
+
+from sigscope.oci.client import RegistryClient, RegistryOptions  # noqa: E402
 
 
 def sigscope(*args: str) -> None:
@@ -28,8 +43,30 @@ def sigscope(*args: str) -> None:
         raise SystemExit(f"demo: sigscope exited with {result.returncode}")
 
 
+async def add_certificate_signed_images(host: str) -> None:
+    pki = make_pki()
+    async with RegistryClient(host, RegistryOptions(insecure=True, use_auth_files=False)) as client:
+        api = await push_image(client, "team/api", "1.4.2", "api")
+        await push_cosign_signature(
+            client, "team/api", api.digest, api.digest, pki.leaf_key, cert=pem(pki.leaf), chain=pem(pki.ca)
+        )
+        tool = await push_image(client, "team/tool", "0.1", "tool")
+        await push_cosign_signature(
+            client, "team/tool", tool.digest, tool.digest, pki.self_key, cert=pem(pki.self_signed)
+        )
+        web = await push_image(client, "team/web", "2.0", "web")
+        other = await push_image(client, "team/web", "1.9", "web-old")
+        await push_cosign_signature(
+            client, "team/web", web.digest, other.digest, pki.leaf_key, cert=pem(pki.leaf), chain=pem(pki.ca)
+        )
+        await push_image(client, "team/db", "15", "db")
+        await push_image(client, "library/alpine", "3.20", "alpine")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", action="store_true", help="leave the registry running until Ctrl-C")
     args = parser.parse_args()
     if testbed.registry_binary() is None:
@@ -37,39 +74,38 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sigscope-demo-") as tmp:
         work = Path(tmp)
-        handle = testbed.start_registry(work / "registry")
+        print("Preparing skopeo 1.18 (cosign-format signing) ...", flush=True)
+        skopeo13 = ensure_skopeo13()
+        keys = [
+            make_cosign_key(skopeo13, work / "keys", f"cosign-{n}", f"demo-passphrase-{n}") for n in range(2)
+        ]
+        gpg = GpgHome("sigscope demo <demo@sigscope.invalid>")
+        signed = None
         try:
-            host = handle.host
-            print(
-                f"Local registry (Debian docker-registry) on {host}; pushing images with skopeo ...",
-                flush=True,
-            )
-            layout = work / "layout"
-            images = {
-                "library/alpine:3.20": ("alpine", None),
-                "team/api:1.4.2": ("api", None),
-                "team/api:latest": ("api", None),
-                "team/web:2.0": ("web", ["amd64", "arm64"]),
-                "tools/builder:nightly": ("builder", None),
-            }
-            for ref, (seed, arches) in images.items():
-                repo, _, tag = ref.rpartition(":")
-                layout_tag = ref.replace("/", "-").replace(":", "-")
-                testbed.build_layout(layout, layout_tag, seed=seed, architectures=arches)
-                testbed.push_layout(layout, layout_tag, host, repo, tag)
-            sigscope("ls", host, "--insecure")
-            sigscope("ls", f"{host}/team", "--tags", "--insecure")
-            sigscope("inspect", f"{host}/team/web:2.0", "--insecure")
-            sigscope("inspect", f"{host}/library/alpine:3.20", "--insecure", "-o", "json")
-            sigscope("inspect", f"oci:{layout}:team-web-2.0")
+            print("Starting a local registry and pushing signed and unsigned images ...", flush=True)
+            signed = build_signed_registry(work / "signed", skopeo13=skopeo13, cosign_keys=keys, gpg=gpg)
+            asyncio.run(add_certificate_signed_images(signed.host))
+            host = signed.host
+            registries_d = str(signed.registries_d)
+            sigscope("scan", "registry", host, "--insecure", "--registries.d", registries_d, "--platforms")
+            sigscope("inspect", f"{host}/team/api:1.4.2", "--insecure", "--signatures")
+            sigscope(
+                "scan", "registry", host, "--insecure", "--repo", "signed/cosign*",
+                "--key", str(keys[0].public_key), "-o", "wide",
+            )  # fmt: skip
             if args.keep:
-                print(f"\nRegistry left running on {host} (plain HTTP: use --insecure). Ctrl-C to stop.")
+                print(
+                    f"\nRegistry left running on {host} (plain HTTP: use --insecure; "
+                    f"GPG lookaside: --registries.d {registries_d}). Ctrl-C to stop."
+                )
                 while True:
                     time.sleep(3600)
         except KeyboardInterrupt:
             pass
         finally:
-            handle.stop()
+            if signed is not None:
+                signed.stop()
+            gpg.close()
 
 
 if __name__ == "__main__":
