@@ -724,7 +724,7 @@ def _read_content(sig: Signature, document: dict[str, Any], deferred: list[str])
             )
         if envelope.signatures:
             content.signature = envelope.signatures[0][1]
-        content.checks.extend(_statement_checks(sig, envelope, deferred))
+        content.checks.extend(statement_checks(sig, envelope, deferred))
         return content
     raise MalformedError("bundle has neither a messageSignature nor a dsseEnvelope")
 
@@ -752,12 +752,20 @@ def subject_check(
     ), None
 
 
-def _statement_checks(sig: Signature, envelope: dsse.Envelope, deferred: list[str]) -> list[Check]:
+def statement_checks(
+    sig: Signature, envelope: dsse.Envelope, deferred: list[str], *, annotated_type: str | None = None
+) -> list[Check]:
+    """The in-toto statement inside a DSSE envelope: claims, and the checks that it names this image.
+
+    Shared by bundles and cosign `.att` layers; `annotated_type` is the `.att` layer's unsigned
+    predicateType annotation, when there is one.
+    """
     if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         return [
             Check.failed(
                 "payload",
-                f"payloadType {envelope.payload_type!r} is not an in-toto statement: nothing names a digest",
+                f"payloadType {envelope.payload_type!r} is not {dsse.IN_TOTO_PAYLOAD_TYPE}: "
+                "nothing names a digest",
             )
         ]
     try:
@@ -772,9 +780,20 @@ def _statement_checks(sig: Signature, envelope: dsse.Envelope, deferred: list[st
     sig.claims["subjects"] = dsse.subjects_json(subjects)
     if predicate == COSIGN_SIGN_PREDICATE:
         sig.claims["cosignImageSignature"] = True
+    checks = [Check.passed("payload", f"in-toto statement, predicateType {predicate}")]
+    if annotated_type and annotated_type != predicate:
+        # Policy tools select attestations by this unsigned annotation; a mismatch misleads them.
+        sig.claims["annotatedPredicateType"] = annotated_type
+        checks.append(
+            Check.failed(
+                "predicate-type",
+                f"layer annotation says {annotated_type}, the signed statement says {predicate}",
+            )
+        )
     check, match = subject_check(subjects, sig.subject_digest)
     sig.signed_digest = match
-    return [Check.passed("payload", f"in-toto statement, predicateType {predicate}"), check]
+    checks.append(check)
+    return checks
 
 
 def _signature_check(

@@ -30,7 +30,7 @@ from sigscope.formats.bundle import (
     record_log_time,
     recorded_key,
     rekor_check,
-    subject_check,
+    statement_checks,
 )
 from sigscope.model import Check, Descriptor, Signature, SignatureFormat, SignerIdentity
 from sigscope.trust import certs
@@ -384,7 +384,9 @@ def _parse_attestation(
     if not envelope.signatures:
         deferred.append("DSSE envelope carries no signature")
 
-    sig.checks.extend(_statement_checks(sig, envelope, annotations.get(PREDICATE_TYPE_ANNOTATION), deferred))
+    sig.checks.extend(
+        statement_checks(sig, envelope, deferred, annotated_type=annotations.get(PREDICATE_TYPE_ANNOTATION))
+    )
     attached = _read_attached(sig, annotations, now, deferred)
     pae = envelope.pae()
 
@@ -401,39 +403,3 @@ def _parse_attestation(
         now,
         deferred,
     )
-
-
-def _statement_checks(
-    sig: Signature, envelope: dsse.Envelope, annotated_type: str | None, deferred: list[str]
-) -> list[Check]:
-    if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
-        return [
-            Check.failed(
-                "payload",
-                f"payloadType is {envelope.payload_type!r}, cosign requires {dsse.IN_TOTO_PAYLOAD_TYPE}",
-            )
-        ]
-    try:
-        statement = dsse.parse_statement(envelope.payload)
-    except dsse.DSSEError as exc:
-        deferred.append(str(exc))
-        return [Check.failed("payload", str(exc))]
-    subjects = dsse.statement_subjects(statement)
-    predicate = dsse.predicate_type(statement)
-    sig.claims["_type"] = dsse.statement_type(statement)
-    sig.claims["predicateType"] = predicate
-    sig.claims["subjects"] = dsse.subjects_json(subjects)
-    checks = [Check.passed("payload", f"in-toto statement, predicateType {predicate}")]
-    if annotated_type and annotated_type != predicate:
-        # Policy tools select attestations by this unsigned annotation; a mismatch misleads them.
-        sig.claims["annotatedPredicateType"] = annotated_type
-        checks.append(
-            Check.failed(
-                "predicate-type",
-                f"layer annotation says {annotated_type}, the signed statement says {predicate}",
-            )
-        )
-    check, match = subject_check(subjects, sig.subject_digest)
-    sig.signed_digest = match
-    checks.append(check)
-    return checks
