@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from testbed import ALICE_PASSWORD, ALICE_REFRESH_TOKEN, ALICE_USER, RegistryHandle, TokenServer
+from testbed.forge import push_image
 
 from sigscope.errors import AuthError, NotFoundError, TLSError, TooLargeError
 from sigscope.model import Descriptor
@@ -21,34 +22,6 @@ from sigscope.oci.reference import referrers_tag
 
 def plain(**kw: object) -> RegistryOptions:
     return RegistryOptions(insecure=True, use_auth_files=False, **kw)  # type: ignore[arg-type]
-
-
-async def _push_image(client: RegistryClient, repo: str, seed: bytes, tag: str | None) -> Descriptor:
-    await client.put_blob(repo, mediatypes.EMPTY_JSON)  # referrers below use the empty config
-    config = await client.put_blob(
-        repo, json.dumps({"architecture": "amd64", "os": "linux", "seed": seed.decode()}).encode()
-    )
-    layer = await client.put_blob(repo, seed)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": mediatypes.OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config.digest,
-                "size": config.size,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer.digest,
-                    "size": layer.size,
-                }
-            ],
-        }
-    ).encode()
-    descriptor, _ = await client.put_manifest(repo, body, mediatypes.OCI_MANIFEST, tag)
-    return descriptor
 
 
 def _signature_manifest(subject: Descriptor, note: str) -> bytes:
@@ -110,7 +83,7 @@ async def test_not_found_is_not_retried(registry: RegistryHandle) -> None:
 async def test_catalog_pagination(registry: RegistryHandle) -> None:
     async with RegistryClient(registry.host, plain()) as client:
         for n in range(3):
-            await _push_image(client, f"paged/r{n}", f"paged-{n}".encode(), "v1")
+            await push_image(client, f"paged/r{n}", "v1", f"paged-{n}")
         pages = [page async for page in client.catalog_pages(page_size=2)]
         assert len(pages) >= 3 and all(len(p) <= 2 for p in pages)
         flat = [r for p in pages for r in p]
@@ -121,7 +94,7 @@ async def test_catalog_pagination(registry: RegistryHandle) -> None:
 
 async def test_write_paths_and_delete(registry: RegistryHandle) -> None:
     async with RegistryClient(registry.host, plain()) as client:
-        pushed = await _push_image(client, "write/test", b"hello", "v1")
+        pushed = await push_image(client, "write/test", "v1", "hello")
         assert (await client.head_manifest("write/test", "v1")).digest == pushed.digest
         # Pushing the same blob again is skipped, not re-uploaded.
         before = client.request_count
@@ -140,7 +113,7 @@ async def test_manifest_size_limit(registry: RegistryHandle) -> None:
 
 async def test_referrers_fallback_write_and_read(registry: RegistryHandle) -> None:
     async with RegistryClient(registry.host, plain()) as client:
-        subject = await _push_image(client, "refs/app", b"subject", "v1")
+        subject = await push_image(client, "refs/app", "v1", "subject")
         assert await client.referrers("refs/app", subject.digest) == []
         first = await client.push_referrer(
             "refs/app", _signature_manifest(subject, "a"), mediatypes.OCI_MANIFEST
@@ -162,7 +135,7 @@ async def test_referrers_fallback_write_and_read(registry: RegistryHandle) -> No
 
 async def test_referrers_tag_that_is_not_an_index_is_left_alone(registry: RegistryHandle) -> None:
     async with RegistryClient(registry.host, plain()) as client:
-        subject = await _push_image(client, "refs/clash", b"clash", "v1")
+        subject = await push_image(client, "refs/clash", "v1", "clash")
         image = await client.get_manifest("refs/clash", "v1")
         await client.put_manifest("refs/clash", image.raw, image.media_type, referrers_tag(subject.digest))
         assert await client.referrers("refs/clash", subject.digest) == []
@@ -204,7 +177,7 @@ async def test_bearer_token_flow_and_cache(token_registry: RegistryHandle, token
         assert len(pulls) == 1, token_server.token_requests
         assert pulls[0]["user"] == ALICE_USER
         # A push needs a wider scope, hence one more token; the catalog needs its own.
-        await _push_image(client, "demo/pushed", b"via-token", "v1")
+        await push_image(client, "demo/pushed", "v1", "via-token")
         assert "demo/pushed" in await client.catalog()
         scopes = [tuple(r["scopes"]) for r in token_server.token_requests]
         assert ("repository:demo/pushed:pull,push",) in scopes

@@ -89,6 +89,8 @@ def make_pki() -> PKI:
 
 
 async def push_image(client: RegistryClient, repo: str, tag: str, seed: str) -> Descriptor:
+    """A small OCI image whose digest depends on `seed`; the empty blob rides along for referrers."""
+    await client.put_blob(repo, mediatypes.EMPTY_JSON)
     config = await client.put_blob(
         repo, json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
     )
