@@ -14,6 +14,7 @@ from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, key_option, load_keys, registry_options
 from sigscope.cli.progress import stdout_console
+from sigscope.cli.scan import gpg_keyring_option, load_gpg_keyrings
 from sigscope.cli.tree import signature_tree
 from sigscope.errors import IntegrityError
 from sigscope.model import Manifest
@@ -205,6 +206,7 @@ def _print_pretty(result: Inspection) -> None:
 )
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @key_option
+@gpg_keyring_option
 @registry_options
 def inspect_cmd(
     image: str,
@@ -213,6 +215,7 @@ def inspect_cmd(
     registries_d: str | None,
     output: str,
     keys: tuple[str, ...],
+    gpg_keyrings: tuple[str, ...],
     registry_options: RegistryOptions,
 ) -> None:
     """Show what IMAGE resolves to: digest, media type, platforms of an index, size.
@@ -231,6 +234,7 @@ def inspect_cmd(
             platforms=True,
             registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
             keys=load_keys(keys),
+            gpg_keyring=load_gpg_keyrings(gpg_keyrings),
         )
     result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:

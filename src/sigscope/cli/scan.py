@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from sigscope.cli.options import key_option, load_keys, registry_options
+from sigscope.cli.options import F, key_option, load_keys, registry_options
 from sigscope.cli.progress import stdout_console, tracker
-from sigscope.errors import EXIT_FAILED
+from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout, parse_registry_target
@@ -19,6 +19,39 @@ from sigscope.report.summary import FAIL_ON_CHOICES, Summary
 from sigscope.scan.registry import Progress, ScanOptions, scan_registry, scan_repository
 from sigscope.sources.lookaside import load_registries_d
 from sigscope.trust.certs import utcnow
+from sigscope.trust.pgp import Keyring, KeyringError, load_keyrings
+
+
+def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
+    """Read `--gpg-keyring` files into one keyring; a bad file is a usage error naming it."""
+    if not paths:
+        return None
+    blobs: list[bytes] = []
+    for path in paths:
+        try:
+            blobs.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read keyring {path}: {exc.strerror}") from None
+    try:
+        keyring = load_keyrings(blobs)
+    except KeyringError as exc:
+        where = paths[exc.index] if exc.index is not None else ", ".join(paths)
+        raise UsageError(f"keyring {where}: {exc.message}") from None
+    for skipped in keyring.skipped:
+        click.echo(f"sigscope: --gpg-keyring: left out {skipped}", err=True)
+    return keyring
+
+
+def gpg_keyring_option(func: F) -> F:
+    return click.option(
+        "--gpg-keyring",
+        "gpg_keyrings",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
+        "signatures they verify become 'verified', other simple signatures 'untrusted'.",
+    )(func)
 
 
 @click.group("scan")
@@ -83,6 +116,7 @@ async def _run(
     help="Exit 1 when any image matches (repeatable).",
 )
 @key_option
+@gpg_keyring_option
 @registry_options
 def scan_registry_cmd(
     target: str,
@@ -92,6 +126,7 @@ def scan_registry_cmd(
     output: str,
     fail_on: tuple[str, ...],
     keys: tuple[str, ...],
+    gpg_keyrings: tuple[str, ...],
     registry_options: RegistryOptions,
 ) -> None:
     """Report every signature on every image of a registry, in every format.
@@ -115,6 +150,7 @@ def scan_registry_cmd(
         registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
         repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
         keys=load_keys(keys),
+        gpg_keyring=load_gpg_keyrings(gpg_keyrings),
     )
     code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
     if code:

@@ -176,6 +176,8 @@ class OpenPGPSignature:
     fingerprint: str | None  # issuer fingerprint subpacket 33, uppercase hex
     unknown_critical: tuple[int, ...]
     one_pass: OnePassSignature | None
+    # The packet body as read: what a verifier hashes and checks (sigscope.trust.pgp); not part of equality.
+    packet: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def key_id(self) -> str | None:
@@ -283,7 +285,7 @@ def _new_format_length(data: bytes, pos: int) -> tuple[int, bool, int]:
     return 1 << (first & 0x1F), True, pos + 1
 
 
-def _read_packets(data: bytes) -> list[_Packet]:
+def _read_packets(data: bytes, max_packets: int = MAX_PACKETS) -> list[_Packet]:
     packets: list[_Packet] = []
     pos = 0
     while pos < len(data):
@@ -328,8 +330,8 @@ def _read_packets(data: bytes) -> list[_Packet]:
             raise SimpleSigningError(f"packet at offset {start} has the reserved tag 0")
         if tag == TAG_MARKER:
             continue  # RFC 4880 §5.8: marker packets are ignored wherever they appear
-        if len(packets) >= MAX_PACKETS:
-            raise SimpleSigningError(f"more than {MAX_PACKETS} packets; not a signature")
+        if len(packets) >= max_packets:
+            raise SimpleSigningError(f"more than {max_packets} packets; not a signature")
         packets.append(_Packet(tag, body, start))
     return packets
 
@@ -437,6 +439,7 @@ def _parse_signature_packet(packet: _Packet, one_pass: OnePassSignature | None) 
             fingerprint=None,
             unknown_critical=(),
             one_pass=one_pass,
+            packet=body,
         )
     if version != 4:
         # V5/V6 (RFC 9580) are unknown to gpg 2.2 and to the Go openpgp code containers/image links.
@@ -493,7 +496,60 @@ def _parse_signature_packet(packet: _Packet, one_pass: OnePassSignature | None) 
         fingerprint=fingerprint,
         unknown_critical=tuple(unknown_critical),
         one_pass=one_pass,
+        packet=body,
     )
+
+
+@dataclass(frozen=True)
+class SignatureParts:
+    """The byte ranges of a signature packet that a verifier needs (RFC 4880 §5.2.3, §5.2.4)."""
+
+    hashed: bytes  # V4: version through the hashed subpackets; V3: signature type and creation time
+    hashed_subpackets: bytes  # V4 only
+    unhashed_subpackets: bytes  # V4 only
+    left16: bytes  # the first two bytes of the signed hash, a cheap "wrong data" test
+    value: bytes  # the algorithm-specific signature (MPIs, or raw bytes for algorithms 27 and 28)
+
+
+def signature_parts(body: bytes) -> SignatureParts:
+    """Split a V3 or V4 signature packet body; raises SimpleSigningError if it is not one."""
+    _need(body, 0, 1, "signature packet")
+    if body[0] in (2, 3):
+        _need(body, 0, 19, "V3 signature packet")
+        if body[1] != 5:
+            raise SimpleSigningError(f"V3 signature declares {body[1]} bytes of hashed material, not 5")
+        return SignatureParts(body[2:7], b"", b"", body[17:19], body[19:])
+    if body[0] != 4:
+        raise SimpleSigningError(f"unsupported signature packet version {body[0]}")
+    _need(body, 0, 6, "V4 signature packet")
+    hashed_length = int.from_bytes(body[4:6], "big")
+    _need(body, 6, hashed_length + 2, "V4 signature hashed subpackets")
+    pos = 6 + hashed_length
+    unhashed_length = int.from_bytes(body[pos : pos + 2], "big")
+    _need(body, pos + 2, unhashed_length + 2, "V4 signature unhashed subpackets")
+    value_at = pos + 2 + unhashed_length + 2
+    return SignatureParts(
+        hashed=body[:pos],
+        hashed_subpackets=body[6:pos],
+        unhashed_subpackets=body[pos + 2 : pos + 2 + unhashed_length],
+        left16=body[value_at - 2 : value_at],
+        value=body[value_at:],
+    )
+
+
+def parse_signature_packet(body: bytes) -> OpenPGPSignature:
+    """One signature packet body outside a message (key certifications, bindings, revocations)."""
+    return _parse_signature_packet(_Packet(TAG_SIGNATURE, body, 0), None)
+
+
+def subpackets(area: bytes, *, hashed: bool) -> list[tuple[int, bool, bytes]]:
+    """(type, critical, data) of each subpacket in one area; raises SimpleSigningError if malformed."""
+    return _subpackets(area, hashed)
+
+
+def read_packets(data: bytes, *, max_packets: int) -> list[tuple[int, bytes]]:
+    """(tag, body) of each top-level packet in `data` (markers dropped); raises SimpleSigningError."""
+    return [(p.tag, p.body) for p in _read_packets(data, max_packets)]
 
 
 def _parse_issuer_fingerprint(data: bytes) -> str:

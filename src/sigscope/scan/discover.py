@@ -21,6 +21,7 @@ from sigscope.formats import bundle, cosign, notation, simplesigning
 from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
 from sigscope.oci.store import Repository
 from sigscope.sources import lookaside
+from sigscope.trust.pgp import Keyring
 
 MAX_LAYERS = 1000  # cosign's own bound on a .sig manifest
 MAX_REFERRERS = 256
@@ -74,6 +75,7 @@ class DiscoverContext:
     now: datetime
     lookaside_base: str | None = None
     keys: list[PublicKeyTypes] = field(default_factory=list)
+    gpg_keyring: Keyring | None = None
 
 
 def _error_signature(fmt: SignatureFormat, subject: str, location: str, message: str) -> Signature:

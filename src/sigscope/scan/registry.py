@@ -24,6 +24,7 @@ from sigscope.oci.store import Repository
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.keys import apply_keys
+from sigscope.trust.pgp import Keyring, apply_keyring
 
 
 @dataclass
@@ -86,6 +87,7 @@ class ScanOptions:
     registries_d: RegistriesD | None = None
     repo_concurrency: int = 8
     keys: list[PublicKeyTypes] = field(default_factory=list)  # --key: trusted cosign public keys
+    gpg_keyring: Keyring | None = None  # --gpg-keyring: trusted OpenPGP keys for simple signatures
 
 
 class Progress:
@@ -122,6 +124,7 @@ def _context(
         now=options.now,
         lookaside_base=lookaside_base,
         keys=options.keys,
+        gpg_keyring=options.gpg_keyring,
     )
 
 
@@ -190,11 +193,16 @@ async def _image(
     except SigscopeError as exc:
         result.error = exc.message
         return result
-    result.signatures = [apply_keys(s, ctx.keys) for s in found.signatures]
+    result.signatures = [_trust(ctx, s) for s in found.signatures]
     result.attachments = found.attachments
     for attachment in result.attachments:
-        attachment.signatures = [apply_keys(s, ctx.keys) for s in attachment.signatures]
+        attachment.signatures = [_trust(ctx, s) for s in attachment.signatures]
     return result
+
+
+def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
+    # Each applies only to the formats its trust material can vouch for and leaves the others untouched.
+    return apply_keyring(apply_keys(signature, ctx.keys), ctx.gpg_keyring, ctx.now)
 
 
 async def _children(
