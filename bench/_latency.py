@@ -139,7 +139,15 @@ class ProxyHandle:
 def start_proxy(upstream: str, delay_ms: float, timeout: float = 15.0) -> ProxyHandle:
     """Start the delaying proxy in its own process; returns its 127.0.0.1:PORT."""
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "proxy", "--upstream", upstream, "--delay-ms", str(delay_ms)],
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "proxy",
+            "--upstream",
+            upstream,
+            "--delay-ms",
+            str(delay_ms),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
     )
@@ -169,10 +177,12 @@ def _must(*cmd: str) -> None:
 
 
 @contextlib.contextmanager
-def netem_registry(registry_config: Path, delay_ms: float, timeout: float = 15.0) -> Iterator[str]:
+def netem_registry(
+    registry_config: Path, delay_ms: float, timeout: float = 15.0
+) -> Iterator[tuple[str, int]]:
     """A second registry over the same storage, in a namespace behind a veth with netem on both ends.
 
-    `delay_ms` is the one-way delay added on each end (RTT grows by twice that). Yields HOST:PORT.
+    `delay_ms` is the one-way delay added on each end (RTT grows by twice that). Yields (HOST:PORT, its pid).
     """
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"):
         raise LatencyUnavailable("needs root with iproute2 (ip, tc)")
@@ -195,11 +205,9 @@ def netem_registry(registry_config: Path, delay_ms: float, timeout: float = 15.0
         _must("ip", "-n", ns, "link", "set", ns_if, "up")
         _must("ip", "-n", ns, "link", "set", "lo", "up")
         if delay_ms > 0:
-            _must("tc", "qdisc", "add", "dev", host_if, "root", "netem", "delay", f"{delay_ms}ms", "limit", "100000")
-            _must(
-                "ip", "netns", "exec", ns,
-                "tc", "qdisc", "add", "dev", ns_if, "root", "netem", "delay", f"{delay_ms}ms", "limit", "100000",
-            )  # fmt: skip
+            netem = ["root", "netem", "delay", f"{delay_ms}ms", "limit", "100000"]
+            _must("tc", "qdisc", "add", "dev", host_if, *netem)
+            _must("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", ns_if, *netem)
         config = yaml.safe_load(registry_config.read_text())
         config["http"]["addr"] = f"{ns_ip}:5000"
         config_file = registry_config.with_name(f"config-netns-{tag}.yml")
@@ -227,7 +235,7 @@ def netem_registry(registry_config: Path, delay_ms: float, timeout: float = 15.0
                     if time.monotonic() > deadline:
                         raise LatencyUnavailable("registry in the namespace did not answer") from None
                     time.sleep(0.05)
-        yield host
+        yield host, registry.pid  # `ip netns exec` execs the registry: same pid
     finally:
         if registry is not None and registry.poll() is None:
             registry.terminate()
@@ -247,15 +255,15 @@ def netem_registry(registry_config: Path, delay_ms: float, timeout: float = 15.0
 
 @contextlib.contextmanager
 def latency_target(
-    upstream: str, registry_config: Path, delay_ms_rtt: float, method: str = "auto"
-) -> Iterator[tuple[str, str]]:
-    """Yield (HOST:PORT with `delay_ms_rtt` ms of added round trip, description of the method used)."""
+    upstream: str, upstream_pid: int, registry_config: Path, delay_ms_rtt: float, method: str = "auto"
+) -> Iterator[tuple[str, str, list[int]]]:
+    """Yield (HOST:PORT with `delay_ms_rtt` ms of added round trip, the method used, server-side pids)."""
     one_way = delay_ms_rtt / 2
     notes: list[str] = []
     if method in ("auto", "netns"):
         try:
-            with netem_registry(registry_config, one_way) as host:
-                yield host, f"netns + veth + tc netem delay {one_way:g}ms on both ends"
+            with netem_registry(registry_config, one_way) as (host, pid):
+                yield host, f"netns + veth + tc netem delay {one_way:g}ms on both ends", [pid]
             return
         except LatencyUnavailable as exc:
             if method == "netns":
@@ -264,7 +272,8 @@ def latency_target(
     proxy = start_proxy(upstream, one_way)
     try:
         why = f" ({'; '.join(notes)})" if notes else ""
-        yield proxy.host, f"asyncio TCP proxy in its own process, {one_way:g} ms per direction{why}"
+        description = f"asyncio TCP proxy in its own process, {one_way:g} ms per direction{why}"
+        yield proxy.host, description, [upstream_pid, proxy.process.pid]
     finally:
         proxy.stop()
 
@@ -283,7 +292,9 @@ def measure_rtt(host: str, samples: int = 30) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     proxy = sub.add_parser("proxy", help="run the delaying TCP proxy (prints LISTENING HOST:PORT)")
     proxy.add_argument("--upstream", required=True, metavar="HOST:PORT")
