@@ -89,9 +89,10 @@ def main() -> None:
             registries_d = str(signed.registries_d)
             sigscope("scan", "registry", host, "--insecure", "--registries.d", registries_d, "--platforms")
             sigscope("inspect", f"{host}/team/api:1.4.2", "--insecure", "--signatures")
+            # With trust material: the first cosign key and the GPG signer's public key.
             sigscope(
-                "scan", "registry", host, "--insecure", "--repo", "signed/cosign*",
-                "--key", str(keys[0].public_key), "-o", "wide",
+                "scan", "registry", host, "--insecure", "--repo", "signed/*", "--registries.d", registries_d,
+                "--key", str(keys[0].public_key), "--gpg-keyring", str(signed.gpg_public_key),
             )  # fmt: skip
             if args.keep:
                 print(
