@@ -296,3 +296,27 @@ def test_inspect_signatures_json(signed_registry: SignedRegistry) -> None:
     )
     data = json.loads(out.stdout)
     assert len(data["signatures"]) == 1 and len(data["platformSignatures"]) == 2
+
+
+def test_broken_referrers_index_is_a_problem_not_a_signature(signed_registry: SignedRegistry) -> None:
+    # The fallback index of one image is served as garbage: its other signatures are still reported.
+    with RegistryProxy(signed_registry.url) as proxy:
+        subject = signed_registry.images["signed/notation:1.0"]
+        proxy.tamper(rf"/v2/signed/notation/manifests/sha256-{subject.split(':')[1]}$", replace=b"not json")
+        out = sigscope(
+            "scan", "registry", proxy.host, "--insecure", "--repo", "signed/notation", "-o", "json"
+        )
+        failing = sigscope(
+            "scan",
+            "registry",
+            proxy.host,
+            "--insecure",
+            "--repo",
+            "signed/notation",
+            "--fail-on",
+            "error",
+            check=False,
+        )
+    [image] = json.loads(out.stdout)["images"]
+    assert image["signatureCount"] == 0 and "digest mismatch" in image["problems"][0]
+    assert failing.returncode == 1

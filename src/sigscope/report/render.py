@@ -97,6 +97,7 @@ class TableRenderer:
             cells.append(Text(label, style=STATUS_STYLE.get(status, "")))
             if self.wide:
                 details = [result.error] if result.error else []
+                details += result.problems
                 details += [
                     f"{s.format} {s.location}: {s.reason}"
                     for s in result.signatures
@@ -109,8 +110,9 @@ class TableRenderer:
             table.add_row(*cells)
         self.console.print(table)
         for result in self.results:
-            if result.error and not self.wide:
-                self.console.print(Text(f"error: {result.path}: {result.error}", style="red"))
+            if not self.wide:
+                for problem in ([result.error] if result.error else []) + result.problems:
+                    self.console.print(Text(f"error: {result.path}: {problem}", style="red"))
             for signature in result.signatures:
                 if signature.status is Status.INVALID and not self.wide:
                     where = f"{result.path} {signature.format} {signature.location}"
@@ -201,7 +203,7 @@ class CSVRenderer:
             "tags": " ".join(result.tags),
             "digest": result.digest,
             "platform": result.platform or "",
-            "error": result.error or "",
+            "error": "; ".join(([result.error] if result.error else []) + result.problems),
         }
         if not result.signatures:
             self.writer.writerow({**base, "status": "error" if result.error else "unsigned"})
@@ -286,6 +288,8 @@ class SARIFRenderer:
         if result.error:
             self._result("SIG005", "error", f"{result.path}: {result.error}", result)
             return
+        for problem in result.problems:
+            self._result("SIG005", "error", f"{result.path}: {problem}", result)
         if not result.signatures:
             self._result("SIG001", "warning", f"{result.path} ({result.digest}) is not signed", result)
         for signature in result.signatures:
@@ -402,6 +406,7 @@ class HTMLRenderer:
             marks = format_marks(result)
             status = image_status(result)
             details = [result.error] if result.error else []
+            details += result.problems
             details += [f"{s.format}: {s.reason}" for s in result.signatures if s.status is Status.INVALID]
             buf.write(f"<tr><td>{e(result.path)}</td><td><code>{e(result.digest)}</code></td>")
             for column, _ in FORMAT_COLUMNS:

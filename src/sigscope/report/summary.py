@@ -36,6 +36,8 @@ def findings(result: ImageResult) -> set[str]:
     if result.error:
         found.add("error")
         return found
+    if result.problems:
+        found.add("error")
     if not result.signatures:
         found.add("unsigned")
     for signature in result.signatures:

@@ -64,6 +64,7 @@ class TagIndex:
 class Discovery:
     signatures: list[Signature] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # parts of discovery that failed
 
 
 @dataclass
@@ -284,14 +285,8 @@ async def discover(ctx: DiscoverContext, subject: Descriptor) -> Discovery:
                 subject.digest, fallback_tag_listed=subject.digest in ctx.tags.fallback
             )
         except SigscopeError as exc:
-            found.signatures.append(
-                _error_signature(
-                    SignatureFormat.NOTATION_JWS,
-                    subject.digest,
-                    f"referrers of {subject.digest}",
-                    exc.message,
-                )
-            )
+            # Not a signature of any format: the listing itself failed. Say so beside what was found.
+            found.problems.append(f"referrers of {subject.digest}: {exc.message}")
             return
         await asyncio.gather(*(_referrer(ctx, subject, d, found) for d in listed[:MAX_REFERRERS]))
 

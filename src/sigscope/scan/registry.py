@@ -40,7 +40,8 @@ class ImageResult:
     parent: str | None = None  # the index a platform manifest belongs to
     signatures: list[Signature] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # the image itself could not be read
+    problems: list[str] = field(default_factory=list)  # part of its discovery failed; the rest is reported
 
     @property
     def path(self) -> str:
@@ -76,6 +77,8 @@ class ImageResult:
             out["attachments"] = [a.to_json() for a in self.attachments]
         if self.error:
             out["error"] = self.error
+        if self.problems:
+            out["problems"] = self.problems
         return out
 
 
@@ -195,6 +198,7 @@ async def _image(
         return result
     result.signatures = [_trust(ctx, s) for s in found.signatures]
     result.attachments = found.attachments
+    result.problems = found.problems
     for attachment in result.attachments:
         attachment.signatures = [_trust(ctx, s) for s in attachment.signatures]
     return result
