@@ -137,7 +137,10 @@ def test_tls_flags(tls_registry: RegistryHandle) -> None:
         (["inspect", "x", "--ca-file", "/nonexistent.pem"], "does not exist"),
         (["scan", "registry", "127.0.0.1:1", "--insecure"], "cannot connect to 127.0.0.1:1"),
         (["scan", "registry", "oci:/nonexistent/layout"], "does not exist"),
-        (["scan", "registry", "127.0.0.1:1", "--key", "/nonexistent.pub"], "cannot read key /nonexistent.pub"),
+        (
+            ["scan", "registry", "127.0.0.1:1", "--key", "/nonexistent.pub"],
+            "cannot read key /nonexistent.pub",
+        ),
         (["scan", "registry", "127.0.0.1:1", "--key", "/etc/hostname"], "not a PEM public key"),
         (["scan", "registry", "127.0.0.1:1", "--gpg-keyring", "/etc/hostname"], "/etc/hostname"),
         (["inspect", "oci:/nonexistent:v1", "--signatures"], "does not exist"),
