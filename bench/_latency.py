@@ -99,6 +99,8 @@ async def _serve_proxy(upstream: str, delay_ms: float, ready: asyncio.Future[str
                 _pipe(client_reader, up_writer, delay, accepted + 2 * delay),
                 _pipe(up_reader, client_writer, delay, accepted),
             )
+        except asyncio.CancelledError:
+            pass  # shutting down with the connection open; asyncio 3.11 would log the cancellation
         finally:
             for w in (up_writer, client_writer):
                 w.close()

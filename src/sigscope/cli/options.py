@@ -42,7 +42,7 @@ def registry_options(func: F) -> F:
     @click.option(
         "--max-concurrency",
         type=click.IntRange(min=1, max=512),
-        default=16,
+        default=32,
         show_default=True,
         help="Requests in flight per registry.",
     )
