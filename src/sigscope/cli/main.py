@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from typing import ClassVar
 
 import click
 
 from sigscope import __version__
-from sigscope.cli.inspect import inspect_cmd
-from sigscope.cli.ls import ls_cmd
-from sigscope.cli.scan import scan_group
 from sigscope.errors import EXIT_ERROR, SigscopeError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """Imports a verb's module only when that verb runs: `--version` and `--help` stay instant,
+    and a scan does not pay for modules it never uses."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "ls": "sigscope.cli.ls:ls_cmd",
+        "inspect": "sigscope.cli.inspect:inspect_cmd",
+        "scan": "sigscope.cli.scan:scan_group",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(__version__, prog_name="sigscope")
 def cli() -> None:
     """See, verify and enforce who signed what: images in registries, OCI layouts and signed files.
@@ -22,11 +46,6 @@ def cli() -> None:
     IMAGE is a registry reference (host/repo:tag, repo@sha256:…) or an OCI layout, oci:PATH[:TAG|@DIGEST].
     Exit codes: 0 ok, 1 a verification failed or --fail-on matched, 2 usage or operational error.
     """
-
-
-cli.add_command(ls_cmd)
-cli.add_command(inspect_cmd)
-cli.add_command(scan_group)
 
 
 def main(argv: list[str] | None = None) -> None:
