@@ -8,6 +8,7 @@ signature carries is internally consistent, which a scan can always report.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import itertools
 import re
@@ -226,8 +227,13 @@ def _summarize(cert: x509.Certificate, now: datetime) -> CertificateInfo:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when `issuer`'s name and key signed `cert`."""
+    """True when `issuer`'s name and key signed `cert`.
+
+    Cached: a registry holds many signatures by the same few certificates, and the answer depends
+    only on the two certificates' bytes (cryptography hashes and compares them by their DER).
+    """
     if cert.issuer != issuer.subject:
         return False
     try:
