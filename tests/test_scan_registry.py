@@ -320,3 +320,44 @@ def test_broken_referrers_index_is_a_problem_not_a_signature(signed_registry: Si
     [image] = json.loads(out.stdout)["images"]
     assert image["signatureCount"] == 0 and "digest mismatch" in image["problems"][0]
     assert failing.returncode == 1
+
+
+async def _push_sbom_with_signature(signed: SignedRegistry) -> tuple[str, str, str]:
+    """An SPDX SBOM referrer on a fresh image, and a Notary signature manifest attached to the SBOM."""
+    repo = "att/sbom"
+    async with RegistryClient(signed.host, RegistryOptions(insecure=True, use_auth_files=False)) as client:
+        image = await push_image(client, repo, "1.0", "sbom-subject")
+        sbom_blob = await client.put_blob(repo, b'{"spdxVersion":"SPDX-2.3"}', "application/spdx+json")
+        sbom = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mediatypes.OCI_MANIFEST,
+                "artifactType": "application/spdx+json",
+                "config": {"mediaType": mediatypes.OCI_EMPTY, "digest": mediatypes.EMPTY_DIGEST, "size": 2},
+                "layers": [sbom_blob.to_json()],
+                "subject": image.to_json(),
+            }
+        ).encode()
+        sbom_desc = await client.push_referrer(repo, sbom, mediatypes.OCI_MANIFEST)
+        # Reuse the vector's envelope: it signs another digest, so the SBOM's signature is found but invalid.
+        notation_repo = "signed/notation"
+        [listed] = await client.referrers(notation_repo, signed.images["signed/notation:1.0"])
+        vector = (await client.get_manifest(notation_repo, listed.digest)).json()
+        for layer in vector["layers"]:
+            await client.put_blob(repo, await client.get_blob(notation_repo, layer["digest"]))
+        vector["subject"] = sbom_desc.to_json()
+        await client.push_referrer(repo, json.dumps(vector).encode(), mediatypes.OCI_MANIFEST)
+        return image.digest, sbom_desc.digest, repo
+
+
+def test_other_referrers_are_attachments_and_say_if_signed(signed_registry: SignedRegistry) -> None:
+    image, sbom, repo = asyncio.run(_push_sbom_with_signature(signed_registry))
+    out = sigscope("scan", "registry", signed_registry.host, "--insecure", "--repo", repo, "-o", "json")
+    [result] = json.loads(out.stdout)["images"]
+    assert result["digest"] == image and result["signed"] is False
+    [attachment] = result["attachments"]
+    assert attachment["artifactType"] == "application/spdx+json" and attachment["digest"] == sbom
+    assert attachment["signed"] is True
+    [sbom_signature] = attachment["signatures"]
+    assert sbom_signature["format"] == "notation-cose" and sbom_signature["status"] == "invalid"
+    assert "payload-digest" in sbom_signature["reason"]
