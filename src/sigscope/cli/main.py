@@ -21,6 +21,7 @@ class LazyGroup(click.Group):
         "ls": "sigscope.cli.ls:ls_cmd",
         "inspect": "sigscope.cli.inspect:inspect_cmd",
         "scan": "sigscope.cli.scan:scan_group",
+        "key": "sigscope.cli.key:key_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
