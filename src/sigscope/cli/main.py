@@ -22,6 +22,7 @@ class LazyGroup(click.Group):
         "inspect": "sigscope.cli.inspect:inspect_cmd",
         "scan": "sigscope.cli.scan:scan_group",
         "key": "sigscope.cli.key:key_group",
+        "sign": "sigscope.cli.sign:sign_cmd",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
