@@ -23,6 +23,7 @@ class LazyGroup(click.Group):
         "scan": "sigscope.cli.scan:scan_group",
         "key": "sigscope.cli.key:key_group",
         "sign": "sigscope.cli.sign:sign_cmd",
+        "verify": "sigscope.cli.verify:verify_cmd",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

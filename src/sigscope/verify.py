@@ -1,0 +1,302 @@
+"""Verification policy: signature records found on one image + what the user requires → a verdict.
+
+Pure: no I/O. Discovery (`scan_image` with `--key` / `--gpg-keyring`) has already checked each signature's
+bytes, its payload digest and its trust; this module adds the policy checks a compatible verifier makes
+(FORMATS §1.13 step 5, §4.4 signedIdentity) and counts signatures from distinct keys against a threshold.
+
+Only formats whose payload names the image are signatures here: cosign `.sig` layers and GPG simple
+signatures. Attestations, SBOM attachments, Sigstore bundles and Notary signatures are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigscope.errors import InvalidReferenceError
+from sigscope.model import Check, Outcome, Signature, SignatureFormat, Status
+from sigscope.oci.reference import ImageReference, LayoutReference, parse_layout, parse_reference
+
+SIGNATURE_FORMATS = frozenset({SignatureFormat.COSIGN, SignatureFormat.SIMPLE_SIGNING})
+POLICY_CHECKS = ("trusted-key", "payload-digest", "reference", "annotations")
+_KEY_FINGERPRINT = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the image must carry to pass."""
+
+    threshold: int = 1
+    exact_reference: bool = False
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Judged:
+    """One signature with the policy's checks appended; the discovery record itself is left untouched."""
+
+    signature: Signature
+    checks: list[Check]
+    satisfied: bool
+    key: str | None  # identity of the trusted key that verified it (for the distinct-keys count)
+    reason: str  # one short phrase when not satisfied
+
+    def payload(self) -> Any:
+        raw = self.signature.evidence.get("payload")
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def to_json(self) -> dict[str, Any]:
+        sig = self.signature
+        out: dict[str, Any] = {
+            "format": str(sig.format),
+            "status": str(sig.status),
+            "signer": sig.signer.to_json() if sig.signer is not None else None,
+            "satisfied": self.satisfied,
+            "location": sig.location,
+            "checks": [c.to_json() for c in self.checks],
+            "payload": self.payload(),
+        }
+        if self.key:
+            out["key"] = self.key
+        if not self.satisfied:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class Verdict:
+    image: str
+    digest: str
+    threshold: int
+    signatures: list[Judged]
+    keys: list[str]  # distinct keys with at least one satisfying signature
+
+    @property
+    def verified(self) -> bool:
+        return len(self.keys) >= self.threshold
+
+    @property
+    def satisfied(self) -> list[Judged]:
+        return [j for j in self.signatures if j.satisfied]
+
+    @property
+    def summary(self) -> str:
+        total = len(self.signatures)
+        if not total:
+            return "no signatures found"
+        line = f"Verified {len(self.satisfied)} of {total} signatures"
+        plural = "s" if len(self.keys) != 1 else ""
+        line += f" ({len(self.keys)} distinct key{plural}, threshold {self.threshold})"
+        return line
+
+    @property
+    def reason(self) -> str:
+        """Why the image failed (empty when it passed)."""
+        if self.verified:
+            return ""
+        if not self.signatures:
+            return "no signatures found"
+        if len(self.keys) == 0:
+            return "no signature satisfies the policy"
+        return (
+            f"signatures from {len(self.keys)} distinct key(s) satisfy the policy, {self.threshold} required"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "verified": self.verified,
+            "threshold": self.threshold,
+            "signatures": [j.to_json() for j in self.signatures],
+        }
+
+
+# ---------------------------------------------------------------- references
+
+
+def _split(reference: str) -> tuple[str, str | None, str | None] | None:
+    """(repository identity, tag, digest) of a payload or image reference; None when unparseable.
+
+    Registry references are normalised as docker does (Docker Hub, `library/`); layouts compare by path.
+    """
+    try:
+        if reference.startswith("oci:"):
+            layout = parse_layout(reference)
+            return "oci:" + posixpath.normpath(layout.path), layout.tag, layout.digest
+        # default_tag="" is refused by the parser, so detect the tag ourselves
+        parsed = parse_reference(reference, default_tag="latest")
+    except InvalidReferenceError:
+        return None
+    name = reference.partition("@")[0]
+    last = name.rsplit("/", 1)[-1]
+    tag = parsed.tag if ":" in last else None
+    return f"{parsed.registry}/{parsed.repository}", tag, parsed.digest
+
+
+def image_identity(parsed: ImageReference | LayoutReference) -> str:
+    """The reference the user asked to verify, as the payload identity would spell it."""
+    if isinstance(parsed, LayoutReference):
+        text = f"oci:{parsed.path}"
+    else:
+        text = f"{parsed.registry}/{parsed.repository}"
+    if parsed.tag:
+        text += f":{parsed.tag}"
+    if parsed.digest:
+        text += f"@{parsed.digest}"
+    return text
+
+
+def reference_check(claimed: str | None, image: str, *, exact: bool) -> Check:
+    """Repository match by default (cosign identities are repository-only; skopeo's carry the tag);
+    with `exact`, matchExact (§4.4): both name a tag or digest and they are the same."""
+    if claimed is None:
+        return Check.failed("reference", "the payload names no docker-reference")
+    ours = _split(image)
+    theirs = _split(claimed)
+    if ours is None:
+        return Check.failed("reference", f"cannot parse the image reference {image!r}")
+    if theirs is None:
+        return Check.failed("reference", f"the payload names an unparseable reference {claimed!r}")
+    if ours[0] != theirs[0]:
+        return Check.failed("reference", f"payload names repository {theirs[0]}, not {ours[0]}")
+    if not exact:
+        return Check.passed("reference", f"payload names repository {theirs[0]}")
+    if theirs[1] is None and theirs[2] is None:
+        return Check.failed(
+            "reference", f"payload names {claimed} without a tag or digest (exact match required)"
+        )
+    if (theirs[1], theirs[2]) != (ours[1], ours[2]):
+        return Check.failed("reference", f"payload names {claimed}, not {image} (exact match required)")
+    return Check.passed("reference", f"payload names exactly {claimed}")
+
+
+def annotations_check(claimed: Any, required: Mapping[str, str]) -> Check:
+    if not required:
+        return Check.passed("annotations", "none required")
+    optional = claimed if isinstance(claimed, dict) else {}
+    missing = [k for k in required if k not in optional]
+    wrong = [k for k in required if k in optional and optional[k] != required[k]]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(sorted(missing)))
+        if wrong:
+            parts.append("; ".join(f"{k}={optional[k]!r}, required {required[k]!r}" for k in sorted(wrong)))
+        return Check.failed("annotations", "; ".join(parts))
+    return Check.passed("annotations", ", ".join(f"{k}={required[k]}" for k in sorted(required)))
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def _find(checks: Sequence[Check], name: str) -> Check | None:
+    return next((c for c in checks if c.name == name), None)
+
+
+def _key_identity(sig: Signature, trusted: Check | None) -> str | None:
+    if trusted is None or trusted.outcome is not Outcome.PASSED:
+        return None
+    if sig.signer is not None and sig.signer.pgp is not None:
+        pgp = sig.signer.pgp
+        return f"pgp:{pgp.fingerprint or pgp.key_id}"
+    match = _KEY_FINGERPRINT.search(trusted.detail)
+    if match:
+        return f"sha256:{match.group(1)}"
+    if sig.signer is not None and sig.signer.public_key is not None:
+        return f"sha256:{sig.signer.public_key.sha256}"
+    return trusted.detail or None
+
+
+def _optional(sig: Signature) -> Any:
+    raw = sig.evidence.get("payload")
+    if raw is not None:
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if isinstance(payload, dict):
+            return payload.get("optional")
+    return sig.claims.get("optional")
+
+
+def _reason(sig: Signature, checks: Sequence[Check]) -> str:
+    by_name = {c.name: c for c in checks}
+
+    def failed(name: str) -> bool:
+        check = by_name.get(name)
+        return check is not None and check.outcome is Outcome.FAILED
+
+    if failed("signature"):
+        return "signature does not verify"
+    if failed("payload-digest"):
+        return "payload names another digest"
+    if failed("trusted-key"):
+        return "wrong key"
+    if sig.error:
+        return f"invalid signature ({sig.error})"
+    if failed("reference"):
+        return "reference mismatch"
+    if failed("annotations"):
+        return "annotation mismatch"
+    other = [c for c in checks if c.outcome is Outcome.FAILED]
+    if other:
+        return f"{other[0].name} check failed"
+    if _find(checks, "trusted-key") is None or by_name["trusted-key"].outcome is not Outcome.PASSED:
+        return "no trust material for this signature"
+    if sig.status is not Status.VERIFIED:
+        return f"signature is {sig.status}"
+    return "not satisfied"
+
+
+def judge(sig: Signature, image: str, policy: Policy) -> Judged:
+    """The policy's checks on one signature found on `image` (the reference the user gave)."""
+    checks = list(sig.checks)
+    if _find(checks, "trusted-key") is None:
+        checks.append(Check.skipped("trusted-key", "no supplied trust material applies to this signature"))
+    if _find(checks, "payload-digest") is None:
+        checks.append(Check.skipped("payload-digest", "the payload could not be read"))
+    claimed = sig.claims.get("docker-reference")
+    checks.append(
+        reference_check(claimed if isinstance(claimed, str) else None, image, exact=policy.exact_reference)
+    )
+    checks.append(annotations_check(_optional(sig), policy.annotations))
+
+    required_passed = all(
+        (c := _find(checks, name)) is not None and c.outcome is Outcome.PASSED for name in POLICY_CHECKS
+    )
+    satisfied = (
+        sig.status is Status.VERIFIED
+        and sig.error is None
+        and required_passed
+        and not any(c.outcome is Outcome.FAILED for c in checks)
+    )
+    key = _key_identity(sig, _find(checks, "trusted-key"))
+    return Judged(
+        signature=sig,
+        checks=checks,
+        satisfied=satisfied,
+        key=key if satisfied else None,
+        reason="" if satisfied else _reason(sig, checks),
+    )
+
+
+def verify(image: str, digest: str, signatures: Sequence[Signature], policy: Policy) -> Verdict:
+    """Judge every image signature found for `digest`; the image passes with `threshold` distinct keys."""
+    if policy.threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    judged = [judge(s, image, policy) for s in signatures if s.format in SIGNATURE_FORMATS]
+    keys: list[str] = []
+    for j in judged:
+        if j.satisfied and j.key is not None and j.key not in keys:
+            keys.append(j.key)
+    return Verdict(image=image, digest=digest, threshold=policy.threshold, signatures=judged, keys=keys)
