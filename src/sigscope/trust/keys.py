@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.formats import dsse
-from sigscope.model import Check, Outcome, Signature, SignatureFormat, SignerIdentity, Status
+from sigscope.model import Check, Outcome, PublicKeyInfo, Signature, SignatureFormat, SignerIdentity, Status
 from sigscope.trust import certs
 
 KEY_FORMATS = frozenset({SignatureFormat.COSIGN, SignatureFormat.COSIGN_ATTESTATION})
@@ -46,6 +46,21 @@ def _verifies(signature: Signature, key: PublicKeyTypes) -> bool:
     return any(certs.verify_with_key(key, raw, pae) for _, raw in envelope.signatures)
 
 
+_KEY_INFO: dict[int, tuple[PublicKeyTypes, PublicKeyInfo]] = {}
+
+
+def _key_info(key: PublicKeyTypes) -> PublicKeyInfo:
+    """The fingerprint of a trusted key, computed once per key object rather than once per signature.
+
+    Keyed by identity (keys are not hashable); the key itself is kept so its id is never reused.
+    """
+    cached = _KEY_INFO.get(id(key))
+    if cached is None or cached[0] is not key:
+        cached = (key, certs.public_key_info(key))
+        _KEY_INFO[id(key)] = cached
+    return cached[1]
+
+
 def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signature:
     """Judge `signature` against trusted keys: verified under one of them, or untrusted.
 
@@ -60,7 +75,7 @@ def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signatur
             Check.failed("trusted-key", f"not signed by any of the {len(keys)} supplied key(s)")
         )
         return signature.settle()
-    info = certs.public_key_info(match)
+    info = _key_info(match)
     detail = f"signed by supplied {info.key_type} key sha256:{info.sha256}"
     signature.checks = [
         Check.passed("signature", detail) if c.name == "signature" and c.outcome is Outcome.SKIPPED else c
