@@ -6,15 +6,13 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
-from sigscope.cli.options import OUTPUT_BASIC, key_option, load_keys, registry_options
+from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console
-from sigscope.cli.scan import gpg_keyring_option, load_gpg_keyrings
 from sigscope.cli.tree import signature_tree
 from sigscope.errors import IntegrityError
 from sigscope.model import Manifest
@@ -22,7 +20,6 @@ from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
 from sigscope.scan.registry import ImageResult, ScanOptions, scan_image
-from sigscope.sources.lookaside import load_registries_d
 from sigscope.trust.certs import utcnow
 
 MAX_CONFIG = 1 << 20
@@ -198,24 +195,15 @@ def _print_pretty(result: Inspection) -> None:
 @click.option(
     "--signatures", is_flag=True, help="Also find and show every signature on the image, as a tree."
 )
-@click.option(
-    "--registries.d",
-    "registries_d",
-    type=click.Path(file_okay=False, exists=True),
-    help="containers registries.d directory for GPG simple signatures (lookaside).",
-)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
-@key_option
-@gpg_keyring_option
+@trust_options
 @registry_options
 def inspect_cmd(
     image: str,
     raw: bool,
     signatures: bool,
-    registries_d: str | None,
     output: str,
-    keys: tuple[str, ...],
-    gpg_keyrings: tuple[str, ...],
+    trust: TrustMaterial,
     registry_options: RegistryOptions,
 ) -> None:
     """Show what IMAGE resolves to: digest, media type, platforms of an index, size.
@@ -232,9 +220,9 @@ def inspect_cmd(
         scan = ScanOptions(
             now=utcnow(),
             platforms=True,
-            registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
-            keys=load_keys(keys),
-            gpg_keyring=load_gpg_keyrings(gpg_keyrings),
+            registries_d=trust.registries_d,
+            keys=trust.keys,
+            gpg_keyring=trust.gpg_keyring,
         )
     result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:

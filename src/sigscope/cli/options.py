@@ -5,13 +5,20 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sigscope.errors import UsageError
 from sigscope.oci.client import RegistryOptions
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+    from sigscope.sources.lookaside import RegistriesD
+    from sigscope.trust.pgp import Keyring
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +92,20 @@ def registry_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_keys(paths: tuple[str, ...]) -> list[Any]:
+@dataclass(frozen=True)
+class TrustMaterial:
+    """What `--registries.d`, `--key` and `--gpg-keyring` name, read and checked once."""
+
+    registries_d: RegistriesD | None
+    keys: list[PublicKeyTypes]
+    gpg_keyring: Keyring | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.keys and self.gpg_keyring is None
+
+
+def load_keys(paths: tuple[str, ...]) -> list[PublicKeyTypes]:
     """Read `--key` files (PEM public keys); a bad one is a usage error naming the file."""
     from sigscope.trust.keys import KeyError_, load_public_key
 
@@ -102,12 +122,69 @@ def load_keys(paths: tuple[str, ...]) -> list[Any]:
     return keys
 
 
-def key_option(func: F) -> F:
-    return click.option(
+def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
+    """Read `--gpg-keyring` files into one keyring; a bad file is a usage error naming it."""
+    if not paths:
+        return None
+    from sigscope.trust.pgp import KeyringError, load_keyrings
+
+    blobs: list[bytes] = []
+    for path in paths:
+        try:
+            blobs.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read keyring {path}: {exc.strerror}") from None
+    try:
+        keyring = load_keyrings(blobs)
+    except KeyringError as exc:
+        where = paths[exc.index] if exc.index is not None else ", ".join(paths)
+        raise UsageError(f"keyring {where}: {exc.message}") from None
+    for skipped in keyring.skipped:
+        click.echo(f"sigscope: --gpg-keyring: left out {skipped}", err=True)
+    return keyring
+
+
+def trust_options(func: F) -> F:
+    """Add `--registries.d`, `--key` and `--gpg-keyring`; the command receives `trust: TrustMaterial`."""
+
+    @click.option(
+        "--registries.d",
+        "registries_d",
+        type=click.Path(file_okay=False, exists=True),
+        help="containers registries.d directory: GPG simple signatures are read from its lookaside.",
+    )
+    @click.option(
         "--key",
         "keys",
         multiple=True,
         type=click.Path(dir_okay=False),
         help="Trusted public key (PEM, cosign.pub), repeatable: cosign signatures it verifies become "
         "'verified', other cosign signatures 'untrusted'.",
-    )(func)
+    )
+    @click.option(
+        "--gpg-keyring",
+        "gpg_keyrings",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
+        "signatures they verify become 'verified', other simple signatures 'untrusted'.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        registries_d: str | None,
+        keys: tuple[str, ...],
+        gpg_keyrings: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        from sigscope.sources.lookaside import load_registries_d
+
+        kwargs["trust"] = TrustMaterial(
+            registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
+            keys=load_keys(keys),
+            gpg_keyring=load_gpg_keyrings(gpg_keyrings),
+        )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

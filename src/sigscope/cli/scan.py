@@ -4,54 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import click
 
-from sigscope.cli.options import F, key_option, load_keys, registry_options
+from sigscope.cli.options import TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console, tracker
-from sigscope.errors import EXIT_FAILED, UsageError
+from sigscope.errors import EXIT_FAILED
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout, parse_registry_target
 from sigscope.report.render import OUTPUTS, make_renderer
 from sigscope.report.summary import FAIL_ON_CHOICES, Summary
 from sigscope.scan.registry import Progress, ScanOptions, scan_registry, scan_repository
-from sigscope.sources.lookaside import load_registries_d
 from sigscope.trust.certs import utcnow
-from sigscope.trust.pgp import Keyring, KeyringError, load_keyrings
-
-
-def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
-    """Read `--gpg-keyring` files into one keyring; a bad file is a usage error naming it."""
-    if not paths:
-        return None
-    blobs: list[bytes] = []
-    for path in paths:
-        try:
-            blobs.append(Path(path).read_bytes())
-        except OSError as exc:
-            raise UsageError(f"cannot read keyring {path}: {exc.strerror}") from None
-    try:
-        keyring = load_keyrings(blobs)
-    except KeyringError as exc:
-        where = paths[exc.index] if exc.index is not None else ", ".join(paths)
-        raise UsageError(f"keyring {where}: {exc.message}") from None
-    for skipped in keyring.skipped:
-        click.echo(f"sigscope: --gpg-keyring: left out {skipped}", err=True)
-    return keyring
-
-
-def gpg_keyring_option(func: F) -> F:
-    return click.option(
-        "--gpg-keyring",
-        "gpg_keyrings",
-        multiple=True,
-        metavar="FILE",
-        type=click.Path(dir_okay=False),
-        help="Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
-        "signatures they verify become 'verified', other simple signatures 'untrusted'.",
-    )(func)
 
 
 @click.group("scan")
@@ -102,12 +67,6 @@ async def _run(
     "--repo", "repo_patterns", multiple=True, metavar="GLOB", help="Only repositories matching (repeatable)."
 )
 @click.option("--platforms", is_flag=True, help="Also report each platform manifest of a multi-arch index.")
-@click.option(
-    "--registries.d",
-    "registries_d",
-    type=click.Path(file_okay=False, exists=True),
-    help="containers registries.d directory: GPG simple signatures are read from its lookaside locations.",
-)
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="pretty", show_default=True)
 @click.option(
     "--fail-on",
@@ -115,18 +74,15 @@ async def _run(
     multiple=True,
     help="Exit 1 when any image matches (repeatable).",
 )
-@key_option
-@gpg_keyring_option
+@trust_options
 @registry_options
 def scan_registry_cmd(
     target: str,
     repo_patterns: tuple[str, ...],
     platforms: bool,
-    registries_d: str | None,
     output: str,
     fail_on: tuple[str, ...],
-    keys: tuple[str, ...],
-    gpg_keyrings: tuple[str, ...],
+    trust: TrustMaterial,
     registry_options: RegistryOptions,
 ) -> None:
     """Report every signature on every image of a registry, in every format.
@@ -147,10 +103,10 @@ def scan_registry_cmd(
         now=utcnow(),
         repo_patterns=list(repo_patterns),
         platforms=platforms,
-        registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
+        registries_d=trust.registries_d,
         repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
-        keys=load_keys(keys),
-        gpg_keyring=load_gpg_keyrings(gpg_keyrings),
+        keys=trust.keys,
+        gpg_keyring=trust.gpg_keyring,
     )
     code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
     if code:

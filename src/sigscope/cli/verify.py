@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import click
 from rich.table import Table
 
-from sigscope.cli.options import OUTPUT_BASIC, key_option, load_keys, registry_options
+from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console
-from sigscope.cli.scan import gpg_keyring_option, load_gpg_keyrings
 from sigscope.errors import EXIT_FAILED, SigscopeError, UsageError
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
@@ -20,7 +18,6 @@ from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
 from sigscope.scan.registry import ScanOptions, scan_image
 from sigscope.sign import parse_annotations
-from sigscope.sources.lookaside import load_registries_d
 from sigscope.trust.certs import utcnow
 from sigscope.verify import Policy, Verdict, image_identity, verify
 
@@ -92,25 +89,16 @@ def _print_pretty(verdict: Verdict) -> None:
     is_flag=True,
     help="The payload must name exactly IMAGE's tag or digest (matchExact), not just its repository.",
 )
-@click.option(
-    "--registries.d",
-    "registries_d",
-    type=click.Path(file_okay=False, exists=True),
-    help="containers registries.d directory for GPG simple signatures (lookaside).",
-)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
-@key_option
-@gpg_keyring_option
+@trust_options
 @registry_options
 def verify_cmd(
     image: str,
     annotations: tuple[str, ...],
     threshold: int,
     exact_reference: bool,
-    registries_d: str | None,
     output: str,
-    keys: tuple[str, ...],
-    gpg_keyrings: tuple[str, ...],
+    trust: TrustMaterial,
     registry_options: RegistryOptions,
 ) -> None:
     """Verify IMAGE's cosign (.sig) and GPG simple signatures against trusted keys.
@@ -127,16 +115,16 @@ def verify_cmd(
       sigscope verify oci:./layout:v1 --key a.pub --key b.pub --threshold 2 -a env=prod -o json
       sigscope verify reg.example.com/app:1.0 --gpg-keyring pub.gpg --registries.d ./registries.d
     """
-    if not keys and not gpg_keyrings:
+    if trust.empty:
         raise UsageError("verify needs trust material: give --key and/or --gpg-keyring")
     policy = Policy(
         threshold=threshold, exact_reference=exact_reference, annotations=parse_annotations(annotations)
     )
     scan = ScanOptions(
         now=utcnow(),
-        registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
-        keys=load_keys(keys),
-        gpg_keyring=load_gpg_keyrings(gpg_keyrings),
+        registries_d=trust.registries_d,
+        keys=trust.keys,
+        gpg_keyring=trust.gpg_keyring,
     )
     identity, digest, signatures = asyncio.run(_discover(image, registry_options, scan))
     verdict = verify(identity, digest, signatures, policy)
