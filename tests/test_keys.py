@@ -16,12 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from testbed import (
     CosignKey,
     RegistryHandle,
-    build_layout,
-    sign_cosign,
     sigstore_policy,
     skopeo_verify,
     write_registries_d,
 )
+from testbed.signing import push_signed_image
 
 from sigscope.keys import (
     COSIGN_LABEL,
@@ -324,11 +323,15 @@ def test_skopeo_signs_with_our_key(
         "key", "generate", "--type", kind, "--output-prefix", str(prefix), env={"SIGSCOPE_PASSWORD": "pw1"}
     )
     assert result.returncode == 0, result.stderr
-    layout = tmp_path / "layout"
-    build_layout(layout, "v1", seed=f"sigscope/keys-interop/{kind}")
     repo = f"keys/interop-{kind}"
-    digest = sign_cosign(
-        skopeo13, layout, "v1", registry.host, repo, "1.0", Path(f"{prefix}.key"), "pw1", tmp_path / "work"
+    digest = push_signed_image(
+        skopeo13,
+        registry.host,
+        repo,
+        Path(f"{prefix}.key"),
+        "pw1",
+        tmp_path,
+        seed=f"sigscope/keys-interop/{kind}",
     )
     scan = run(
         "scan",

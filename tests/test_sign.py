@@ -30,11 +30,11 @@ from testbed import (
     fetch_manifest,
     layout_digest,
     push_layout,
-    sign_cosign,
     sigstore_policy,
     skopeo_verify,
     write_registries_d,
 )
+from testbed.signing import push_signed_image
 
 from sigscope.errors import UsageError
 from sigscope.keys import generate, write_key_pair
@@ -245,18 +245,8 @@ def test_appends_to_skopeo_signature(
     skopeo13: str, cosign_key: CosignKey, registry: RegistryHandle, tmp_path: Path
 ) -> None:
     repo = "sign/after-skopeo"
-    layout = tmp_path / "layout"
-    build_layout(layout, "v1", seed="sigscope/sign/after-skopeo")
-    digest = sign_cosign(
-        skopeo13,
-        layout,
-        "v1",
-        registry.host,
-        repo,
-        "1.0",
-        cosign_key.private_key,
-        cosign_key.passphrase,
-        tmp_path / "work",
+    digest = push_signed_image(
+        skopeo13, registry.host, repo, cosign_key.private_key, cosign_key.passphrase, tmp_path
     )
     [skopeo_layer] = cosign_signature_layers(registry.host, repo, digest)
     private, public = make_key(tmp_path / "keys", "ours")

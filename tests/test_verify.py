@@ -23,9 +23,9 @@ from testbed import (
     cosign_sig_tag,
     layout_digest,
     push_layout,
-    sign_cosign,
 )
 from testbed.forge import push_cosign_signature, push_image
+from testbed.signing import push_signed_image
 
 from sigscope.keys import generate, write_key_pair
 from sigscope.model import Check, Signature, SignatureFormat, Status
@@ -208,18 +208,8 @@ def test_sigscope_and_skopeo_signatures(
     skopeo13: str, cosign_key: CosignKey, registry: RegistryHandle, tmp_path: Path
 ) -> None:
     repo = "verify/peers"
-    layout = tmp_path / "layout"
-    build_layout(layout, "v1", seed="sigscope/verify/peers")
-    digest = sign_cosign(
-        skopeo13,
-        layout,
-        "v1",
-        registry.host,
-        repo,
-        "1.0",
-        cosign_key.private_key,
-        cosign_key.passphrase,
-        tmp_path / "work",
+    digest = push_signed_image(
+        skopeo13, registry.host, repo, cosign_key.private_key, cosign_key.passphrase, tmp_path
     )
     image = f"{registry.host}/{repo}:1.0"
     ok = verify_cli(image, "--key", str(cosign_key.public_key))

@@ -341,6 +341,23 @@ def sign_cosign(
     return digest
 
 
+def push_signed_image(
+    skopeo13: str,
+    host: str,
+    repo: str,
+    private_key: Path,
+    passphrase: str,
+    workdir: Path,
+    *,
+    seed: str | None = None,
+    tag: str = "1.0",
+) -> str:
+    """A fresh image (digest from `seed`) pushed to `repo:tag` and signed by skopeo; returns the digest."""
+    layout = workdir / "layout"
+    build_layout(layout, "v1", seed=seed or f"sigscope/{repo}")
+    return sign_cosign(skopeo13, layout, "v1", host, repo, tag, private_key, passphrase, workdir / "work")
+
+
 def sign_cosign_existing(
     skopeo13: str,
     host: str,
