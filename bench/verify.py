@@ -4,22 +4,31 @@ Builds one image in an OCI layout (no network), signs it N times with K ECDSA P-
 by key i % K) and stores all N simple-signing layers on its ONE `sha256-<hex>.sig` manifest, assembled
 with sigscope's own signing functions (`build_payload`, `FileSigner.sign`, `layer_annotations`,
 `assemble_manifest`, `OCILayout.put_*`). Every payload is what `sigscope sign -a bench=<i>` writes, so
-each layer has a blob of its own. Then it times, over those N signatures:
+each layer has a blob of its own. Two more layouts hold the same image signed N times by ONE of the K
+keys (the last one given), and N times by the K keys over ONE shared payload (what `cosign sign --key`
+without annotations writes: cosign appends a layer per signature over the same blob). Then it times:
 
 - raw: `public_key.verify(der_sig, payload, ECDSA(SHA256()))` on prepared (key, sig, payload)
   triples with the signer's key: one verify per signature, the floor;
 - parse only: `cosign.parse_signature_layer` on the in-memory layers, no trust (no crypto: key-only
   signatures are skipped there), to show what the parsing costs on its own;
-- sigscope, right key first: `parse_signature_layer` + `apply_keys(sig, keys)` with the K keys
-  ordered so the signer's key is tried first (one verify per signature; the >= 80 % goal);
-- sigscope, K keys: the same with the keys in one fixed order, so on average (K + 1) / 2 verifies
-  per signature, as `--key K1 ... --key KK` does;
-- in-process: `scan_image` on the layout + `verify()` (what `sigscope verify` runs, minus the CLI);
+- sigscope, signer's key: `parse_signature_layer` + `apply_keys(sig, [signer's key])`, one layer after
+  the other (one verify per signature: the >= 80 % goal), and the same in scan_image's order (every
+  layer parsed as it is fetched, then trust applied to the list);
+- sigscope, K keys: `--key K1 ... --key KK` with signers taking turns: no key hint in the signature, so
+  on average (K + 1) / 2 verifies each; and with the N signatures by one key (given last), where the
+  keys that verified most are tried first;
+- shared payload: the signer's key on the one-payload layout (the payload is parsed once);
+- warm: the signer's-key run again without forgetting what was verified (the same signatures met a
+  second time, e.g. in a mirrored repository); every other row starts cold (caches cleared);
+- in-process: `scan_image` on the layout + `verify()` (what `sigscope verify` runs, minus the CLI),
+  with the K keys, and with the one signer's key on its layout; `get_blob` of every layer alone, as the
+  source's share (file reads + digest checks; a registry's round trips in the field);
 - CLI: `python -m sigscope verify oci:LAYOUT:v1 --key K1 ... -o json` as a subprocess, nothing
   subtracted; `python -m sigscope --version` is timed alongside as its start-up cost, and
   `python -m sigscope verify --help` as the start-up including the verify command's imports.
 
-Rounds alternate between the measurements and the median is reported, since the machine is shared.
+Rounds alternate between the measurements; each figure is the median of its per-round ratio to raw.
 Usage: python bench/verify.py [--signatures N] [--keys K] [--rounds R]
 """
 
@@ -57,6 +66,7 @@ from sigscope.sign import (
     docker_identity,
     layer_annotations,
 )
+from sigscope.trust import keys as trust_keys
 from sigscope.trust.certs import utcnow
 from sigscope.trust.keys import apply_keys, load_public_key
 from sigscope.verify import Policy, image_identity, verify
@@ -64,15 +74,21 @@ from sigscope.verify import Policy, image_identity, verify
 TAG = "v1"
 
 
-async def build(layout_path: Path, signers: list[FileSigner], count: int) -> tuple[str, str]:
-    """Sign the layout's image `count` times; (image digest, .sig tag)."""
+async def build(
+    layout_path: Path, signers: list[FileSigner], count: int, *, distinct: bool = True
+) -> tuple[str, str]:
+    """Sign the layout's image `count` times, signer n % len(signers) for layer n; (digest, .sig tag).
+
+    `distinct`: a payload of its own per layer (`-a bench=<n>`), else one payload for every layer.
+    """
+    testbed.build_layout(layout_path, TAG, seed="bench")
     layout = OCILayout(layout_path)
     digest = (await layout.resolve(TAG)).digest
     identity = docker_identity(parse_layout(f"oci:{layout_path}:{TAG}"))
     options = SignOptions()
     layers = []
     for n in range(count):
-        payload = build_payload(identity, digest, {"bench": str(n)})
+        payload = build_payload(identity, digest, {"bench": str(n)} if distinct else {})
         signature = signers[n % len(signers)].sign(payload)
         blob = await layout.put_blob(payload, SIMPLESIGNING_MEDIA_TYPE)
         layers.append(
@@ -96,7 +112,16 @@ async def read_layers(layout_path: Path, tag: str) -> list[tuple[Descriptor, byt
     return [(layer, await layout.get_blob(layer.digest)) for layer in manifest.layers()]
 
 
-def timed(run: Callable[[], object]) -> float:
+def forget() -> None:
+    """Start cold: sigscope remembers parsed payloads and verified signatures within a process, and
+    every round repeats the same signatures."""
+    cosign.clear_caches()
+    trust_keys.clear_caches()
+
+
+def timed(run: Callable[[], object], *, cold: bool = True) -> float:
+    if cold:
+        forget()
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
@@ -115,7 +140,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sigscope-bench-") as tmp:
         workdir = Path(tmp)
         layout_path = workdir / "layout"
-        testbed.build_layout(layout_path, TAG, seed="bench")
         signers = [FileSigner(generate("ecdsa-p256")) for _ in range(nkeys)]
         key_files = []
         for k, signer in enumerate(signers):
@@ -124,10 +148,17 @@ def main() -> None:
             key_files.append(str(path))
         # The keys as `--key` loads them, shared by every measurement.
         keys = [load_public_key(Path(p).read_bytes()) for p in key_files]
-        first = [[keys[k], *keys[:k], *keys[k + 1 :]] for k in range(nkeys)]
+        own = [[keys[k]] for k in range(nkeys)]
 
         digest, tag = asyncio.run(build(layout_path, signers, count))
         layers = asyncio.run(read_layers(layout_path, tag))
+        one_path = workdir / "one-signer"
+        one_digest, one_tag = asyncio.run(build(one_path, signers[-1:], count))
+        one_layers = asyncio.run(read_layers(one_path, one_tag))
+        shared_path = workdir / "shared-payload"
+        shared_digest, shared_tag = asyncio.run(build(shared_path, signers, count, distinct=False))
+        shared_layers = asyncio.run(read_layers(shared_path, shared_tag))
+        assert one_digest == digest == shared_digest and len({b for _, b in shared_layers}) == 1
         triples = [
             (
                 keys[n % nkeys],
@@ -137,8 +168,10 @@ def main() -> None:
             for n, (layer, blob) in enumerate(layers)
         ]
         image = f"oci:{layout_path}:{TAG}"
+        one_image = f"oci:{one_path}:{TAG}"
         now = utcnow()
         location = f"tag {tag}"
+        Layers = list[tuple[Descriptor, bytes]]
 
         def raw() -> None:
             for key, signature, payload in triples:
@@ -150,9 +183,9 @@ def main() -> None:
                 for layer, blob in layers
             ]
 
-        def sigscope_path(ordered: Callable[[int], list[object]]) -> Callable[[], None]:
+        def interleaved(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
             def run() -> None:
-                for n, (layer, blob) in enumerate(layers):
+                for n, (layer, blob) in enumerate(source):
                     sig = cosign.parse_signature_layer(
                         layer, blob, subject_digest=digest, location=location, now=now
                     )
@@ -161,42 +194,81 @@ def main() -> None:
 
             return run
 
-        async def in_process_async() -> None:
-            parsed = parse_layout(image)
-            layout = OCILayout(parsed.path)
-            [result] = await scan_image(
-                layout, TAG, source=image, repo_name="", registry="", options=ScanOptions(now=now, keys=keys)
-            )
-            verdict = verify(image_identity(parsed), result.digest, result.signatures, Policy())
-            good = sum(s.status is Status.VERIFIED for s in result.signatures)
-            if not verdict.verified or good != count:
-                raise RuntimeError(f"in-process verify: {verdict.reason}; {good}/{count} verified")
+        def batched(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
+            # What scan_image does: every layer is parsed as discovery fetches it, then trust is applied
+            # to the whole list (scan/registry.py _trust). Keeping the verifies together also keeps
+            # OpenSSL's P-256 tables in cache, which interleaved Python parsing evicts.
+            def run() -> None:
+                sigs = [
+                    cosign.parse_signature_layer(
+                        layer, blob, subject_digest=digest, location=location, now=now
+                    )
+                    for layer, blob in source
+                ]
+                for n, sig in enumerate(sigs):
+                    if apply_keys(sig, ordered(n)).status is not Status.VERIFIED:  # type: ignore[arg-type]
+                        raise RuntimeError(f"signature {n} did not verify: {sig.error or sig.checks}")
 
-        key_args = [arg for path in key_files for arg in ("--key", path)]
-        cli_command = [sys.executable, "-m", "sigscope", "verify", image, *key_args, "-o", "json"]
-        startup_commands = {
-            "CLI start-up (`sigscope --version`)": [sys.executable, "-m", "sigscope", "--version"],
-            # --version exits before the verify command's imports (aiohttp, rich, the scan stack).
-            "CLI start-up (`sigscope verify --help`)": [sys.executable, "-m", "sigscope", "verify", "--help"],
-        }
+            return run
 
-        def cli() -> None:
-            subprocess.run(cli_command, check=True, stdout=subprocess.DEVNULL)
+        def in_process(where: str, trusted: list[object]) -> Callable[[], None]:
+            async def run() -> None:
+                parsed = parse_layout(where)
+                layout = OCILayout(parsed.path)
+                options = ScanOptions(now=now, keys=trusted)  # type: ignore[arg-type]
+                [result] = await scan_image(
+                    layout, TAG, source=where, repo_name="", registry="", options=options
+                )
+                verdict = verify(image_identity(parsed), result.digest, result.signatures, Policy())
+                good = sum(s.status is Status.VERIFIED for s in result.signatures)
+                if not verdict.verified or good != count:
+                    raise RuntimeError(f"in-process verify: {verdict.reason}; {good}/{count} verified")
 
-        def startup(command: list[str]) -> Callable[[], None]:
+            return lambda: asyncio.run(run())
+
+        async def blob_reads_async() -> None:
+            layout = OCILayout(layout_path)
+            manifest = await layout.get_manifest(tag)
+            for layer in manifest.layers():
+                await layout.get_blob(layer.digest)
+
+        def cli_run(command: list[str]) -> Callable[[], None]:
             return lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
-        startups = {name: startup(command) for name, command in startup_commands.items()}
+        key_args = [arg for path in key_files for arg in ("--key", path)]
+        module = [sys.executable, "-m", "sigscope"]
+        startups = {
+            "CLI start-up (`sigscope --version`)": cli_run([*module, "--version"]),
+            # --version exits before the verify command's imports (aiohttp, rich, the scan stack).
+            "CLI start-up (`sigscope verify --help`)": cli_run([*module, "verify", "--help"]),
+        }
 
+        signer_key = "parse+apply, signer's key (1 key)"
+        signer_key_batched = "parse all, then apply, signer's key"
+        k_keys = f"parse+apply, {nkeys} keys, signers in turn"
+        in_process_k = f"in-process scan_image+verify, {nkeys} keys"
+        cli_k = f"CLI `sigscope verify`, {nkeys} keys"
         measurements: dict[str, Callable[[], object]] = {
             "raw cryptography verify": raw,
-            "sigscope parse only (no crypto)": parse_only,
-            "sigscope parse+apply_keys, right key 1st": sigscope_path(lambda n: first[n % nkeys]),
-            f"sigscope parse+apply_keys, {nkeys} keys": sigscope_path(lambda n: keys),
-            "in-process scan_image + verify()": lambda: asyncio.run(in_process_async()),
-            "CLI `sigscope verify` (subprocess)": cli,
+            "parse only (no crypto)": parse_only,
+            signer_key: interleaved(layers, lambda n: own[n % nkeys]),
+            signer_key_batched: batched(layers, lambda n: own[n % nkeys]),
+            "shared payload, signer's key (as scan)": batched(shared_layers, lambda n: own[n % nkeys]),
+            k_keys: interleaved(layers, lambda n: keys),
+            f"parse+apply, {nkeys} keys, one signer": interleaved(one_layers, lambda n: keys),
+            "in-process scan_image+verify, 1 key": in_process(one_image, keys[-1:]),
+            in_process_k: in_process(image, keys),
+            "layout get_blob of every layer only": lambda: asyncio.run(blob_reads_async()),
+            "CLI `sigscope verify`, 1 key": cli_run(
+                [*module, "verify", one_image, "--key", key_files[-1], "-o", "json"]
+            ),
+            cli_k: cli_run([*module, "verify", image, *key_args, "-o", "json"]),
         }
+        # Not cleared before it runs: the signatures the previous round verified are remembered.
+        warm = "same signatures again (warm), signer's key"
+        warm_run = batched(layers, lambda n: own[n % nkeys])
         for run in (*measurements.values(), *startups.values()):  # warm-up and correctness check
+            forget()
             run()
 
         load_before = os.getloadavg()[0]
@@ -205,31 +277,35 @@ def main() -> None:
             f"{count} cosign signatures of one image in one oci: layout, {nkeys} ECDSA P-256 keys, "
             f"median of {args.rounds} alternating rounds\n"
         )
-        samples: dict[str, list[float]] = {name: [] for name in measurements}
+        samples: dict[str, list[float]] = {name: [] for name in (*measurements, warm)}
         startup_samples: dict[str, list[float]] = {name: [] for name in startups}
         for _ in range(args.rounds):
             for name, run in measurements.items():
                 samples[name].append(timed(run))
+                if name == signer_key_batched:
+                    samples[warm].append(timed(warm_run, cold=False))
             for name, run in startups.items():
                 startup_samples[name].append(timed(run))
         seconds = {name: statistics.median(values) for name, values in samples.items()}
         rates = {name: count / elapsed for name, elapsed in seconds.items()}
-        floor = rates["raw cryptography verify"]
-        print(f"{'measurement':<42} {'seconds':>8} {'sigs/s':>9} {'vs raw':>7}")
-        for name in measurements:
-            print(f"{name:<42} {seconds[name]:>8.3f} {rates[name]:>9.0f} {rates[name] / floor:>7.2f}")
+        # Ratios per round (each measurement next to the raw one of the same round), then the median:
+        # the load of a shared machine moves between rounds far more than within one.
+        raw_samples = samples["raw cryptography verify"]
+        vs_raw = {
+            name: statistics.median(r / v for r, v in zip(raw_samples, values, strict=True))
+            for name, values in samples.items()
+        }
+        print(f"{'measurement':<44} {'seconds':>8} {'sigs/s':>9} {'vs raw':>7}")
+        for name in samples:
+            print(f"{name:<44} {seconds[name]:>8.3f} {rates[name]:>9.0f} {vs_raw[name]:>7.2f}")
         for name, values in startup_samples.items():
-            print(f"{name:<42} {statistics.median(values):>8.3f}")
+            print(f"{name:<44} {statistics.median(values):>8.3f}")
         print(
-            f"\n(b)/(a) right key first: {rates['sigscope parse+apply_keys, right key 1st'] / floor:.2f}"
-            f" (goal >= 0.80); with {nkeys} keys in fixed order: "
-            f"{rates[f'sigscope parse+apply_keys, {nkeys} keys'] / floor:.2f}"
+            f"\nsigner's key: {vs_raw[signer_key]:.2f} interleaved, {vs_raw[signer_key_batched]:.2f} in"
+            f" scan_image's order (goal >= 0.80); {nkeys} keys, signers in turn: {vs_raw[k_keys]:.2f}"
             f" (~{(nkeys + 1) / 2:.1f} verifies per signature)"
         )
-        print(
-            f"(c)/(a) CLI: {rates['CLI `sigscope verify` (subprocess)'] / floor:.2f}; "
-            f"in-process scan_image: {rates['in-process scan_image + verify()'] / floor:.2f}"
-        )
+        print(f"in-process {nkeys} keys: {vs_raw[in_process_k]:.2f}; CLI {nkeys} keys: {vs_raw[cli_k]:.2f}")
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

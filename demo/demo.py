@@ -12,12 +12,19 @@ What goes in:
 - team/tool: a cosign signature with a self-signed certificate;
 - team/web: a cosign signature whose payload names another image (invalid);
 - library/alpine, team/db, plain/unsigned: unsigned.
+
+Then sigscope signs for itself: a cosign signature with an RFC 3161 timestamp from a local `openssl ts` TSA
+and a CycloneDX attestation on team/db, a Notary Project signature (test CA from
+`sigscope cert generate-test`) on library/alpine, each verified back; and a filesystem scan of the project's
+signed-file fixtures (JAR, PE, MSI, CAB, PowerShell, XML), verified against their test root.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import shlex
 import subprocess
 import sys
@@ -30,7 +37,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import testbed  # noqa: E402
 from testbed.forge import make_pki, pem, push_cosign_signature, push_image  # noqa: E402
-from testbed.signing import GpgHome, build_signed_registry, ensure_skopeo13, make_cosign_key  # noqa: E402
+from testbed.pki import build_pki  # noqa: E402
+from testbed.signing import CosignKey, GpgHome, build_signed_registry, ensure_skopeo13, make_cosign_key  # noqa: E402
+from testbed.tsa import TSAServer  # noqa: E402
 
 from sigscope.oci.client import RegistryClient, RegistryOptions  # noqa: E402
 
@@ -61,6 +70,73 @@ async def add_certificate_signed_images(host: str) -> None:
         )
         await push_image(client, "team/db", "15", "db")
         await push_image(client, "library/alpine", "3.20", "alpine")
+
+
+def sign_with_sigscope(host: str, work: Path, key: CosignKey) -> None:
+    """sigscope as the signer: cosign + timestamp, an attestation, and a Notary Project signature."""
+    os.environ["COSIGN_PASSWORD"] = key.passphrase  # how cosign users hand over the key password
+    print("\n# sigscope signs: cosign format with an RFC 3161 timestamp, an attestation, a Notary signature")
+    with TSAServer(build_pki(work / "pki").dir, workdir=work / "tsa") as tsa:
+        db = f"{host}/team/db:15"
+        sigscope("sign", db, "--insecure", "--key", str(key.private_key), "--timestamp-url", tsa.url)
+        sbom = work / "sbom.cdx.json"
+        sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}))
+        sigscope(
+            "attest", db, "--insecure", "--key", str(key.private_key), "--predicate", str(sbom),
+            "--type", "cyclonedx",
+        )  # fmt: skip
+        sigscope(
+            "verify", db, "--insecure", "--key", str(key.public_key),
+            "--timestamp-certificate-chain", str(tsa.chain_path),
+        )  # fmt: skip
+        sigscope("verify-attestation", db, "--insecure", "--key", str(key.public_key), "--type", "cyclonedx")
+
+    notation = work / "notation"
+    certs = work / "certs"
+    sigscope(
+        "cert",
+        "generate-test",
+        "demo.example",
+        "--output-dir",
+        str(certs),
+        "--notation-config",
+        str(notation),
+    )
+    (notation / "trustpolicy.oci.json").write_text(
+        json.dumps(
+            {
+                "version": "1.0",
+                "trustPolicies": [
+                    {
+                        "name": "demo",
+                        "registryScopes": ["*"],
+                        "signatureVerification": {"level": "strict"},
+                        "trustStores": ["ca:demo.example"],
+                        "trustedIdentities": ["*"],
+                    }
+                ],
+            }
+        )
+    )
+    alpine = f"{host}/library/alpine:3.20"
+    sigscope(
+        "sign", alpine, "--insecure", "--format", "notation", "--key", str(certs / "demo.example.key"),
+        "--cert", str(certs / "demo.example.crt"),
+    )  # fmt: skip
+    sigscope("verify", alpine, "--insecure", "--notation-config", str(notation))
+    sigscope(
+        "scan", "registry", host, "--insecure", "--repo", "team/db", "--repo", "library/alpine",
+        "--key", str(key.public_key), "--notation-config", str(notation),
+    )  # fmt: skip
+
+
+def scan_files() -> None:
+    fixtures = ROOT / "tests" / "fixtures" / "files"
+    print("\n# sigscope scan fs: files signed by jarsigner, osslsigncode and xmlsec1, tampered ones included")
+    sigscope(
+        "scan", "fs", str(fixtures / "jar"), str(fixtures / "authenticode"), str(fixtures / "powershell"),
+        str(fixtures / "xml"), "--verify", "--ca-file", str(fixtures / "pki" / "root.crt"),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -94,6 +170,8 @@ def main() -> None:
                 "scan", "registry", host, "--insecure", "--repo", "signed/*", "--registries.d", registries_d,
                 "--key", str(keys[0].public_key), "--gpg-keyring", str(signed.gpg_public_key),
             )  # fmt: skip
+            sign_with_sigscope(host, work, keys[0])
+            scan_files()
             if args.keep:
                 print(
                     f"\nRegistry left running on {host} (plain HTTP: use --insecure; "

@@ -207,3 +207,23 @@ def signed_registry(
         yield signed
     finally:
         signed.stop()
+
+
+# -- RFC 3161 time-stamping authority (testbed/tsa.py: openssl ts behind a loopback HTTP front end) ----------
+from testbed.pki import PKI, build_pki  # noqa: E402
+from testbed.tsa import TSAServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tsa_pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """A fresh code-signing/timestamping PKI (testbed.pki.build_pki) in a session tmp dir."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (apt-get install -y openssl)")
+    return build_pki(tmp_path_factory.mktemp("tsa-pki"))
+
+
+@pytest.fixture(scope="session")
+def tsa(tsa_pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TSAServer]:
+    """A real RFC 3161 TSA (``openssl ts -reply``, entity ``tsa``) at ``tsa.url``; ``root_path`` trusts it."""
+    with TSAServer(tsa_pki.dir, "tsa", tmp_path_factory.mktemp("tsa")) as server:
+        yield server

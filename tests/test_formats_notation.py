@@ -264,7 +264,8 @@ def test_user_metadata() -> None:
 def test_timestamped(name: str) -> None:
     blob = (TIMESTAMP / name).read_bytes()
     sig = parse(blob, Descriptor(mediatypes.DOCKER_MANIFEST, "sha256:c0669ef3" + "0" * 56, 528))
-    assert sig.timestamped
+    assert sig.claims["timestampCountersignature"] is True
+    assert not sig.timestamped  # only a token verified against TSA roots makes it timestamped
     assert check(sig, "signature")[0] is Outcome.PASSED
     assert check(sig, "envelope")[0] is Outcome.PASSED
     token = sig.evidence["timestamp-token"]
@@ -275,6 +276,7 @@ def test_timestamped(name: str) -> None:
 def test_without_timestamp() -> None:
     sig = parse((TIMESTAMP / "withoutTimestamp.sig").read_bytes())
     assert not sig.timestamped
+    assert "timestampCountersignature" not in sig.claims
     assert "timestamp-token" not in sig.evidence
     assert check(sig, "signature")[0] is Outcome.PASSED
 

@@ -347,7 +347,53 @@ class SignerIdentity:
 
 
 # Checks against trust material the user supplied; the only ones that can make a signature "verified".
-TRUST_CHECKS = frozenset({"trusted-key", "trusted-identity", "trust-policy"})
+TRUST_CHECKS = frozenset(
+    {
+        "trusted-key",
+        "trusted-identity",
+        "trust-policy",
+        "certificate-chain",
+        "certificate-identity",
+        "certificate-issuer",
+        "certificate-validity",
+        "certificate-sct",
+        "transparency-log",
+        "sigstore",
+    }
+)
+# The alternative ways trust can be established, each (required, optional-but-must-pass-if-present).
+# Any one satisfied makes a signature verified ("--key or the certificate policy", as cosign combines
+# them); a failed check sinks only its own alternative. Trust checks outside every group form one more
+# alternative in which all must pass.
+TRUST_GROUPS: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    # a certificate from own PKI or Fulcio: path to a supplied root, valid then, the identity asked for
+    (
+        frozenset({"certificate-chain", "certificate-validity", "certificate-identity"}),
+        frozenset({"certificate-issuer", "certificate-sct", "transparency-log"}),
+    ),
+    # a Sigstore bundle verified by the sigstore library (chain, SCT, log, time) plus our identity match
+    (frozenset({"sigstore", "certificate-identity"}), frozenset({"certificate-issuer"})),
+)
+
+
+def trust_satisfied(trust: list[Check]) -> bool:
+    """Whether one alternative of TRUST_GROUPS (or the ungrouped trust checks together) fully holds."""
+    if len(trust) == 1 and _MIN_REQUIRED > 1:
+        # The common case, a supplied key's `trusted-key` alone (per signature of a scan): no group can
+        # be complete with one member, so only the ungrouped alternative can hold.
+        only = trust[0]
+        return only.name not in _GROUPED and only.outcome is Outcome.PASSED
+    for required, optional in TRUST_GROUPS:
+        members = [c for c in trust if c.name in required or c.name in optional]
+        if members and required <= {c.name for c in members}:
+            if all(c.outcome is Outcome.PASSED for c in members):
+                return True
+    rest = [c for c in trust if c.name not in _GROUPED]
+    return bool(rest) and all(c.outcome is Outcome.PASSED for c in rest)
+
+
+_GROUPED = frozenset(name for required, optional in TRUST_GROUPS for name in required | optional)
+_MIN_REQUIRED = min(len(required) for required, _ in TRUST_GROUPS)
 
 
 class SignatureFormat(StrEnum):
@@ -387,15 +433,24 @@ class Signature:
         supplied) can only turn a sound signature into verified or untrusted; without them a
         passed signature check is integrity-ok and anything less is unverified.
         """
-        integrity = [c for c in self.checks if c.name not in TRUST_CHECKS]
-        trust = [c for c in self.checks if c.name in TRUST_CHECKS]
-        if self.error or any(c.outcome is Outcome.FAILED for c in integrity):
+        # One pass: this runs for every signature of a scan, twice with trust material.
+        trust: list[Check] = []
+        broken = self.error is not None
+        signature_ok = False
+        for c in self.checks:
+            if c.name in TRUST_CHECKS:
+                trust.append(c)
+            elif c.outcome is Outcome.FAILED:
+                broken = True
+            elif c.name == "signature" and c.outcome is Outcome.PASSED:
+                signature_ok = True
+        if broken:
             self.status = Status.INVALID
+        elif trust and trust_satisfied(trust):
+            self.status = Status.VERIFIED
         elif any(c.outcome is Outcome.FAILED for c in trust):
             self.status = Status.UNTRUSTED
-        elif trust and all(c.outcome is Outcome.PASSED for c in trust):
-            self.status = Status.VERIFIED
-        elif any(c.name == "signature" and c.outcome is Outcome.PASSED for c in integrity):
+        elif signature_ok:
             self.status = Status.INTEGRITY_OK
         else:
             self.status = Status.UNVERIFIED

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -20,13 +21,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import IntegrityError, NotFoundError, UsageError
+from sigscope.formats import bundle
 from sigscope.formats.cosign import (
     CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION,
     SIGNATURE_ANNOTATION,
     SIGNATURE_TAG_SUFFIX,
     SIMPLESIGNING_MEDIA_TYPE,
+    TIMESTAMP_ANNOTATION,
     attachment_tag,
+    timestamp_annotation,
 )
 from sigscope.keys import Signer
 from sigscope.model import Manifest
@@ -42,6 +46,10 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_LAYERS = 1000  # cosign refuses to grow a .sig manifest beyond this
 LEGACY_DOCKER_HUB = "index.docker.io"
+# --registry-referrers-mode: the `.sig`/`.att` tags, or Sigstore bundle v0.3 referrers (OCI 1.1).
+REFERRERS_LEGACY = "legacy"
+REFERRERS_OCI_1_1 = "oci-1-1"
+REFERRERS_MODES = (REFERRERS_LEGACY, REFERRERS_OCI_1_1)
 
 
 def go_json(value: Any) -> bytes:
@@ -146,6 +154,10 @@ class SignOptions:
     chain: str | None = None  # PEM intermediates…root
     recursive: bool = False
     identity: str | None = None  # overrides the default docker-reference
+    referrers_mode: str = REFERRERS_LEGACY
+    now: datetime | None = None  # creation time for referrer annotations (default: the clock)
+    timestamp_url: str | None = None  # RFC 3161 TSA for each signature (cosign --timestamp-server-url)
+    timestamp_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -158,10 +170,19 @@ class SignResult:
     signature: bytes
     appended: bool  # False: an identical signature was already there
     layers: int  # layers of the .sig manifest afterwards
-    manifest_digest: str  # digest of the .sig manifest
+    manifest_digest: str  # digest of the .sig manifest (the referrer manifest in oci-1-1 mode)
+    referrer: bool = False  # written as a Sigstore bundle referrer, not on the .sig tag
+    timestamp: datetime | None = None  # genTime of the RFC 3161 timestamp attached, if any
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        if self.referrer:
+            return {
+                "digest": self.digest,
+                "mode": REFERRERS_OCI_1_1,
+                "referrer": self.manifest_digest,
+                "signature": base64.b64encode(self.signature).decode(),
+            }
+        out: dict[str, Any] = {
             "digest": self.digest,
             "signatureTag": self.tag,
             "signatureManifest": self.manifest_digest,
@@ -169,14 +190,22 @@ class SignResult:
             "appended": self.appended,
             "signature": base64.b64encode(self.signature).decode(),
         }
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp.isoformat()
+        return out
 
 
-def layer_annotations(signature: bytes, options: SignOptions) -> dict[str, str]:
-    """The per-layer annotations (Go map: sorted keys); a certificate always comes with a chain entry."""
+def layer_annotations(
+    signature: bytes, options: SignOptions, timestamp: bytes | None = None
+) -> dict[str, str]:
+    """The per-layer annotations (Go map: sorted keys); a certificate always comes with a chain entry;
+    `timestamp` is a DER TimeStampResp over the raw signature bytes (FORMATS §1.7)."""
     annotations = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()}
     if options.certificate is not None:
         annotations[CERTIFICATE_ANNOTATION] = options.certificate
         annotations[CHAIN_ANNOTATION] = options.chain or ""
+    if timestamp is not None:
+        annotations[TIMESTAMP_ANNOTATION] = timestamp_annotation(timestamp)
     return {k: annotations[k] for k in sorted(annotations)}
 
 
@@ -244,10 +273,64 @@ async def _get_optional(repository: Repository, reference: str) -> Manifest | No
     return manifest
 
 
+def _certificates(options: SignOptions) -> list[x509.Certificate] | None:
+    if options.certificate is None:
+        return None
+    try:
+        return certs.load_pem_chain(options.certificate + (options.chain or ""))
+    except certs.CertificateError as exc:
+        raise UsageError(f"certificate: {exc}") from None
+
+
+async def push_bundle_referrer(
+    repository: Repository, digest: str, blob: bytes, annotations: dict[str, str]
+) -> str:
+    """Push a bundle and its referrer manifest for `digest` (referrers API, else the fallback tag index,
+    whose existing entries are kept); returns the referrer manifest's digest."""
+    subject = await repository.get_manifest(digest)
+    manifest = bundle.referrer_manifest(blob, subject.media_type, digest, len(subject.raw), annotations)
+    await repository.put_blob(blob, bundle.BUNDLE_MEDIA_TYPE_V03)
+    await repository.put_blob(bundle.EMPTY_CONFIG, mediatypes.OCI_EMPTY)
+    descriptor = await repository.push_referrer(manifest, mediatypes.OCI_MANIFEST)
+    return descriptor.digest
+
+
+async def sign_digest_referrer(
+    repository: Repository, digest: str, signer: Signer, options: SignOptions
+) -> SignResult:
+    """oci-1-1 mode: a v0.3 bundle whose messageSignature covers the image manifest itself (its digest is
+    the messageDigest), pushed as an OCI 1.1 referrer of `digest`."""
+    algorithm = signer.algorithm
+    if not (
+        algorithm == "ecdsa-sha2-256-nistp256"
+        or (algorithm.startswith("rsa-") and algorithm.endswith("sha256"))
+    ):
+        # The signature must hash like the SHA-256 manifest digest it is checked against.
+        raise UsageError(
+            f"--registry-referrers-mode oci-1-1 signs the SHA-256 manifest digest: it needs an ECDSA P-256 "
+            f"or RSA key, not {algorithm}"
+        )
+    if options.annotations:
+        raise UsageError("-a annotations have no place in an oci-1-1 message signature; use legacy mode")
+    subject = await repository.get_manifest(digest)
+    signature = signer.sign(subject.raw)
+    blob = bundle.build_message_bundle(
+        signature, digest, signer.public_key(), certificates=_certificates(options)
+    )
+    created = options.now or datetime.now(UTC)
+    annotations = bundle.referrer_annotations(bundle.CONTENT_MESSAGE_SIGNATURE, created)
+    referrer = await push_bundle_referrer(repository, digest, blob, annotations)
+    return SignResult(
+        digest, f"referrer {referrer}", subject.raw, signature, True, 1, referrer, referrer=True
+    )
+
+
 async def sign_digest(
     repository: Repository, digest: str, identity: str, signer: Signer, options: SignOptions
 ) -> SignResult:
     """Sign one manifest digest and append the signature layer to its `.sig` manifest."""
+    if options.referrers_mode == REFERRERS_OCI_1_1:
+        return await sign_digest_referrer(repository, digest, signer, options)
     tag = attachment_tag(digest, SIGNATURE_TAG_SUFFIX)
     payload = build_payload(identity, digest, options.annotations or None)
     current = await _get_optional(repository, tag)
@@ -259,19 +342,34 @@ async def sign_digest(
     if len(layers) >= MAX_LAYERS:
         raise UsageError(f"{tag} already holds {len(layers)} signatures (cosign's limit is {MAX_LAYERS})")
     signature = signer.sign(payload)
+    stamp = None
+    if options.timestamp_url is not None:
+        from sigscope.sources.tsa import fetch_timestamp
+
+        # cosign time-stamps the raw signature bytes, before the layer exists (FORMATS §1.7).
+        stamp = await fetch_timestamp(options.timestamp_url, signature, timeout=options.timestamp_timeout)
     layers.append(
         {
             "mediaType": SIMPLESIGNING_MEDIA_TYPE,
             "size": len(payload),
             "digest": digests.of(payload),
-            "annotations": layer_annotations(signature, options),
+            "annotations": layer_annotations(signature, options, stamp.response if stamp else None),
         }
     )
     manifest, config, media_type = assemble_manifest(existing, layers)
     await repository.put_blob(payload, SIMPLESIGNING_MEDIA_TYPE)
     await repository.put_blob(config, OCI_CONFIG)
     descriptor = await repository.put_manifest(manifest, media_type, tag)
-    return SignResult(digest, tag, payload, signature, True, len(layers), descriptor.digest)
+    return SignResult(
+        digest,
+        tag,
+        payload,
+        signature,
+        True,
+        len(layers),
+        descriptor.digest,
+        timestamp=stamp.token.gen_time if stamp else None,
+    )
 
 
 async def sign_image(

@@ -4,12 +4,15 @@ Pure: no I/O. Discovery (`scan_image` with `--key` / `--gpg-keyring`) has alread
 bytes, its payload digest and its trust; this module adds the policy checks a compatible verifier makes
 (FORMATS §1.13 step 5, §4.4 signedIdentity) and counts signatures from distinct keys against a threshold.
 
-Only formats whose payload names the image are signatures here: cosign `.sig` layers and GPG simple
-signatures. Attestations, SBOM attachments, Sigstore bundles and Notary signatures are ignored.
+Only formats whose payload names the image are signatures here: cosign `.sig` layers, GPG simple
+signatures, Sigstore message-signature bundles (oci-1-1 referrers) and cosign v3 `sign` DSSE bundles.
+Attestations (see attest.py), SBOM attachments, other DSSE bundles and Notary signatures are ignored. Trust
+is `trusted-key` or the certificate checks (model.TRUST_GROUPS): the settled status says whether either held.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -18,11 +21,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigscope.errors import InvalidReferenceError
-from sigscope.model import Check, Outcome, Signature, SignatureFormat, Status
+from sigscope.model import TRUST_CHECKS, Check, Outcome, Signature, SignatureFormat, Status
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_layout, parse_reference
 
 SIGNATURE_FORMATS = frozenset({SignatureFormat.COSIGN, SignatureFormat.SIMPLE_SIGNING})
 POLICY_CHECKS = ("trusted-key", "payload-digest", "reference", "annotations")
+# A message-signature bundle (oci-1-1 mode) names no repository: its signature covers the manifest digest.
+BUNDLE_POLICY_CHECKS = ("trusted-key", "payload-digest", "annotations")
+# Trust is established by --key (trusted-key) or by the certificate policy (model.TRUST_GROUPS); the
+# settled status says whether either holds, so these stand for "trusted" in the lists above.
+_TRUST_REQUIREMENT = "trusted-key"
+_CERTIFICATE_REASONS = (
+    ("certificate-identity", "certificate identity mismatch"),
+    ("certificate-issuer", "certificate OIDC issuer mismatch"),
+    ("certificate-validity", "certificate not valid at the signing time"),
+    ("certificate-chain", "certificate chain not trusted"),
+    ("certificate-sct", "certificate SCT does not verify"),
+    ("transparency-log", "transparency log entry does not verify"),
+    ("sigstore", "Sigstore bundle does not verify"),
+)
 _KEY_FINGERPRINT = re.compile(r"sha256:([0-9a-f]{64})")
 
 
@@ -156,6 +173,8 @@ def image_identity(parsed: ImageReference | LayoutReference) -> str:
     return text
 
 
+# Pure, and every signature of an image asks the same question: parse both references once.
+@functools.lru_cache(maxsize=256)
 def reference_check(claimed: str | None, image: str, *, exact: bool) -> Check:
     """Repository match by default (cosign identities are repository-only; skopeo's carry the tag);
     with `exact`, matchExact (§4.4): both name a tag or digest and they are the same."""
@@ -205,7 +224,10 @@ def _find(checks: Sequence[Check], name: str) -> Check | None:
 
 def _key_identity(sig: Signature, trusted: Check | None) -> str | None:
     if trusted is None or trusted.outcome is not Outcome.PASSED:
-        return None
+        # Trusted through its certificate: signers are counted by verified identity, not by the
+        # (per-signature, for Fulcio) certificate, so one identity signing twice counts once.
+        identity = sig.claims.get("verifiedIdentity")
+        return f"identity:{identity}" if isinstance(identity, str) and identity else None
     if sig.signer is not None and sig.signer.pgp is not None:
         pgp = sig.signer.pgp
         return f"pgp:{pgp.fingerprint or pgp.key_id}"
@@ -240,6 +262,9 @@ def _reason(sig: Signature, checks: Sequence[Check]) -> str:
         return "signature does not verify"
     if failed("payload-digest"):
         return "payload names another digest"
+    for name, why in _CERTIFICATE_REASONS:
+        if failed(name):
+            return f"{why}: {by_name[name].detail}"
     if failed("trusted-key"):
         return "wrong key"
     if sig.error:
@@ -251,34 +276,67 @@ def _reason(sig: Signature, checks: Sequence[Check]) -> str:
     other = [c for c in checks if c.outcome is Outcome.FAILED]
     if other:
         return f"{other[0].name} check failed"
-    if _find(checks, "trusted-key") is None or by_name["trusted-key"].outcome is not Outcome.PASSED:
+    if not any(c.name in TRUST_CHECKS and c.outcome is Outcome.PASSED for c in checks):
         return "no trust material for this signature"
     if sig.status is not Status.VERIFIED:
         return f"signature is {sig.status}"
     return "not satisfied"
 
 
+def is_image_signature(sig: Signature) -> bool:
+    """`.sig` layers, GPG simple signatures, and Sigstore bundles whose message signature covers the
+    image manifest (`sign --registry-referrers-mode oci-1-1`); attestations are not signatures here."""
+    if sig.format in SIGNATURE_FORMATS:
+        return True
+    if sig.format is SignatureFormat.SIGSTORE_BUNDLE and sig.claims.get("cosignImageSignature"):
+        return True  # cosign v3 `sign`: a DSSE statement with predicate https://sigstore.dev/cosign/sign/v1
+    return sig.format is SignatureFormat.SIGSTORE_BUNDLE and sig.claims.get("content") == "message-signature"
+
+
+def bundle_reference_check(*, exact: bool) -> Check:
+    if exact:
+        return Check.failed(
+            "reference", "a Sigstore message signature names no reference (exact match required)"
+        )
+    return Check.skipped("reference", "a Sigstore message signature names no repository; its digest binds it")
+
+
 def judge(sig: Signature, image: str, policy: Policy) -> Judged:
     """The policy's checks on one signature found on `image` (the reference the user gave)."""
     checks = list(sig.checks)
-    if _find(checks, "trusted-key") is None:
+    if not any(c.name in TRUST_CHECKS for c in checks):
         checks.append(Check.skipped("trusted-key", "no supplied trust material applies to this signature"))
+    subject = _find(checks, "dsse-subject")
+    if _find(checks, "payload-digest") is None and subject is not None:
+        # A DSSE statement binds the image through its subjects.
+        checks.append(Check(name="payload-digest", outcome=subject.outcome, detail=subject.detail))
     if _find(checks, "payload-digest") is None:
         checks.append(Check.skipped("payload-digest", "the payload could not be read"))
     claimed = sig.claims.get("docker-reference")
-    checks.append(
-        reference_check(claimed if isinstance(claimed, str) else None, image, exact=policy.exact_reference)
-    )
-    checks.append(annotations_check(_optional(sig), policy.annotations))
+    if sig.format is SignatureFormat.SIGSTORE_BUNDLE:
+        checks.append(bundle_reference_check(exact=policy.exact_reference))
+    else:
+        checks.append(
+            reference_check(
+                claimed if isinstance(claimed, str) else None, image, exact=policy.exact_reference
+            )
+        )
+    # The payload's `optional` is read (a JSON parse) only when the policy requires annotations.
+    checks.append(annotations_check(_optional(sig) if policy.annotations else None, policy.annotations))
 
+    required = BUNDLE_POLICY_CHECKS if sig.format is SignatureFormat.SIGSTORE_BUNDLE else POLICY_CHECKS
     required_passed = all(
-        (c := _find(checks, name)) is not None and c.outcome is Outcome.PASSED for name in POLICY_CHECKS
+        (c := _find(checks, name)) is not None and c.outcome is Outcome.PASSED
+        for name in required
+        if name != _TRUST_REQUIREMENT
     )
+    # A failed trust check of the alternative that did not apply (a --key that did not sign a
+    # certificate-trusted signature) does not sink it; sig.status VERIFIED says one alternative held.
     satisfied = (
         sig.status is Status.VERIFIED
         and sig.error is None
         and required_passed
-        and not any(c.outcome is Outcome.FAILED for c in checks)
+        and not any(c.outcome is Outcome.FAILED and c.name not in TRUST_CHECKS for c in checks)
     )
     key = _key_identity(sig, _find(checks, "trusted-key"))
     return Judged(
@@ -294,7 +352,7 @@ def verify(image: str, digest: str, signatures: Sequence[Signature], policy: Pol
     """Judge every image signature found for `digest`; the image passes with `threshold` distinct keys."""
     if policy.threshold < 1:
         raise ValueError("threshold must be at least 1")
-    judged = [judge(s, image, policy) for s in signatures if s.format in SIGNATURE_FORMATS]
+    judged = [judge(s, image, policy) for s in signatures if is_image_signature(s)]
     keys: list[str] = []
     for j in judged:
         if j.satisfied and j.key is not None and j.key not in keys:

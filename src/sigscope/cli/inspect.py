@@ -223,6 +223,9 @@ def inspect_cmd(
             registries_d=trust.registries_d,
             keys=trust.keys,
             gpg_keyring=trust.gpg_keyring,
+            certificates=trust.certificates,
+            notation=trust.notation,
+            timestamps=trust.timestamps,
         )
     result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:

@@ -24,6 +24,9 @@ class LazyGroup(click.Group):
         "key": "sigscope.cli.key:key_group",
         "sign": "sigscope.cli.sign:sign_cmd",
         "verify": "sigscope.cli.verify:verify_cmd",
+        "attest": "sigscope.cli.attest:attest_cmd",
+        "verify-attestation": "sigscope.cli.attest:verify_attestation_cmd",
+        "cert": "sigscope.cli.cert:cert_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
     from sigscope.sources.lookaside import RegistriesD
+    from sigscope.trust.identity import CertificateTrust
+    from sigscope.trust.notation_policy import NotationTrust
     from sigscope.trust.pgp import Keyring
+    from sigscope.trust.timestamp import TimestampTrust
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,10 +102,18 @@ class TrustMaterial:
     registries_d: RegistriesD | None
     keys: list[PublicKeyTypes]
     gpg_keyring: Keyring | None
+    # --ca-roots / --trusted-root with the --certificate-* identity policy
+    certificates: CertificateTrust | None = None
+    # --notation-config / --trust-policy + --trust-store: notation's trust policy and trust store
+    notation: NotationTrust | None = None
+    # --timestamp-certificate-chain: TSA roots (RFC 3161); they vouch for times, never for signers
+    timestamps: TimestampTrust | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.keys and self.gpg_keyring is None
+        return (
+            not self.keys and self.gpg_keyring is None and self.certificates is None and self.notation is None
+        )
 
 
 def load_keys(paths: tuple[str, ...]) -> list[PublicKeyTypes]:
@@ -144,6 +155,196 @@ def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
     return keyring
 
 
+def _read_certificates(path: str, flag: str) -> list[Any]:
+    from sigscope.trust.certs import CertificateError, load_pem_chain
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: {exc.strerror}") from None
+    try:
+        loaded = load_pem_chain(data)
+    except CertificateError as exc:
+        raise UsageError(f"{flag} {path}: {exc}") from None
+    if not loaded:
+        raise UsageError(f"{flag} {path}: no PEM certificate in the file")
+    return loaded
+
+
+def load_certificate_trust(
+    *,
+    identity: str | None,
+    identity_regexp: str | None,
+    issuer: str | None,
+    issuer_regexp: str | None,
+    ca_roots: tuple[str, ...],
+    ca_intermediates: tuple[str, ...],
+    trusted_root: str | None,
+) -> CertificateTrust | None:
+    """The certificate flags as one policy; like cosign, roots without an identity are refused."""
+    from sigscope.trust.identity import CertificateTrust, IdentityPolicy, PolicyError
+
+    anchors = bool(ca_roots or trusted_root)
+    asked = any(v is not None for v in (identity, identity_regexp, issuer, issuer_regexp))
+    if not anchors and not asked and not ca_intermediates:
+        return None
+    if not anchors:
+        raise UsageError("--certificate-identity/--certificate-oidc-issuer need --ca-roots or --trusted-root")
+    if identity is None and identity_regexp is None:
+        raise UsageError(
+            "--ca-roots/--trusted-root need --certificate-identity or --certificate-identity-regexp "
+            "(use --certificate-identity-regexp '.*' to accept any signer under these roots)"
+        )
+    try:
+        policy = IdentityPolicy.build(identity, identity_regexp, issuer, issuer_regexp)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    roots = [c for path in ca_roots for c in _read_certificates(path, "--ca-roots")]
+    intermediates = [c for path in ca_intermediates for c in _read_certificates(path, "--ca-intermediates")]
+    sigstore = None
+    if trusted_root is not None:
+        from sigscope.trust.sigstore_offline import TrustedRootError, load_trusted_root_file
+
+        try:
+            sigstore = load_trusted_root_file(Path(trusted_root))
+        except TrustedRootError as exc:
+            raise UsageError(f"--trusted-root: {exc}") from None
+    return CertificateTrust(
+        policy=policy, roots=tuple(roots), intermediates=tuple(intermediates), sigstore=sigstore
+    )
+
+
+def certificate_options(func: F) -> F:
+    """The cosign certificate flags; the command receives `certificates: CertificateTrust | None`."""
+
+    @click.option(
+        "--certificate-identity",
+        metavar="SAN",
+        help="Certificate signatures count only when a SAN (e-mail, URI, otherName) equals this.",
+    )
+    @click.option(
+        "--certificate-identity-regexp",
+        metavar="RE",
+        help="As --certificate-identity, a regular expression searched in each SAN (unanchored, as cosign).",
+    )
+    @click.option("--certificate-oidc-issuer", metavar="URL", help="Required Fulcio OIDC issuer (exact).")
+    @click.option(
+        "--certificate-oidc-issuer-regexp",
+        metavar="RE",
+        help="Required Fulcio OIDC issuer (regexp, unanchored).",
+    )
+    @click.option(
+        "--ca-roots",
+        multiple=True,
+        metavar="PEM",
+        type=click.Path(dir_okay=False),
+        help="Trusted root certificates (PEM bundle), repeatable: certificate signatures must chain to one.",
+    )
+    @click.option(
+        "--ca-intermediates",
+        multiple=True,
+        metavar="PEM",
+        type=click.Path(dir_okay=False),
+        help="Intermediate certificates (PEM) besides those the signature carries, repeatable.",
+    )
+    @click.option(
+        "--trusted-root",
+        metavar="JSON",
+        type=click.Path(dir_okay=False),
+        help="Sigstore trusted_root.json: verify keyless signatures and bundles offline (Fulcio, Rekor, CT).",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        certificate_identity: str | None,
+        certificate_identity_regexp: str | None,
+        certificate_oidc_issuer: str | None,
+        certificate_oidc_issuer_regexp: str | None,
+        ca_roots: tuple[str, ...],
+        ca_intermediates: tuple[str, ...],
+        trusted_root: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["certificates"] = load_certificate_trust(
+            identity=certificate_identity,
+            identity_regexp=certificate_identity_regexp,
+            issuer=certificate_oidc_issuer,
+            issuer_regexp=certificate_oidc_issuer_regexp,
+            ca_roots=ca_roots,
+            ca_intermediates=ca_intermediates,
+            trusted_root=trusted_root,
+        )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_notation(config: str | None, policy: str | None, store: str | None) -> NotationTrust | None:
+    """notation's trust policy and trust store; a bad one is a usage error naming the file and the problem."""
+    if config is None and policy is None and store is None:
+        return None
+    if config is None and (policy is None or store is None):
+        raise UsageError("--trust-policy and --trust-store go together (or give --notation-config DIR)")
+    from sigscope.trust.notation_policy import TrustPolicyError, load_notation_trust
+    from sigscope.trust.truststore import TrustStoreError
+
+    try:
+        trust = load_notation_trust(
+            Path(config) if config else None, Path(policy) if policy else None, Path(store) if store else None
+        )
+    except (TrustPolicyError, TrustStoreError) as exc:
+        raise UsageError(str(exc)) from None
+    for warning in trust.store.warnings:
+        click.echo(f"sigscope: notation trust store: {warning}", err=True)
+    return trust
+
+
+def notation_options(func: F) -> F:
+    """`--notation-config`, `--trust-policy`, `--trust-store`; the command receives `notation`."""
+
+    @click.option(
+        "--notation-config",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="notation's config directory: DIR/trustpolicy.oci.json (or trustpolicy.json) and "
+        "DIR/truststore/ judge Notary Project signatures (verified / untrusted).",
+    )
+    @click.option(
+        "--trust-policy",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="notation trust policy file (with --trust-store; overrides --notation-config's).",
+    )
+    @click.option(
+        "--trust-store",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="notation trust store directory, holding x509/{ca,signingAuthority,tsa}/NAME/.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        notation_config: str | None,
+        trust_policy: str | None,
+        trust_store: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["notation"] = load_notation(notation_config, trust_policy, trust_store)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_timestamp_trust(path: str | None) -> TimestampTrust | None:
+    """`--timestamp-certificate-chain`: the self-signed certificates are the TSA roots, the rest
+    intermediates or the TSA's own certificate (cosign reads the file the same way)."""
+    if path is None:
+        return None
+    from sigscope.trust.timestamp import TimestampTrust
+
+    return TimestampTrust.from_chain(_read_certificates(path, "--timestamp-certificate-chain"))
+
+
 def trust_options(func: F) -> F:
     """Add `--registries.d`, `--key` and `--gpg-keyring`; the command receives `trust: TrustMaterial`."""
 
@@ -170,12 +371,26 @@ def trust_options(func: F) -> F:
         help="Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
         "signatures they verify become 'verified', other simple signatures 'untrusted'.",
     )
+    @click.option(
+        "--timestamp-certificate-chain",
+        "timestamp_chain",
+        metavar="PEM",
+        type=click.Path(dir_okay=False),
+        help="TSA certificate chain (PEM: root, optionally intermediates and the TSA certificate), as "
+        "cosign's flag: RFC 3161 timestamps on cosign signatures are verified against it, and only a "
+        "verified timestamp sets the signing time.",
+    )
+    @certificate_options
+    @notation_options
     @functools.wraps(func)
     def wrapper(
         *args: Any,
         registries_d: str | None,
         keys: tuple[str, ...],
         gpg_keyrings: tuple[str, ...],
+        certificates: CertificateTrust | None,
+        notation: NotationTrust | None,
+        timestamp_chain: str | None,
         **kwargs: Any,
     ) -> Any:
         from sigscope.sources.lookaside import load_registries_d
@@ -184,6 +399,9 @@ def trust_options(func: F) -> F:
             registries_d=load_registries_d(Path(registries_d)) if registries_d else None,
             keys=load_keys(keys),
             gpg_keyring=load_gpg_keyrings(gpg_keyrings),
+            certificates=certificates,
+            notation=notation,
+            timestamps=load_timestamp_trust(timestamp_chain),
         )
         return func(*args, **kwargs)
 

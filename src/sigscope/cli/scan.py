@@ -107,7 +107,205 @@ def scan_registry_cmd(
         repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
         keys=trust.keys,
         gpg_keyring=trust.gpg_keyring,
+        certificates=trust.certificates,
+        notation=trust.notation,
+        timestamps=trust.timestamps,
     )
     code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
     if code:
         sys.exit(code)
+
+
+def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list[bytes]:
+    """DER roots from --ca-file / --trust-store, else the system store (Debian's bundle)."""
+    import ssl
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sigscope.errors import UsageError
+    from sigscope.trust.certs import CertificateError, load_der, load_pem_chain
+
+    def read(path: Path, what: str) -> list[bytes]:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+        try:
+            if b"-----BEGIN" in data:
+                return [c.public_bytes(Encoding.DER) for c in load_pem_chain(data)]
+            return [load_der(data).public_bytes(Encoding.DER)]
+        except CertificateError as exc:
+            raise UsageError(f"{what} {path}: {exc}") from None
+
+    roots: list[bytes] = []
+    for name in ca_files:
+        roots += read(Path(name), "--ca-file")
+    for name in trust_dirs:
+        directory = Path(name)
+        for item in sorted(directory.iterdir()):
+            if item.is_file() and item.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
+                roots += read(item, "--trust-store certificate")
+    if not ca_files and not trust_dirs:
+        # The compiled-in system bundle, not $SSL_CERT_FILE: what is trusted must not change with the
+        # environment a CI job happens to set.
+        system = Path(ssl.get_default_verify_paths().openssl_cafile)
+        if system.is_file():
+            data = system.read_bytes()
+            roots += [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(data)]
+    return roots
+
+
+@scan_group.command("fs")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="pretty", show_default=True)
+@click.option(
+    "--verify", is_flag=True, help="Check every signature: digests, signature math, chain, timestamp."
+)
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only files whose name or relative path matches."
+)
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files and directories that match.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1, max=256),
+    default=1,
+    show_default=True,
+    help="Processes for parsing and hashing signed files (1: all in this process).",
+)
+@click.option(
+    "--cache",
+    "cache_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Remember results per file; unchanged files (inode, size, mtime) are not read again.",
+)
+@click.option(
+    "--ca-file",
+    "ca_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Trusted root certificates (PEM bundle or DER) for --verify, repeatable.",
+)
+@click.option(
+    "--trust-store",
+    "trust_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Directory of trusted root certificates (*.pem, *.crt, *.cer, *.der) for --verify.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Trusted public key (PEM) for cosign sign-blob signatures and key-signed bundles, repeatable.",
+)
+@click.option(
+    "--gpg-keyring",
+    "gpg_keyrings",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Trusted OpenPGP public keys for detached .asc/.sig signatures, repeatable.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_CHOICES),
+    multiple=True,
+    help="Exit 1 when any file matches (repeatable); 'unsigned' means a signable file without a signature.",
+)
+def scan_fs_cmd(
+    paths: tuple[str, ...],
+    output: str,
+    verify: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    follow_symlinks: bool,
+    jobs: int,
+    cache_file: str | None,
+    ca_files: tuple[str, ...],
+    trust_dirs: tuple[str, ...],
+    keys: tuple[str, ...],
+    gpg_keyrings: tuple[str, ...],
+    fail_on: tuple[str, ...],
+) -> None:
+    """Report every signed file under PATH...: Authenticode (PE, MSI, CAB), JAR, PowerShell, XML-DSig,
+    detached OpenPGP (.asc/.sig), Sigstore bundles, cosign sign-blob pairs, and OCI layouts in the tree.
+
+    Only the first 4 KiB of each file decide whether it may be signed; only those are parsed and hashed
+    whole. Without --verify signatures are reported with their claimed identity;
+    with it each is checked against the trust store (--ca-file / --trust-store, default the system
+    store), --key and --gpg-keyring.
+
+    \b
+    Examples:
+      sigscope scan fs ./dist
+      sigscope scan fs /opt/app -o json | jq '.filesystem.signatures[] | {path, subjectname, countersigner}'
+      sigscope scan fs . --include '*.jar' --include '*.exe' --verify --ca-file root.pem --fail-on invalid
+      sigscope scan fs /srv/mirror --cache ~/.cache/sigscope-mirror.db -o ndjson --jobs 2
+    """
+    from pathlib import Path
+
+    from sigscope.cli.options import load_keys
+    from sigscope.files.cache import ScanCache
+    from sigscope.report.files import FsSummary, make_fs_renderer
+    from sigscope.scan.files import Counter, FsScanOptions, FsStats, TrustSpec, check_paths, scan_fs
+
+    check_paths(paths)
+    key_pems: list[bytes] = []
+    load_keys(keys)  # usage errors naming the bad file, before anything is scanned
+    for name in keys:
+        key_pems.append(Path(name).read_bytes())
+    keyring_blobs: list[bytes] = []
+    if gpg_keyrings:
+        from sigscope.cli.options import load_gpg_keyrings
+
+        load_gpg_keyrings(gpg_keyrings)
+        keyring_blobs = [Path(name).read_bytes() for name in gpg_keyrings]
+    roots = _trust_store(ca_files, trust_dirs) if verify else []
+    spec = TrustSpec(roots=tuple(roots), keys=tuple(key_pems), keyrings=tuple(keyring_blobs), at=utcnow())
+    cache = None
+    if cache_file is not None:
+        import hashlib
+
+        material = hashlib.sha256(b"".join([*roots, *key_pems, *keyring_blobs])).hexdigest()
+        cache = ScanCache(Path(cache_file), f"verify={verify}:{material}")
+        if cache.discarded:
+            click.echo(f"sigscope: --cache {cache_file}: made under other options, starting afresh", err=True)
+    options = FsScanOptions(
+        verify=verify,
+        trust=spec,
+        include=include,
+        exclude=exclude,
+        follow_symlinks=follow_symlinks,
+        jobs=jobs,
+        cache=cache,
+    )
+    directories = ",".join(paths)
+    console = stdout_console(width=400 if output == "wide" else 240)
+    renderer = make_fs_renderer(output, sys.stdout, console, directories)
+    stats = FsStats()
+    summary = FsSummary(directories, stats=stats)
+    try:
+        with tracker("Scanning files", enabled=True) as bar:
+            counter = Counter(bar.add_total, bar.advance)
+            for result in scan_fs(paths, options, stats, counter):
+                summary.add(result)
+                renderer.add(result)
+        if cache is not None:
+            # Saved only after a complete scan: an interrupted one must not forget files it never reached.
+            cache.save()
+    finally:
+        if cache is not None:
+            cache.close()
+    renderer.finish(summary)
+    if output not in ("pretty", "wide"):
+        click.echo(summary.line, err=True)
+    matched = {f for f in fail_on if summary.findings.get(f)}
+    if matched:
+        click.echo(f"sigscope: --fail-on matched: {', '.join(sorted(matched))}", err=True)
+        sys.exit(EXIT_FAILED)

@@ -16,6 +16,8 @@ from sigscope.keys import FileSigner, KeyFormatError, KeyPasswordError, Signer, 
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.sign import (
+    REFERRERS_LEGACY,
+    REFERRERS_MODES,
     SignOptions,
     SignResult,
     check_certificate,
@@ -84,9 +86,31 @@ async def _sign(
 @click.option(
     "--key",
     "key_path",
-    required=True,
     type=click.Path(dir_okay=False),
     help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM.",
+)
+@click.option(
+    "--format",
+    "sign_format",
+    type=click.Choice(["cosign", "simple-signing", "notation", "notation-cose"]),
+    default="cosign",
+    show_default=True,
+    help="cosign: a .sig tag layer signed with --key; simple-signing: a GPG signature in the lookaside "
+    "(as skopeo --sign-by), signed with --gpg-key; notation / notation-cose: a Notary Project JWS / COSE "
+    "signature (--key + --cert) pushed as an OCI 1.1 referrer.",
+)
+@click.option("--gpg-key", metavar="FPR", help="simple-signing: the GPG secret key (fingerprint) to use.")
+@click.option(
+    "--gnupg-home",
+    type=click.Path(file_okay=False),
+    help="simple-signing: GnuPG home holding --gpg-key (default: $GNUPGHOME, ~/.gnupg).",
+)
+@click.option(
+    "--registries.d",
+    "registries_d",
+    type=click.Path(file_okay=False, exists=True),
+    help="simple-signing: containers registries.d naming the lookaside(-staging) to write to "
+    "(default: containers' own).",
 )
 @click.option(
     "--password-file",
@@ -125,11 +149,60 @@ async def _sign(
     help="Also write the (base64) signature of IMAGE's digest here.",
 )
 @click.option("--output-payload", type=click.Path(dir_okay=False), help="Also write the signed payload here.")
+@click.option(
+    "--registry-referrers-mode",
+    "referrers_mode",
+    type=click.Choice(REFERRERS_MODES),
+    default=REFERRERS_LEGACY,
+    show_default=True,
+    help="legacy: a layer of the sha256-<hex>.sig tag. oci-1-1: a Sigstore bundle v0.3 (message signature "
+    "over the manifest) pushed as an OCI 1.1 referrer (referrers API, else the fallback tag index).",
+)
+@click.option(
+    "--timestamp-url",
+    "--timestamp-server-url",
+    "timestamp_url",
+    metavar="URL",
+    help="RFC 3161 time-stamping authority: each signature is time-stamped and the reply attached as "
+    "dev.sigstore.cosign/rfc3161timestamp (cosign's --timestamp-server-url).",
+)
+# --format notation / notation-cose (cli/sign_notation.py)
+@click.option(
+    "--cert",
+    "notation_cert",
+    type=click.Path(dir_okay=False),
+    help="notation: PEM certificate chain of --key, leaf first, root last (carried as x5c).",
+)
+@click.option("--expiry", metavar="DURATION", help="notation: signature expiry after signing (24h, 30m, 7d).")
+@click.option(
+    "-m",
+    "--user-metadata",
+    "user_metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="notation: signed annotation of the target descriptor, repeatable.",
+)
+@click.option(
+    "--signing-scheme",
+    type=click.Choice(["notary.x509", "notary.x509.signingAuthority"]),
+    default="notary.x509",
+    show_default=True,
+    help="notation: signing scheme.",
+)
+@click.option(
+    "--timestamp-root",
+    type=click.Path(dir_okay=False),
+    help="notation: PEM root certificate(s) the --timestamp-url TSA's token must chain to.",
+)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
 def sign_cmd(
     image: str,
-    key_path: str,
+    key_path: str | None,
+    sign_format: str,
+    gpg_key: str | None,
+    gnupg_home: str | None,
+    registries_d: str | None,
     password_file: str | None,
     annotations: tuple[str, ...],
     certificate: str | None,
@@ -138,6 +211,13 @@ def sign_cmd(
     identity: str | None,
     output_signature: str | None,
     output_payload: str | None,
+    referrers_mode: str,
+    timestamp_url: str | None,
+    notation_cert: str | None,
+    expiry: str | None,
+    user_metadata: tuple[str, ...],
+    signing_scheme: str,
+    timestamp_root: str | None,
     output: str,
     registry_options: RegistryOptions,
 ) -> None:
@@ -149,10 +229,89 @@ def sign_cmd(
       sigscope sign 127.0.0.1:5000/team/web:2.0 --key cosign.key --insecure
       SIGSCOPE_PASSWORD=… sigscope sign registry.example.com/app:1.0 --key cosign.key -a env=prod
       sigscope sign oci:./layout:v1 --key cosign.key --recursive
+      sigscope sign 127.0.0.1:5000/team/web:2.0 --insecure --format notation --key leaf.key --cert leaf.crt
     """
+    notation_flags = {
+        "--cert": notation_cert,
+        "--expiry": expiry,
+        "-m": user_metadata or None,
+        "--timestamp-root": timestamp_root,
+        "--signing-scheme": None if signing_scheme == "notary.x509" else signing_scheme,
+    }
+    if sign_format in ("notation", "notation-cose"):
+        from sigscope.cli.sign_notation import run_notation_signing
+
+        if key_path is None:
+            raise UsageError(f"--format {sign_format} needs --key (and --cert)")
+        cosign_only = {
+            "-a": annotations or None,
+            "--certificate": certificate,
+            "--certificate-chain": certificate_chain,
+            "--recursive": recursive or None,
+            "--sign-container-identity": identity,
+            "--output-signature": output_signature,
+            "--output-payload": output_payload,
+            "--registry-referrers-mode": None if referrers_mode == REFERRERS_LEGACY else referrers_mode,
+            "--gpg-key": gpg_key,
+            "--gnupg-home": gnupg_home,
+            "--registries.d": registries_d,
+        }
+        run_notation_signing(
+            image,
+            sign_format=sign_format,
+            signer=load_signer(key_path, password_file),
+            cert_path=notation_cert,
+            expiry=expiry,
+            user_metadata=user_metadata,
+            signing_scheme=signing_scheme,
+            timestamp_url=timestamp_url,
+            timestamp_root=timestamp_root,
+            output=output,
+            registry_options=registry_options,
+            refused={k: v is not None for k, v in cosign_only.items()},
+        )
+        return
+    given = [flag for flag, value in notation_flags.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} go with --format notation or notation-cose")
     claims = parse_annotations(annotations)
+    if sign_format == "simple-signing":
+        from sigscope.cli.sign_simple import run_simple_signing
+
+        cosign_only = {
+            "--key": key_path,
+            "--certificate": certificate,
+            "--certificate-chain": certificate_chain,
+            "--recursive": recursive or None,
+            "--timestamp-url": timestamp_url,
+            "--registry-referrers-mode": None if referrers_mode == REFERRERS_LEGACY else referrers_mode,
+        }
+        run_simple_signing(
+            image,
+            gpg_key=gpg_key,
+            gnupg_home=gnupg_home,
+            registries_d=registries_d,
+            annotations=claims,
+            identity=identity,
+            output_payload=output_payload,
+            output_signature=output_signature,
+            output=output,
+            registry_options=registry_options,
+            refused={k: v is not None for k, v in cosign_only.items()},
+        )
+        return
+    if key_path is None:
+        raise UsageError("sign needs --key (or --format simple-signing with --gpg-key)")
+    if gpg_key is not None or gnupg_home is not None or registries_d is not None:
+        raise UsageError("--gpg-key, --gnupg-home and --registries.d go with --format simple-signing")
     if certificate_chain is not None and certificate is None:
         raise UsageError("--certificate-chain needs --certificate")
+    if timestamp_url is not None:
+        from sigscope.sources.tsa import check_url
+
+        check_url(timestamp_url)
+        if referrers_mode != REFERRERS_LEGACY:
+            raise UsageError("--timestamp-url is supported with --registry-referrers-mode legacy only")
     signer = load_signer(key_path, password_file)
     cert_text: str | None = None
     chain_text: str | None = None
@@ -172,6 +331,9 @@ def sign_cmd(
         chain=chain_text,
         recursive=recursive,
         identity=identity,
+        referrers_mode=referrers_mode,
+        timestamp_url=timestamp_url,
+        timestamp_timeout=registry_options.timeout,
     )
     where, results = asyncio.run(_sign(image, registry_options, signer, options))
     top = results[0]
@@ -185,6 +347,12 @@ def sign_cmd(
         )
         return
     for result in results:
+        if result.referrer:
+            click.echo(f"{result.digest}  signed")
+            click.echo(f"  bundle referrer: {where}@{result.manifest_digest}")
+            continue
         state = "signed" if result.appended else "already signed (identical signature kept)"
         click.echo(f"{result.digest}  {state}")
         click.echo(f"  signature: {where}:{result.tag} ({result.layers} layer{'s' * (result.layers != 1)})")
+        if result.timestamp is not None:
+            click.echo(f"  timestamp: {result.timestamp.isoformat()} (RFC 3161)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -18,7 +20,9 @@ from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
 from sigscope.scan.registry import ScanOptions, scan_image
 from sigscope.sign import parse_annotations
+from sigscope.sources.revocation import CRLCache, FetchOptions, collect_evidence, default_cache_dir
 from sigscope.trust.certs import utcnow
+from sigscope.trust.notation_verify import DEFAULT_MAX_SIGNATURES, NotationVerdict
 from sigscope.verify import Policy, Verdict, image_identity, verify
 
 
@@ -41,6 +45,87 @@ async def _discover(
         if result.error:
             raise SigscopeError(result.error)
         return image_identity(parsed), result.digest, result.signatures
+
+
+def _notation_verdict(
+    image: str,
+    digest: str,
+    signatures: list[Signature],
+    trust: TrustMaterial,
+    max_signatures: int,
+    revocation: RevocationOptions | None = None,
+) -> NotationVerdict | None:
+    """Notary Project signatures judged by the notation trust policy (trust/notation_verify.py), with the
+    OCSP/CRL evidence their chains need fetched first (sources/revocation.py)."""
+    if trust.notation is None:
+        return None
+    from sigscope.oci.reference import parse_image
+    from sigscope.trust.notation_policy import TrustPolicyError
+    from sigscope.trust.notation_verify import NOTATION_FORMATS, revocation_targets, verify_image
+
+    parsed = parse_image(image)
+    scope = f"{parsed.registry}/{parsed.repository}" if isinstance(parsed, ImageReference) else None
+    now = utcnow()
+    revocation = revocation or RevocationOptions()
+    try:
+        statement = trust.notation.policy.select(scope)
+        candidates = [s for s in signatures if s.format in NOTATION_FORMATS][:max_signatures]
+        targets = [t for s in candidates for t in revocation_targets(s, statement, trust.notation.store, now)]
+        evidence = collect_evidence(targets, now, revocation.fetch_options())
+        return verify_image(
+            image,
+            digest,
+            scope,
+            signatures,
+            trust.notation,
+            now,
+            max_signatures=max_signatures,
+            revocation=evidence,
+        )
+    except TrustPolicyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class RevocationOptions:
+    """--revocation-timeout / --crl-cache / --no-crl-cache."""
+
+    timeout: float | None = None  # None: notation's 2 s for OCSP, 5 s for CRLs
+    crl_cache: str | None = None  # None: ~/.cache/sigscope/crl
+    use_cache: bool = True
+
+    def fetch_options(self) -> FetchOptions:
+        cache = None
+        if self.use_cache:
+            cache = CRLCache(Path(self.crl_cache) if self.crl_cache else default_cache_dir())
+        if self.timeout is None:
+            return FetchOptions(cache=cache)
+        return FetchOptions(ocsp_timeout=self.timeout, crl_timeout=self.timeout, cache=cache)
+
+
+def _print_notation(verdict: NotationVerdict) -> None:
+    console = stdout_console()
+    if verdict.results:
+        table = Table(box=None, pad_edge=False)
+        for column in ("Format", "Status", "Signer", "Result"):
+            table.add_column(column)
+        for result in verdict.results:
+            sig = result.signature
+            table.add_row(
+                str(sig.format),
+                str(result.status),
+                sig.signer.display_name if sig.signer is not None else "-",
+                "ok" if result.satisfied else result.reason,
+            )
+        console.print(table)
+    console.print(verdict.summary)
+    for result in verdict.results:
+        for warning in result.warnings:
+            click.echo(f"sigscope: verify: {result.signature.location}: warning: {warning}", err=True)
+        if not result.satisfied:
+            click.echo(f"sigscope: verify: {result.signature.location}: {result.reason}", err=True)
+    if not verdict.verified:
+        click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
 
 
 def _print_pretty(verdict: Verdict) -> None:
@@ -89,14 +174,48 @@ def _print_pretty(verdict: Verdict) -> None:
     is_flag=True,
     help="The payload must name exactly IMAGE's tag or digest (matchExact), not just its repository.",
 )
+@click.option(
+    "--containers-policy",
+    "containers_policy",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Judge IMAGE by this containers-policy.json as skopeo/podman would (signedBy, sigstoreSigned, "
+    "scopes); exit 0 accepted, 1 rejected. Replaces --key/--gpg-keyring/-a/--threshold.",
+)
+@click.option(
+    "--max-signatures",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SIGNATURES,
+    show_default=True,
+    help="Notary Project signatures evaluated at most (as notation).",
+)
+@click.option(
+    "--revocation-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Timeout of each OCSP request and CRL download for Notary Project chains "
+    "[default: 2 for OCSP, 5 for CRLs, as notation].",
+)
+@click.option(
+    "--crl-cache",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Directory caching downloaded CRLs until their nextUpdate [default: ~/.cache/sigscope/crl].",
+)
+@click.option("--no-crl-cache", is_flag=True, help="Download every CRL; read and write no cache.")
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @trust_options
 @registry_options
 def verify_cmd(
     image: str,
+    containers_policy: str | None,
     annotations: tuple[str, ...],
     threshold: int,
     exact_reference: bool,
+    max_signatures: int,
+    revocation_timeout: float | None,
+    crl_cache: str | None,
+    no_crl_cache: bool,
     output: str,
     trust: TrustMaterial,
     registry_options: RegistryOptions,
@@ -106,17 +225,42 @@ def verify_cmd(
     A signature counts when it verifies under a supplied key (--key, or --gpg-keyring for simple
     signatures), its payload names IMAGE's digest and repository (exactly IMAGE with --exact-reference)
     and carries every -a annotation. IMAGE passes with --threshold signatures from distinct keys.
-    Attestations, Sigstore bundles and Notary signatures are not considered. Exit 0 verified,
-    1 not verified, 2 usage or operational error.
+    Certificate signatures count when the certificate chains to --ca-roots (or the Fulcio CAs of
+    --trusted-root) at the signing time, is valid then, and a SAN matches --certificate-identity[-regexp]
+    (and the OIDC issuer --certificate-oidc-issuer[-regexp] when given); --key and certificates may be
+    combined, either suffices. With --trusted-root, cosign v3 Sigstore bundles are verified offline.
+    Attestations are not considered. Notary Project signatures are judged by notation's trust policy
+    and trust store (--notation-config DIR, or --trust-policy FILE --trust-store DIR): IMAGE passes
+    when one signature satisfies the statement for its repository (like notation verify); their
+    chains' revocation is checked by OCSP, then CRL, over HTTP (--revocation-timeout, --crl-cache). With both
+    kinds of trust material, both must pass. Exit 0 verified,
+    1 not verified, 2 usage or operational error (including an invalid trust policy or trust store).
 
     \b
     Examples:
       sigscope verify 127.0.0.1:5000/team/api:1.4 --insecure --key cosign.pub
       sigscope verify oci:./layout:v1 --key a.pub --key b.pub --threshold 2 -a env=prod -o json
       sigscope verify reg.example.com/app:1.0 --gpg-keyring pub.gpg --registries.d ./registries.d
+      sigscope verify oci:./layout:v1 --ca-roots ca.pem --certificate-identity release@example.com
+      sigscope verify 127.0.0.1:5000/team/api@sha256:… --insecure --notation-config ~/.config/notation
     """
+    if containers_policy is not None:
+        from sigscope.cli.policy_eval import run_containers_policy
+
+        if not trust.empty or annotations or threshold != 1 or exact_reference:
+            raise UsageError(
+                "--containers-policy decides by itself: drop --key, --gpg-keyring, -a, --threshold "
+                "and --exact-reference"
+            )
+        code = run_containers_policy(image, containers_policy, trust.registries_d, registry_options, output)
+        if code:
+            sys.exit(code)
+        return
     if trust.empty:
-        raise UsageError("verify needs trust material: give --key and/or --gpg-keyring")
+        raise UsageError(
+            "verify needs trust material: give --key, --gpg-keyring, --ca-roots/--trusted-root "
+            "with --certificate-identity, or --notation-config"
+        )
     policy = Policy(
         threshold=threshold, exact_reference=exact_reference, annotations=parse_annotations(annotations)
     )
@@ -125,14 +269,36 @@ def verify_cmd(
         registries_d=trust.registries_d,
         keys=trust.keys,
         gpg_keyring=trust.gpg_keyring,
+        certificates=trust.certificates,
+        timestamps=trust.timestamps,
     )
     identity, digest, signatures = asyncio.run(_discover(image, registry_options, scan))
+    revocation = RevocationOptions(revocation_timeout, crl_cache, use_cache=not no_crl_cache)
+    notation = _notation_verdict(image, digest, signatures, trust, max_signatures, revocation)
+    if notation is not None and not trust.keys and trust.gpg_keyring is None and trust.certificates is None:
+        # Only notation trust material: the Notary verdict is the whole answer.
+        if output == "json":
+            click.echo(json.dumps(notation.to_json(), indent=2))
+            if not notation.verified:
+                click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
+        else:
+            _print_notation(notation)
+        if not notation.verified:
+            sys.exit(EXIT_FAILED)
+        return
     verdict = verify(identity, digest, signatures, policy)
     if output == "json":
-        click.echo(json.dumps(verdict.to_json(), indent=2))
+        out = verdict.to_json()
+        if notation is not None:
+            out["notation"] = notation.to_json()
+        click.echo(json.dumps(out, indent=2))
         if not verdict.verified:
             click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+        if notation is not None and not notation.verified:
+            click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
     else:
         _print_pretty(verdict)
-    if not verdict.verified:
+        if notation is not None:
+            _print_notation(notation)
+    if not verdict.verified or (notation is not None and not notation.verified):
         sys.exit(EXIT_FAILED)

@@ -27,6 +27,10 @@ class FileTrust:
 
     roots: tuple[x509.Certificate, ...] = ()
     at: datetime | None = None  # the clock; None means now (the walker fills it in once per scan)
+    # Detached signatures: trusted public keys (`--key`, cosign sign-blob / key-signed bundles) and OpenPGP
+    # keys (`--gpg-keyring`); typed loosely so handlers that never need them import nothing for them.
+    keys: tuple[Any, ...] = ()  # cryptography public keys
+    gpg_keyring: Any = None  # sigscope.trust.pgp.Keyring | None
 
 
 @dataclass

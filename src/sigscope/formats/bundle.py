@@ -638,8 +638,9 @@ def _parse(sig: Signature, blob: bytes, now: datetime) -> None:
 
     timestamps = material.get("timestampVerificationData")
     tokens = timestamps.get("rfc3161Timestamps") if isinstance(timestamps, dict) else None
+    has_tokens = isinstance(tokens, list) and bool(tokens)
     if isinstance(tokens, list) and tokens:
-        sig.timestamped = True
+        # A claim until verified against TSA roots; `timestamped` is reserved for verified tokens.
         sig.claims["rfc3161Timestamps"] = len(tokens)
 
     # Which key the signature is checked with: the certificate's, else the one the log recorded.
@@ -676,7 +677,7 @@ def _parse(sig: Signature, blob: bytes, now: datetime) -> None:
             envelope=content.envelope,
         )
         sig.checks.append(rekor_check("tlog", entries, signed))
-    sig.checks.append(_structure_check(version, entries, sig.timestamped))
+    sig.checks.append(_structure_check(version, entries, has_tokens))
     if deferred:
         sig.error = "; ".join(deferred)
 
@@ -848,3 +849,155 @@ def _structure_check(version: str | None, entries: list[TlogFacts], timestamped:
     detail = f"v{version or '?'}: log entries {len(entries)} (with promise {promises}, with proof {proofs})"
     detail += ", RFC 3161 timestamps" if timestamped else ", no RFC 3161 timestamp"
     return Check.passed("bundle", detail)
+
+
+# ---------------------------------------------------------------- builders (for signing)
+
+CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
+PREDICATE_TYPE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
+CONTENT_MESSAGE_SIGNATURE = "message-signature"
+CONTENT_DSSE_ENVELOPE = "dsse-envelope"
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_CONFIG = b"{}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def public_key_hint(key: PublicKeyTypes) -> str:
+    """The `publicKey.hint` cosign and sigstore-go write: base64(SHA-256(DER SubjectPublicKeyInfo))."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _b64(hashlib.sha256(der).digest())
+
+
+def _material_json(key: PublicKeyTypes, certificates: list[x509.Certificate] | None) -> dict[str, Any]:
+    if not certificates:
+        return {"publicKey": {"hint": public_key_hint(key)}}
+    raw = [{"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))} for c in certificates]
+    if len(raw) == 1:
+        return {"certificate": raw[0]}
+    return {"x509CertificateChain": {"certificates": raw}}
+
+
+def _bundle_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def build_message_bundle(
+    signature: bytes,
+    digest: str,
+    key: PublicKeyTypes,
+    *,
+    certificates: list[x509.Certificate] | None = None,
+) -> bytes:
+    """A v0.3 bundle whose messageSignature covers the bytes hashing to `digest` ("sha256:<hex>").
+
+    Without `certificates` the verification material is a public-key hint (a managed-key bundle).
+    """
+    algorithm, _, encoded = digest.partition(":")
+    if algorithm != "sha256" or len(encoded) != 64:
+        raise MalformedError(f"a message signature needs a sha256 digest, not {digest!r}")
+    return _bundle_bytes(
+        {
+            "mediaType": BUNDLE_MEDIA_TYPE_V03,
+            "verificationMaterial": _material_json(key, certificates),
+            "messageSignature": {
+                "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(bytes.fromhex(encoded))},
+                "signature": _b64(signature),
+            },
+        }
+    )
+
+
+def build_dsse_bundle(
+    envelope: dsse.Envelope, key: PublicKeyTypes, *, certificates: list[x509.Certificate] | None = None
+) -> bytes:
+    """A v0.3 bundle carrying `envelope` (protobuf JSON names and order; an empty keyid is omitted)."""
+    if len(envelope.signatures) != 1:
+        raise MalformedError("a Sigstore bundle carries exactly one DSSE signature")
+    signatures = []
+    for keyid, sig in envelope.signatures:
+        entry = {"sig": _b64(sig)}
+        if keyid:
+            entry["keyid"] = keyid
+        signatures.append(entry)
+    return _bundle_bytes(
+        {
+            "mediaType": BUNDLE_MEDIA_TYPE_V03,
+            "verificationMaterial": _material_json(key, certificates),
+            "dsseEnvelope": {
+                "payload": _b64(envelope.payload),
+                "payloadType": envelope.payload_type,
+                "signatures": signatures,
+            },
+        }
+    )
+
+
+def referrer_annotations(
+    content: str, created: datetime, predicate_type: str | None = None
+) -> dict[str, str]:
+    """The manifest annotations cosign writes on a bundle referrer (a Go map: sorted keys)."""
+    annotations = {
+        CONTENT_ANNOTATION: content,
+        CREATED_ANNOTATION: created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if predicate_type is not None:
+        annotations[PREDICATE_TYPE_ANNOTATION] = predicate_type
+    return {k: annotations[k] for k in sorted(annotations)}
+
+
+def referrer_manifest(
+    bundle_blob: bytes,
+    subject_media_type: str,
+    subject_digest: str,
+    subject_size: int,
+    annotations: dict[str, str],
+) -> bytes:
+    """The OCI 1.1 referrer manifest for one bundle, as cosign's WriteReferrer marshals it (ggcr field
+    order; the non-standard `artifactType` inside the config descriptor included)."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": _OCI_MANIFEST,
+        "config": {
+            "mediaType": _OCI_EMPTY,
+            "size": len(EMPTY_CONFIG),
+            "digest": "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest(),
+            "artifactType": BUNDLE_MEDIA_TYPE_V03,
+        },
+        "layers": [
+            {
+                "mediaType": BUNDLE_MEDIA_TYPE_V03,
+                "size": len(bundle_blob),
+                "digest": "sha256:" + hashlib.sha256(bundle_blob).hexdigest(),
+            }
+        ],
+        "annotations": annotations,
+        "subject": {"mediaType": subject_media_type, "size": subject_size, "digest": subject_digest},
+        "artifactType": BUNDLE_MEDIA_TYPE_V03,
+    }
+    return json.dumps(manifest, separators=(",", ":")).encode()
+
+
+def verifies_under(blob: bytes, key: PublicKeyTypes) -> bool:
+    """Whether a bundle's one signature holds under `key` (a supplied `--key`): over the DSSE PAE, or over
+    the message digest. Malformed bundles and key types that need the artifact itself do not verify."""
+    try:
+        document = json_object(blob, "Sigstore bundle")
+        raw_envelope = document.get("dsseEnvelope")
+        if isinstance(raw_envelope, dict):
+            envelope = dsse.parse_envelope(raw_envelope)
+            if len(envelope.signatures) != 1:
+                return False
+            return certs.verify_with_key(key, envelope.signatures[0][1], envelope.pae())
+        message = document.get("messageSignature")
+        if not isinstance(message, dict):
+            return False
+        signature = b64(message.get("signature"), "messageSignature signature")
+        algorithm, digest = _b64_digest(message.get("messageDigest"), "messageDigest")
+        return verify_digest(key, signature, algorithm, digest) is True
+    except (MalformedError, dsse.DSSEError):
+        return False

@@ -8,12 +8,15 @@ recorded in Rekor only lets us say the signature is self-consistent.
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -34,6 +37,7 @@ from sigscope.formats.bundle import (
 )
 from sigscope.model import Check, Descriptor, Signature, SignatureFormat, SignerIdentity
 from sigscope.trust import certs
+from sigscope.trust import timestamp as timestamps
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
@@ -124,9 +128,39 @@ def _read_attached(
 
     stamp = annotations.get(TIMESTAMP_ANNOTATION, "")
     if stamp.strip():
-        sig.timestamped = True
+        # Presence is only a claim: `timestamped` is set once the token verifies against TSA roots.
         sig.evidence["timestamp"] = stamp.encode()
     return attached
+
+
+def timestamp_annotation(response: bytes) -> str:
+    """The rfc3161timestamp annotation value as cosign writes it: Go's JSON of
+    `struct{SignedRFC3161Timestamp []byte}` (standard base64 with padding)."""
+    return json.dumps({"SignedRFC3161Timestamp": base64.b64encode(response).decode()}, separators=(",", ":"))
+
+
+def read_timestamp_annotation(text: str) -> bytes:
+    """The DER TimeStampResp inside an rfc3161timestamp annotation; MalformedError otherwise."""
+    document = json_object(text, "rfc3161timestamp annotation")
+    # Go's decoder matches field names case-insensitively (FORMATS §0).
+    value = next((v for k, v in document.items() if k.lower() == "signedrfc3161timestamp"), None)
+    if not isinstance(value, str) or not value:
+        raise MalformedError("rfc3161timestamp annotation has no SignedRFC3161Timestamp")
+    return b64(value, "rfc3161timestamp annotation")
+
+
+def _record_timestamp(sig: Signature, data: bytes | None) -> None:
+    """The carried RFC 3161 timestamp over `data` (cosign: the raw signature, or for attestations the
+    layer blob): claimed time and TSA recorded, checked for consistency; trusted only with TSA roots."""
+    text = sig.evidence.get("timestamp")
+    if text is None:
+        return
+    try:
+        response = read_timestamp_annotation(text.decode())
+    except (MalformedError, UnicodeDecodeError) as exc:
+        sig.checks.append(Check.failed(timestamps.TIMESTAMP_CHECK, str(exc)))
+        return
+    timestamps.record_timestamp(sig, response, data)
 
 
 def _load_pem(text: str, what: str, deferred: list[str]) -> list[x509.Certificate]:
@@ -206,7 +240,7 @@ def _settle_signer(
     if signatures:
         if key is None:
             sig.claims["keyOnly"] = True
-            sig.checks.append(Check.skipped("signature", "key-only signature: verify with --key"))
+            sig.checks.append(_KEY_ONLY)
         else:
             good = next((s for s in signatures if verify(key, s)), None)
             if good is not None:
@@ -275,17 +309,25 @@ def _parse_signature(
         except MalformedError as exc:
             deferred.append(str(exc))
 
-    sig.checks.extend(_simple_signing_checks(sig, blob, deferred))
+    _apply_payload_facts(sig, blob, deferred)
+    if _ATTACHED_ANNOTATIONS.isdisjoint(annotations):
+        # Key-only (`cosign sign --key`), the common layer: what _read_attached and _settle_signer
+        # conclude when nothing is attached, without building their records (bench/verify.py).
+        if signatures:
+            sig.claims["keyOnly"] = True
+            sig.checks.append(_KEY_ONLY)
+            sig.evidence["signature"] = signatures[0]
+        return
     attached = _read_attached(sig, annotations, now, deferred)
-    payload_digest = hashlib.sha256(blob).digest()
 
     def material(signature: bytes, key: PublicKeyTypes | None) -> SignedMaterial:
+        # Only a Rekor bundle needs the payload digest; most layers have none.
         return SignedMaterial(
             signature=signature,
             key=key,
             certificate=attached.leaf,
             signed_bytes=blob,
-            signed_digest=("sha256", payload_digest),
+            signed_digest=("sha256", hashlib.sha256(blob).digest()),
         )
 
     _settle_signer(
@@ -298,58 +340,117 @@ def _parse_signature(
         now,
         deferred,
     )
+    _record_timestamp(sig, sig.evidence.get("signature"))
 
 
-def _simple_signing_checks(sig: Signature, blob: bytes, deferred: list[str]) -> list[Check]:
+# Checks are immutable: the ones every layer of a scan repeats are built once (a measurable share of
+# the per-signature cost next to one ECDSA verify; bench/verify.py).
+_KEY_ONLY = Check.skipped("signature", "key-only signature: verify with --key")
+_PAYLOAD_OK = {kind: Check.passed("payload", f"{kind} payload") for kind in PAYLOAD_TYPES}
+
+
+@functools.lru_cache(maxsize=256)
+def _signs(digest: str) -> Check:
+    return Check.passed("payload-digest", f"signs {digest}")
+
+
+# The annotations that attach a signer or evidence to a layer; a layer with none is key-only.
+_ATTACHED_ANNOTATIONS = frozenset(
+    {CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, BUNDLE_ANNOTATION, TIMESTAMP_ANNOTATION}
+)
+# Payloads larger than this are parsed every time rather than kept (blobs may be up to 128 MiB).
+_MEMO_PAYLOAD_MAX = 64 * 1024
+
+
+class _PayloadFacts(NamedTuple):
+    """What a simple-signing payload says, given the digest of the image it was found on."""
+
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...]  # for Signature.error
+    claims: tuple[tuple[str, Any], ...]
+    signed_digest: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _memo_payload_facts(blob: bytes, subject_digest: str) -> _PayloadFacts:
+    # Keyed by the payload bytes themselves (compared exactly on a hit) and the subject: cosign appends
+    # one layer per signature over the same payload blob, and those layers are then parsed once.
+    return _payload_facts(blob, subject_digest)
+
+
+def _apply_payload_facts(sig: Signature, blob: bytes, deferred: list[str]) -> None:
+    facts = (
+        _memo_payload_facts(blob, sig.subject_digest)
+        if len(blob) <= _MEMO_PAYLOAD_MAX
+        else _payload_facts(blob, sig.subject_digest)
+    )
+    sig.checks.extend(facts.checks)
+    if facts.problems:
+        deferred.extend(facts.problems)
+    # A fresh top-level dict per signature; nested claim values (`optional`) are shared, read-only.
+    sig.claims.update(facts.claims)
+    if facts.signed_digest is not None:
+        sig.signed_digest = facts.signed_digest
+
+
+def clear_caches() -> None:
+    """Forget parsed payloads (benchmarks measure cold parsing)."""
+    _memo_payload_facts.cache_clear()
+
+
+def _payload_failed(message: str) -> _PayloadFacts:
+    return _PayloadFacts((Check.failed("payload", message),), (message,), (), None)
+
+
+def _payload_facts(blob: bytes, subject_digest: str) -> _PayloadFacts:
     """Payload facts: the critical section names a manifest digest; nothing else binds the image."""
     try:
-        payload = json.loads(blob)
+        payload = json.loads(blob.decode("utf-8"))  # JSON is UTF-8 (RFC 8259, Go); skips detect_encoding
     except (ValueError, UnicodeDecodeError) as exc:
-        message = f"payload is not valid JSON: {exc}"
-        deferred.append(message)
-        return [Check.failed("payload", message)]
+        return _payload_failed(f"payload is not valid JSON: {exc}")
     if not isinstance(payload, dict):
-        deferred.append("payload is not a JSON object")
-        return [Check.failed("payload", "payload is not a JSON object")]
+        return _payload_failed("payload is not a JSON object")
     critical = payload.get("critical")
     if not isinstance(critical, dict):
-        deferred.append("payload has no critical section")
-        return [Check.failed("payload", "payload has no critical section")]
+        return _payload_failed("payload has no critical section")
     identity = critical.get("identity")
     image = critical.get("image")
     kind = critical.get("type")
     reference = identity.get("docker-reference") if isinstance(identity, dict) else None
     digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    claims: list[tuple[str, Any]] = []
     if isinstance(reference, str):
-        sig.claims["docker-reference"] = reference
+        claims.append(("docker-reference", reference))
     if isinstance(kind, str):
-        sig.claims["type"] = kind
+        claims.append(("type", kind))
     optional = payload.get("optional")
     if isinstance(optional, dict) and optional:
-        sig.claims["optional"] = optional
-    if isinstance(digest, str) and digest:
-        sig.signed_digest = digest
+        claims.append(("optional", optional))
+    signed_digest = digest if isinstance(digest, str) and digest else None
 
     problems = []
     if kind not in PAYLOAD_TYPES:
         problems.append(f"critical.type is {kind!r}, not a cosign or atomic container signature")
-    if not isinstance(digest, str) or not digest:
+    if signed_digest is None:
         problems.append("critical.image.docker-manifest-digest is missing")
     if not isinstance(identity, dict):
         problems.append("critical.identity is missing")
     if optional is not None and not isinstance(optional, dict):
         problems.append("optional is neither null nor an object")
     if problems:
-        return [Check.failed("payload", "; ".join(problems))]
-    checks = [Check.passed("payload", f"{kind} payload")]
-    assert isinstance(digest, str)
-    if not sig.subject_digest:
-        checks.append(Check.skipped("payload-digest", f"signs {digest}; no subject digest to compare"))
-    elif digest.lower() == sig.subject_digest.lower():
-        checks.append(Check.passed("payload-digest", f"signs {digest}"))
+        # A payload check failure, not a parse error: the record keeps no error of its own for it.
+        return _PayloadFacts(
+            (Check.failed("payload", "; ".join(problems)),), (), tuple(claims), signed_digest
+        )
+    assert signed_digest is not None
+    check = _PAYLOAD_OK.get(str(kind)) or Check.passed("payload", f"{kind} payload")
+    if not subject_digest:
+        digest_check = Check.skipped("payload-digest", f"signs {signed_digest}; no subject digest to compare")
+    elif signed_digest.lower() == subject_digest.lower():
+        digest_check = _signs(signed_digest)
     else:
-        checks.append(Check.failed("payload-digest", f"payload signs {digest}, not {sig.subject_digest}"))
-    return checks
+        digest_check = Check.failed("payload-digest", f"payload signs {signed_digest}, not {subject_digest}")
+    return _PayloadFacts((check, digest_check), (), tuple(claims), signed_digest)
 
 
 # ---------------------------------------------------------------- .att layers
@@ -403,3 +504,4 @@ def _parse_attestation(
         now,
         deferred,
     )
+    _record_timestamp(sig, blob)

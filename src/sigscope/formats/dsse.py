@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,3 +176,68 @@ def describe_subjects(subjects: list[tuple[str | None, dict[str, str]]]) -> str:
         shown = ", ".join(f"{k}:{v}" for k, v in sorted(digests.items())) or "no digest"
         parts.append(f"{name} ({shown})" if name else shown)
     return "; ".join(parts) or "none"
+
+
+# ---------------------------------------------------------------- builders (for signing)
+
+
+def _go_json(value: Any) -> bytes:
+    """Compact JSON with Go's HTML escaping: the bytes cosign's encoding/json would sign."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escape)
+    return text.encode()
+
+
+def _sorted_maps(value: Any) -> Any:
+    """Go marshals a decoded `interface{}` predicate with map keys sorted at every level."""
+    if isinstance(value, dict):
+        return {k: _sorted_maps(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_maps(v) for v in value]
+    return value
+
+
+def build_statement(
+    subjects: list[tuple[str | None, dict[str, str]]],
+    predicate_type: str,
+    predicate: Any,
+    *,
+    statement_type: str = STATEMENT_V01,
+) -> bytes:
+    """An in-toto statement as cosign attest writes it (in-toto-golang field order: `_type`,
+    `predicateType`, `subject`, `predicate`; the predicate re-marshalled as a Go map)."""
+    if not predicate_type:
+        raise DSSEError("an in-toto statement needs a predicateType")
+    if not subjects:
+        raise DSSEError("an in-toto statement needs at least one subject")
+    subject_list: list[dict[str, Any]] = []
+    for name, digests in subjects:
+        entry: dict[str, Any] = {}
+        if name is not None:
+            entry["name"] = name
+        entry["digest"] = {k: digests[k] for k in sorted(digests)}
+        subject_list.append(entry)
+    return _go_json(
+        {
+            "_type": statement_type,
+            "predicateType": predicate_type,
+            "subject": subject_list,
+            "predicate": _sorted_maps(predicate),
+        }
+    )
+
+
+def build_envelope(
+    payload_type: str, payload: bytes, sign: Callable[[bytes], bytes], keyid: str = ""
+) -> Envelope:
+    """A one-signature envelope: `sign` is given the PAE, never the bare payload."""
+    return Envelope(
+        payload_type=payload_type, payload=payload, signatures=[(keyid, sign(pae(payload_type, payload)))]
+    )

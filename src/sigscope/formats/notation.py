@@ -63,6 +63,8 @@ H_TIMESTAMP = "io.cncf.notary.timestampSignature"
 H_AGENT = "io.cncf.notary.signingAgent"
 NOTARY_PROTECTED = frozenset({H_SCHEME, H_SIGNING_TIME, H_AUTHENTIC_TIME, H_EXPIRY, H_PLUGIN, H_PLUGIN_MIN})
 _TIME_HEADERS = (H_SIGNING_TIME, H_AUTHENTIC_TIME, H_EXPIRY)
+# Signature.evidence keys "x5c.0", "x5c.1", …: the DER certificates of the envelope chain, leaf first.
+X5C_EVIDENCE = "x5c."
 
 # RFC 7515 §4.1.11: a producer must not list headers every JWS implementation already understands.
 _JWS_REGISTERED = frozenset(
@@ -528,7 +530,6 @@ def _evaluate(
     sig.evidence["signature-value"] = env.signature
     if env.timestamp_token is not None:
         sig.evidence["timestamp-token"] = env.timestamp_token
-    sig.timestamped = bool(env.timestamp_token)
 
     protected = env.protected
     claims: dict[str, Any] = {"alg": env.alg or _jsonable(env.alg_raw)}
@@ -548,11 +549,18 @@ def _evaluate(
     extended = {k: v for k, v in protected.items() if k not in env.standard_labels}
     if extended:
         claims["extendedAttributes"] = _jsonable(extended)
+    if env.timestamp_token is not None:
+        # Presence is only a claim; `timestamped` means a token verified against TSA roots, which the
+        # Notary evaluator (trust/notation_verify.py) decides with the policy's tsa store.
+        claims["timestampCountersignature"] = True
     sig.claims = claims
     sig.signing_time = env.times.get(H_SIGNING_TIME) or env.times.get(H_AUTHENTIC_TIME)
     sig.expiry = env.times.get(H_EXPIRY)
 
     chain, cert_problems = _load_chain(env.x5c)
+    # The trust layer (trust/notation_verify.py) needs the chain exactly as carried, in envelope order.
+    for position, der in enumerate(env.x5c):
+        sig.evidence[f"{X5C_EVIDENCE}{position}"] = der
     # Identity comes from x5c[0] alone; a broken certificate further up must not hide who signed.
     leaf = chain[0] if chain and not (cert_problems and cert_problems[0].startswith("x5c[0]:")) else None
     if leaf is not None:
@@ -576,6 +584,14 @@ def _evaluate(
     sig.checks.append(_digest_check(target, subject))
     sig.checks.append(_expiry_check(env, now))
     sig.checks.append(_thumbprint_check(env.x5c, manifest_annotations))
+
+
+def evidence_chain(sig: Signature) -> list[bytes]:
+    """The DER certificates a parsed envelope carried (x5c / x5chain), leaf first."""
+    ders: list[bytes] = []
+    while (der := sig.evidence.get(f"{X5C_EVIDENCE}{len(ders)}")) is not None:
+        ders.append(der)
+    return ders
 
 
 def _load_chain(ders: list[bytes]) -> tuple[list[x509.Certificate], list[str]]:

@@ -19,13 +19,21 @@ from sigscope.keys.cosign_keys import (
     read_pem,
     write_key_pair,
 )
-from sigscope.keys.signer import FileSigner, KeyFormatError, Signer, algorithm_name, check_signing_key
+from sigscope.keys.signer import (
+    FileSigner,
+    HashSigner,
+    KeyFormatError,
+    Signer,
+    algorithm_name,
+    check_signing_key,
+)
 
 __all__ = [
     "COSIGN_LABEL",
     "KEY_KINDS",
     "SIGSTORE_LABEL",
     "FileSigner",
+    "HashSigner",
     "KdfParams",
     "KeyFileExistsError",
     "KeyFormatError",

@@ -90,8 +90,18 @@ class Signer(Protocol):
         ...
 
 
+class HashSigner(Signer, Protocol):
+    """A :class:`Signer` that also signs with a hash and RSA padding the caller names: Notary Project
+    envelopes need RSASSA-PSS (salt = hash length) and a hash tied to the key size, not cosign's choices."""
+
+    def sign_with(self, data: bytes, hash_algorithm: hashes.HashAlgorithm, *, pss: bool = False) -> bytes:
+        """Signature over `data` hashed with `hash_algorithm`: DER ECDSA, RSA PKCS#1 v1.5 or (with `pss`)
+        RSASSA-PSS with MGF1 of the same hash and a salt as long as the hash."""
+        ...
+
+
 class FileSigner:
-    """A :class:`Signer` over a private key held in memory (loaded from a file)."""
+    """A :class:`Signer` (and :class:`HashSigner`) over a private key held in memory (loaded from a file)."""
 
     def __init__(self, private_key: PrivateKeyTypes) -> None:
         check_signing_key(private_key)
@@ -119,6 +129,20 @@ class FileSigner:
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return key.sign(data)
+
+    def sign_with(self, data: bytes, hash_algorithm: hashes.HashAlgorithm, *, pss: bool = False) -> bytes:
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(hash_algorithm))
+        if isinstance(key, rsa.RSAPrivateKey):
+            if pss:
+                return key.sign(
+                    data,
+                    padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size),
+                    hash_algorithm,
+                )
+            return key.sign(data, padding.PKCS1v15(), hash_algorithm)
+        raise KeyFormatError("Ed25519 keys sign without a separate hash algorithm")
 
     def __repr__(self) -> str:
         return f"FileSigner({self._algorithm})"

@@ -21,7 +21,10 @@ from sigscope.formats import bundle, cosign, notation, simplesigning
 from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
 from sigscope.oci.store import Repository
 from sigscope.sources import lookaside
+from sigscope.trust.identity import CertificateTrust
+from sigscope.trust.notation_policy import NotationTrust
 from sigscope.trust.pgp import Keyring
+from sigscope.trust.timestamp import TimestampTrust
 
 MAX_LAYERS = 1000  # cosign's own bound on a .sig manifest
 MAX_REFERRERS = 256
@@ -77,6 +80,9 @@ class DiscoverContext:
     lookaside_base: str | None = None
     keys: list[PublicKeyTypes] = field(default_factory=list)
     gpg_keyring: Keyring | None = None
+    certificates: CertificateTrust | None = None
+    notation: NotationTrust | None = None  # --notation-config: trust policy + trust store
+    timestamps: TimestampTrust | None = None  # --timestamp-certificate-chain: TSA roots
 
 
 def _error_signature(fmt: SignatureFormat, subject: str, location: str, message: str) -> Signature:

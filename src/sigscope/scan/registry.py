@@ -23,8 +23,12 @@ from sigscope.oci.client import RegistryClient
 from sigscope.oci.store import Repository
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
+from sigscope.trust.identity import CertificateTrust, apply_certificates
 from sigscope.trust.keys import apply_keys
+from sigscope.trust.notation_policy import NotationTrust
+from sigscope.trust.notation_verify import apply_notation
 from sigscope.trust.pgp import Keyring, apply_keyring
+from sigscope.trust.timestamp import TimestampTrust, apply_timestamp_trust
 
 
 @dataclass
@@ -91,6 +95,9 @@ class ScanOptions:
     repo_concurrency: int = 8
     keys: list[PublicKeyTypes] = field(default_factory=list)  # --key: trusted cosign public keys
     gpg_keyring: Keyring | None = None  # --gpg-keyring: trusted OpenPGP keys for simple signatures
+    certificates: CertificateTrust | None = None  # --ca-roots/--trusted-root + --certificate-identity…
+    notation: NotationTrust | None = None  # --notation-config: notation trust policy + trust store
+    timestamps: TimestampTrust | None = None  # --timestamp-certificate-chain: TSA roots for RFC 3161
 
 
 class Progress:
@@ -128,6 +135,9 @@ def _context(
         lookaside_base=lookaside_base,
         keys=options.keys,
         gpg_keyring=options.gpg_keyring,
+        certificates=options.certificates,
+        notation=options.notation,
+        timestamps=options.timestamps,
     )
 
 
@@ -206,6 +216,12 @@ async def _image(
 
 def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
     # Each applies only to the formats its trust material can vouch for and leaves the others untouched.
+    # The timestamp goes first: only a verified one gives the certificate checks a signing time.
+    signature = apply_timestamp_trust(signature, ctx.timestamps, ctx.now)
+    signature = apply_certificates(signature, ctx.certificates, ctx.now)
+    # Notation trust policies select statements by repository (host/path); layouts only match "*".
+    scope = f"{ctx.registry}/{ctx.repo_name}" if ctx.registry else None
+    signature = apply_notation(signature, ctx.notation, scope, ctx.now)
     return apply_keyring(apply_keys(signature, ctx.keys), ctx.gpg_keyring, ctx.now)
 
 

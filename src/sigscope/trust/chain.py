@@ -10,6 +10,7 @@ need them are the files scanner's business, not this module's.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,22 @@ def verify_chain(
     `eku`: the leaf must carry one of these extended key usages (None: no EKU requirement, for keyless
     or own-PKI cosign certificates that carry codeSigning anyway but are not required to).
     """
+    return _verify_chain_cached(
+        leaf, tuple(intermediates), tuple(roots), at, tuple(eku) if eku else None, max_depth
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _verify_chain_cached(
+    leaf: x509.Certificate,
+    intermediates: tuple[x509.Certificate, ...],
+    roots: tuple[x509.Certificate, ...],
+    at: datetime,
+    eku: tuple[x509.ObjectIdentifier, ...] | None,
+    max_depth: int,
+) -> ChainResult:
+    # Cached: the answer is a pure function of these arguments, and a scan asks it again for every file
+    # signed by the same certificate (one clock per scan), which is most of them.
     if not roots:
         return ChainResult(False, detail="no trusted roots were supplied")
     ca_policy = (

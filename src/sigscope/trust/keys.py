@@ -6,16 +6,20 @@ face loads the keys, this module only decides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import cast
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from sigscope.formats import dsse
+from sigscope.formats import bundle, dsse
 from sigscope.model import Check, Outcome, PublicKeyInfo, Signature, SignatureFormat, SignerIdentity, Status
 from sigscope.trust import certs
 
-KEY_FORMATS = frozenset({SignatureFormat.COSIGN, SignatureFormat.COSIGN_ATTESTATION})
+KEY_FORMATS = frozenset(
+    {SignatureFormat.COSIGN, SignatureFormat.COSIGN_ATTESTATION, SignatureFormat.SIGSTORE_BUNDLE}
+)
 
 
 class KeyError_(ValueError):
@@ -35,6 +39,10 @@ def _verifies(signature: Signature, key: PublicKeyTypes) -> bool:
         payload = signature.evidence.get("payload")
         raw = signature.evidence.get("signature")
         return payload is not None and raw is not None and certs.verify_with_key(key, raw, payload)
+    if signature.format is SignatureFormat.SIGSTORE_BUNDLE:
+        # Key-signed bundles (cosign --key, oci-1-1 mode) carry only a hint: the supplied key decides.
+        blob = signature.evidence.get("bundle")
+        return blob is not None and bundle.verifies_under(blob, key)
     envelope_bytes = signature.evidence.get("envelope")
     if envelope_bytes is None:
         return False
@@ -46,19 +54,114 @@ def _verifies(signature: Signature, key: PublicKeyTypes) -> bool:
     return any(certs.verify_with_key(key, raw, pae) for _, raw in envelope.signatures)
 
 
-_KEY_INFO: dict[int, tuple[PublicKeyTypes, PublicKeyInfo]] = {}
+class _Trusted:
+    """What every signature a trusted key verifies gets: computed once per key, not per signature.
+
+    Checks and identities are immutable, so the same objects can be shared by all those signatures.
+    """
+
+    def __init__(self, key: PublicKeyTypes) -> None:
+        self.key = key
+        self.info = certs.public_key_info(key)
+        detail = f"signed by supplied {self.info.key_type} key sha256:{self.info.sha256}"
+        self.signature = Check.passed("signature", detail)
+        self.trusted = Check.passed("trusted-key", detail)
+        self.signer = SignerIdentity(public_key=self.info)
+        # Signatures this key has verified in this process: with several supplied keys, the busiest
+        # signer is tried first (an ordering only; see _candidates).
+        self.hits = 0
+
+
+_TRUSTED: dict[int, _Trusted] = {}
+# (signature bytes, payload bytes) of cosign signatures a supplied key has verified in this process ->
+# that key. Exact bytes and the very key object, so a hit stands for a verify that held; it saves the
+# verify when the same signature is met again (mirrored repositories, an index and its platforms).
+_VERIFIED: dict[tuple[bytes, bytes], _Trusted] = {}
+_VERIFIED_MAX = 4096
+
+
+def clear_caches() -> None:
+    """Forget verified signatures and per-key hit counts (benchmarks measure cold verifies)."""
+    _VERIFIED.clear()
+    for trusted in _TRUSTED.values():
+        trusted.hits = 0
+
+
+def _trusted(key: PublicKeyTypes) -> _Trusted:
+    # Keyed by identity (keys are not hashable); the key itself is kept so its id is never reused.
+    cached = _TRUSTED.get(id(key))
+    if cached is None or cached.key is not key:
+        cached = _TRUSTED[id(key)] = _Trusted(key)
+    return cached
 
 
 def _key_info(key: PublicKeyTypes) -> PublicKeyInfo:
-    """The fingerprint of a trusted key, computed once per key object rather than once per signature.
+    """The fingerprint of a trusted key, computed once per key object rather than once per signature."""
+    return _trusted(key).info
 
-    Keyed by identity (keys are not hashable); the key itself is kept so its id is never reused.
+
+def _could_sign(key: PublicKeyTypes, raw: bytes) -> bool:
+    """Whether `raw` has the shape of a signature by this kind of key (no crypto: a length test).
+
+    A supplied RSA key cannot have made a 70-byte DER ECDSA signature; skipping it saves a verify.
     """
-    cached = _KEY_INFO.get(id(key))
-    if cached is None or cached[0] is not key:
-        cached = (key, certs.public_key_info(key))
-        _KEY_INFO[id(key)] = cached
-    return cached[1]
+    kind = certs.key_kind(key)
+    if kind == "ec":
+        size = cast(ec.EllipticCurvePublicKey, key).curve.key_size
+        return len(raw) <= 2 * ((size + 7) // 8) + 9 and raw[:1] == b"\x30"
+    if kind == "rsa":
+        return len(raw) == (cast(rsa.RSAPublicKey, key).key_size + 7) // 8
+    if kind == "ed25519":
+        return len(raw) == 64
+    return True
+
+
+def _candidates(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Iterator[PublicKeyTypes]:
+    """The keys worth trying, lazily: the one the signature names (a Rekor-recorded key) first, then
+    the keys that verified the most signatures so far (ties in the order given).
+
+    Only an ordering and a filter on impossible shapes: every candidate is still verified.
+    """
+    if len(keys) == 1:
+        yield keys[0]
+        return
+    raw = signature.evidence.get("signature") if signature.format is SignatureFormat.COSIGN else None
+    named = signature.signer.public_key if signature.signer is not None else None
+    first = None
+    if named is not None:
+        first = next((key for key in keys if _key_info(key).sha256 == named.sha256), None)
+        if first is not None:
+            yield first
+    # sorted() is stable: with equal counts (signers taking turns) this is the order given, so the
+    # ordering never costs more verifies than the fixed order, and a run by one signer costs one each.
+    for key in sorted(keys, key=lambda k: -_trusted(k).hits):
+        if key is not first and (raw is None or _could_sign(key, raw)):
+            yield key
+
+
+def _cosign_bytes(signature: Signature) -> tuple[bytes, bytes] | None:
+    """(signature bytes, payload bytes) of a cosign `.sig` layer: what a remembered verify is keyed on."""
+    if signature.format is not SignatureFormat.COSIGN:
+        return None
+    raw = signature.evidence.get("signature")
+    payload = signature.evidence.get("payload")
+    return None if raw is None or payload is None else (raw, payload)
+
+
+def _remembered(signed: tuple[bytes, bytes] | None, keys: Sequence[PublicKeyTypes]) -> _Trusted | None:
+    """The supplied key that already verified these exact signature and payload bytes, if any."""
+    trusted = _VERIFIED.get(signed) if signed is not None and _VERIFIED else None
+    if trusted is None or not any(key is trusted.key for key in keys):
+        return None
+    return trusted
+
+
+def _remember(signed: tuple[bytes, bytes] | None, trusted: _Trusted) -> None:
+    if signed is None:
+        return
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        del _VERIFIED[next(iter(_VERIFIED))]
+    _VERIFIED[signed] = trusted
 
 
 def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signature:
@@ -69,20 +172,24 @@ def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signatur
     """
     if not keys or signature.format not in KEY_FORMATS or signature.status is Status.INVALID:
         return signature
-    match = next((key for key in keys if _verifies(signature, key)), None)
-    if match is None:
-        signature.checks.append(
-            Check.failed("trusted-key", f"not signed by any of the {len(keys)} supplied key(s)")
-        )
-        return signature.settle()
-    info = _key_info(match)
-    detail = f"signed by supplied {info.key_type} key sha256:{info.sha256}"
+    signed = _cosign_bytes(signature)
+    trusted = _remembered(signed, keys)
+    if trusted is None:
+        match = next((key for key in _candidates(signature, keys) if _verifies(signature, key)), None)
+        if match is None:
+            signature.checks.append(
+                Check.failed("trusted-key", f"not signed by any of the {len(keys)} supplied key(s)")
+            )
+            return signature.settle()
+        trusted = _trusted(match)
+        _remember(signed, trusted)
+    trusted.hits += 1
     signature.checks = [
-        Check.passed("signature", detail) if c.name == "signature" and c.outcome is Outcome.SKIPPED else c
+        trusted.signature if c.name == "signature" and c.outcome is Outcome.SKIPPED else c
         for c in signature.checks
     ]
-    signature.checks.append(Check.passed("trusted-key", detail))
+    signature.checks.append(trusted.trusted)
     if signature.signer is None:
-        signature.signer = SignerIdentity(public_key=info)
+        signature.signer = trusted.signer
         signature.claims.pop("keyOnly", None)
     return signature.settle()

@@ -1,0 +1,147 @@
+"""`sigscope verify IMAGE --containers-policy policy.json`: judge IMAGE as skopeo/podman would.
+
+The face around sigscope.trust.containers_policy: read the policy and the files its chosen scope names,
+discover the image's signatures (GPG simple signatures from the registries.d lookaside, cosign `.sig` layers),
+evaluate, and print which scope and requirement decided and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from sigscope.cli.progress import stdout_console
+from sigscope.errors import EXIT_FAILED, EXIT_OK, SigscopeError, UsageError
+from sigscope.model import Signature
+from sigscope.oci.client import RegistryOptions
+from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
+from sigscope.oci.store import open_image
+from sigscope.scan.registry import ScanOptions, scan_image
+from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
+from sigscope.trust import containers_policy as cp
+from sigscope.trust.certs import utcnow
+
+
+def read_policy(path: str) -> cp.Policy:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read containers policy {path}: {exc.strerror or exc}") from None
+    try:
+        return cp.parse_policy(data)
+    except cp.PolicyFormatError as exc:
+        raise cp.PolicyFormatError(f"invalid policy in {path}: {exc.message}") from None
+
+
+def read_files(paths: list[str]) -> dict[str, bytes | str]:
+    """The files a scope names, or why each could not be read (the evaluator rejects with that reason)."""
+    out: dict[str, bytes | str] = {}
+    for path in paths:
+        try:
+            out[path] = Path(path).read_bytes()
+        except OSError as exc:
+            out[path] = str(exc.strerror or exc)
+    return out
+
+
+async def _resolve_and_discover(
+    image: str,
+    registry_options: RegistryOptions,
+    scan: ScanOptions,
+    want_signatures: bool,
+) -> tuple[str, list[Signature]]:
+    async with open_image(image, registry_options) as opened:
+        parsed = opened.parsed
+        if not want_signatures:
+            descriptor = await opened.repository.resolve(opened.reference)
+            return descriptor.digest, []
+        registry, repo_name = (
+            (parsed.registry, parsed.repository) if isinstance(parsed, ImageReference) else ("", "")
+        )
+        [result, *_] = await scan_image(
+            opened.repository,
+            opened.reference,
+            source=registry or opened.display,
+            repo_name=repo_name,
+            registry=registry,
+            options=scan,
+        )
+        if result.error:
+            raise SigscopeError(result.error)
+        return result.digest, result.signatures
+
+
+def _subject(parsed: ImageReference | LayoutReference, digest: str, registries_d: RegistriesD) -> cp.Subject:
+    if isinstance(parsed, LayoutReference):
+        resolved = os.path.realpath(parsed.path)
+        suffix = f":{parsed.tag}" if parsed.tag else (f"@{parsed.digest}" if parsed.digest else "")
+        return cp.layout_subject(resolved, digest, display=f"oci:{resolved}{suffix}")
+    return cp.docker_subject(
+        parsed.registry,
+        parsed.repository,
+        tag=parsed.tag if parsed.digest is None else None,
+        digest=parsed.digest,
+        manifest_digest=digest,
+        sigstore_attachments=registries_d.use_sigstore_attachments(
+            parsed.registry, parsed.repository, tag=parsed.tag, digest=parsed.digest
+        ),
+    )
+
+
+def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
+    console = stdout_console()
+    subject = verdict.subject
+    console.print(f"[bold]{subject.display}[/bold] {subject.digest}")
+    console.print(f"policy {policy_path}: {subject.transport} identity {subject.identity}")
+    console.print(f"scope: {verdict.selection.source}")
+    table = Table(box=None, pad_edge=False)
+    for column in ("#", "Requirement", "Result", "Why"):
+        table.add_column(column, overflow="fold")
+    for result in verdict.results:
+        table.add_row(
+            str(result.index + 1),
+            result.requirement.describe(),
+            "accepted" if result.accepted else "rejected",
+            result.reason,
+        )
+    console.print(table)
+    console.print(("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}")
+
+
+def run_containers_policy(
+    image: str,
+    policy_path: str,
+    registries_d: RegistriesD | None,
+    registry_options: RegistryOptions,
+    output: str,
+) -> int:
+    """Evaluate and print; the exit code is 0 accepted, 1 rejected."""
+    policy = read_policy(policy_path)
+    parsed = parse_image(image)
+    if isinstance(parsed, ImageReference) and parsed.tag is not None and parsed.digest is not None:
+        raise UsageError("containers/image cannot evaluate a reference with both a tag and a digest; use one")
+    config = registries_d if registries_d is not None else load_registries_d(default_registries_d())
+    # The scope depends only on the reference; resolve it first to know whether signatures matter at all.
+    probe = _subject(parsed, "sha256:" + "0" * 64, config)
+    selection = cp.select(policy, probe)
+    now = utcnow()
+    scan = ScanOptions(now=now, registries_d=config)
+    digest, signatures = asyncio.run(
+        _resolve_and_discover(image, registry_options, scan, selection.needs_signatures())
+    )
+    subject = _subject(parsed, digest, config)
+    verdict = cp.evaluate(selection, subject, signatures, read_files(selection.paths()), now)
+    if output == "json":
+        data = {"policy": policy_path, **verdict.to_json()}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print(verdict, policy_path)
+    if not verdict.accepted:
+        click.echo(f"sigscope: verify: {subject.display}: {verdict.reason}", err=True)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,111 @@
+"""`sigscope sign IMAGE --format notation|notation-cose --key KEY --cert CHAIN.pem`: a Notary Project
+signature (JWS or COSE) pushed as an OCI 1.1 referrer, as `notation sign` makes one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from sigscope.errors import UsageError
+from sigscope.formats import notation_build as build
+from sigscope.keys import FileSigner, HashSigner, Signer
+from sigscope.oci.client import RegistryOptions
+from sigscope.oci.store import open_image
+from sigscope.sign_notation import (
+    NotationSignOptions,
+    NotationSignResult,
+    parse_duration,
+    parse_user_metadata,
+    sign_notation,
+)
+from sigscope.trust import certs
+
+FORMATS = {"notation": build.ENVELOPE_JWS, "notation-cose": build.ENVELOPE_COSE}
+
+
+def _certificates(path: str, what: str) -> list[x509.Certificate]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        found = certs.load_pem_chain(data)
+    except certs.CertificateError as exc:
+        raise UsageError(f"{what} {path}: {exc}") from None
+    if not found:
+        raise UsageError(f"{what} {path}: no PEM certificate found")
+    return found
+
+
+async def _sign(
+    image: str, registry_options: RegistryOptions, signer: HashSigner, options: NotationSignOptions
+) -> tuple[str, NotationSignResult]:
+    async with open_image(image, registry_options) as opened:
+        result = await sign_notation(opened.repository, opened.reference, signer, options)
+        return opened.repository.display, result
+
+
+def run_notation_signing(
+    image: str,
+    *,
+    sign_format: str,
+    signer: Signer,
+    cert_path: str | None,
+    expiry: str | None,
+    user_metadata: tuple[str, ...],
+    signing_scheme: str,
+    timestamp_url: str | None,
+    timestamp_root: str | None,
+    output: str,
+    registry_options: RegistryOptions,
+    refused: Mapping[str, bool],
+) -> None:
+    given = [flag for flag, present in refused.items() if present]
+    if given:
+        raise UsageError(f"{', '.join(given)} cannot be used with --format {sign_format}")
+    if cert_path is None:
+        raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
+    if not isinstance(signer, FileSigner):
+        raise UsageError(f"--format {sign_format} needs a key file that can sign RSASSA-PSS / ECDSA")
+    if timestamp_root is not None and timestamp_url is None:
+        raise UsageError("--timestamp-root goes with --timestamp-url")
+    roots: tuple[x509.Certificate, ...] = ()
+    if timestamp_url is not None:
+        from sigscope.sources.tsa import check_url
+
+        check_url(timestamp_url)
+        if timestamp_root is None:
+            raise UsageError("--timestamp-url needs --timestamp-root FILE (the TSA's root certificate)")
+        roots = tuple(_certificates(timestamp_root, "timestamp root"))
+    options = NotationSignOptions(
+        chain=tuple(_certificates(cert_path, "certificate chain")),
+        envelope=FORMATS[sign_format],
+        signing_scheme=signing_scheme,
+        expiry=parse_duration(expiry) if expiry is not None else None,
+        user_metadata=parse_user_metadata(user_metadata),
+        timestamp_url=timestamp_url,
+        timestamp_roots=roots,
+        timestamp_timeout=registry_options.timeout,
+    ).checked()
+    # Refused before anything is fetched: a bad key or certificate must not cost a registry round trip.
+    from datetime import UTC, datetime
+
+    from sigscope.sign_notation import check_signing_material
+
+    check_signing_material(signer.public_key(), options.chain, datetime.now(UTC))
+    where, result = asyncio.run(_sign(image, registry_options, signer, options))
+    if output == "json":
+        click.echo(json.dumps({"image": image, "repository": where, "signed": [result.to_json()]}))
+        return
+    envelope = result.envelope
+    click.echo(f"{result.digest}  signed ({sign_format}, {envelope.alg})")
+    click.echo(f"  signature manifest: {where}@{result.signature_manifest}")
+    if envelope.expiry is not None:
+        click.echo(f"  expires: {envelope.expiry.isoformat()}")
+    if envelope.timestamp is not None:
+        click.echo(f"  timestamp: {envelope.timestamp.isoformat()} (RFC 3161)")

@@ -1,0 +1,559 @@
+"""Reports for `sigscope scan fs`: one row per signature, in the same seven outputs as the registry scan.
+
+JSON keeps sigscan's filesystem shape — `{"filesystem": {"signatures": [{"path", "digest", "subjectname",
+"countersigner", ...}]}, "directories": "a,b"}` — with the richer fields alongside. Unsigned files are not
+rows; they are counted in the summary (and signable-but-unsigned ones listed under `unsigned`). Errors are
+their own list and appear in every output.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sigscope import __version__
+from sigscope.files.base import FileResult, FileSignature
+from sigscope.model import Status
+from sigscope.report.render import OUTPUTS, SARIF_RULES, STATUS_STYLE
+from sigscope.report.summary import FAIL_ON_CHOICES, STATUS_ORDER
+from sigscope.scan.files import FsStats
+
+__all__ = ["FAIL_ON_CHOICES", "OUTPUTS", "FsSummary", "make_fs_renderer", "signature_entry"]
+
+
+# ---------------------------------------------------------------- per-signature facts
+
+
+def subject_name(signature: FileSignature) -> str:
+    if signature.signer is not None:
+        return signature.signer.display_name
+    if signature.pgp is not None:
+        pgp = signature.pgp
+        return pgp.user_ids[0] if pgp.user_ids else f"OpenPGP key {pgp.key_id}"
+    if signature.public_key is not None:
+        return f"{signature.public_key.key_type} key sha256:{signature.public_key.sha256[:16]}"
+    if signature.details.get("keyOnly"):
+        return "key-only (no certificate)"
+    return ""
+
+
+def countersigner(signature: FileSignature) -> str:
+    stamp = signature.timestamp
+    if stamp is not None and stamp.authority is not None:
+        return stamp.authority.display_name
+    return ""
+
+
+def self_signed(signature: FileSignature) -> bool:
+    return bool(signature.signer and signature.signer.self_signed)
+
+
+def expired(signature: FileSignature) -> bool:
+    """Expired with no timestamp vouching that it was signed while valid."""
+    return bool(signature.signer and signature.signer.expired and signature.timestamp is None)
+
+
+def signature_entry(result: FileResult, signature: FileSignature) -> dict[str, Any]:
+    """One `.filesystem.signatures[]` entry: sigscan's fields first, ours alongside."""
+    cert = signature.signer
+    stamp = signature.timestamp
+    entry: dict[str, Any] = {
+        "path": result.path,
+        "digest": result.digest or "",
+        "subjectname": subject_name(signature),
+        "countersigner": countersigner(signature),
+        "type": result.type,
+        "kind": signature.kind,
+        "status": str(signature.status),
+        "issuer": cert.issuer if cert else "",
+        "serial": cert.serial if cert else "",
+        "thumbprint": cert.sha256 if cert else "",
+        "size": result.size,
+    }
+    if cert is not None:
+        entry.update(
+            {
+                "notBefore": cert.not_before.isoformat(),
+                "notAfter": cert.not_after.isoformat(),
+                "selfSigned": cert.self_signed,
+                "expired": cert.expired,
+                "eku": list(cert.eku),
+                "emails": list(cert.emails),
+            }
+        )
+    entry["digestAlgorithm"] = signature.digest_algorithm
+    entry["timestampTime"] = stamp.time.isoformat() if stamp is not None and stamp.time else ""
+    entry["timestampAuthority"] = countersigner(signature)
+    entry["chainStatus"] = signature.chain_status
+    entry["verification"] = str(signature.status)
+    entry["reason"] = signature.reason
+    entry.update(signature.to_json())
+    return entry
+
+
+def worst(signatures: list[FileSignature]) -> Status | None:
+    present = {s.status for s in signatures}
+    return next((s for s in STATUS_ORDER if s in present), None)
+
+
+def result_status(result: FileResult) -> str:
+    if result.error and not result.signatures:
+        return "error"
+    status = worst(result.signatures)
+    return str(status) if status is not None else "unsigned"
+
+
+def findings(result: FileResult) -> set[str]:
+    """Which `--fail-on` conditions this result meets ("unsigned": a signable file with no signature)."""
+    found: set[str] = set()
+    if result.error:
+        found.add("error")
+    if not result.signatures and not result.error:
+        found.add("unsigned")
+    for signature in result.signatures:
+        if signature.status is Status.INVALID:
+            found.add("invalid")
+        if signature.status is Status.UNTRUSTED:
+            found.add("untrusted")
+        if self_signed(signature):
+            found.add("self-signed")
+        if expired(signature):
+            found.add("expired")
+    return found
+
+
+@dataclass
+class FsSummary:
+    directories: str
+    signatures: int = 0
+    signed_paths: set[str] = field(default_factory=set)
+    unsigned: int = 0  # signable files (a handler claimed them) without a signature
+    errors: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    types: Counter[str] = field(default_factory=Counter)
+    findings: Counter[str] = field(default_factory=Counter)
+    stats: FsStats = field(default_factory=FsStats)
+
+    def add(self, result: FileResult) -> None:
+        for finding in findings(result):
+            self.findings[finding] += 1
+        if result.error:
+            self.errors += 1
+        if result.signatures:
+            self.signed_paths.add(result.path)
+            self.types[result.type] += 1
+        elif not result.error:
+            self.unsigned += 1
+        for signature in result.signatures:
+            self.signatures += 1
+            self.statuses[str(signature.status)] += 1
+            self.kinds[signature.kind] += 1
+
+    @property
+    def line(self) -> str:
+        s = self.stats
+        text = f"Found {self.signatures} signatures in {len(self.signed_paths)} of {s.files} files"
+        extra = []
+        if self.unsigned:
+            extra.append(f"{self.unsigned} signable files unsigned")
+        if s.layouts:
+            extra.append(f"{s.layouts} OCI layouts")
+        if self.errors:
+            extra.append(f"{self.errors} could not be read")
+        if s.cached:
+            extra.append(f"{s.cached} unchanged, from the cache")
+        return text + (f" ({'; '.join(extra)})" if extra else "")
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "files": s.files,
+            "signedFiles": len(self.signed_paths),
+            "signatures": self.signatures,
+            "unsignedSignable": self.unsigned,
+            "candidates": s.candidates,
+            "errors": self.errors,
+            "excluded": s.excluded,
+            "symlinksSkipped": s.symlinks_skipped,
+            "symlinkLoops": s.loops,
+            "special": s.special,
+            "ociLayouts": s.layouts,
+            "cached": s.cached,
+            "byStatus": dict(self.statuses),
+            "byKind": dict(self.kinds),
+            "byType": dict(self.types),
+            "findings": dict(self.findings),
+            "text": self.line,
+        }
+
+
+# ---------------------------------------------------------------- renderers
+
+
+class FsRenderer(Protocol):
+    def add(self, result: FileResult) -> None: ...
+
+    def finish(self, summary: FsSummary) -> None: ...
+
+
+def _error_entry(result: FileResult) -> dict[str, Any]:
+    return {"path": result.path, "type": result.type, "error": result.error}
+
+
+class TableRenderer:
+    def __init__(self, console: Console, title: str, *, wide: bool) -> None:
+        self.console = console
+        self.title = title
+        self.wide = wide
+        self.rows: list[tuple[FileResult, FileSignature]] = []
+        self.errors: list[FileResult] = []
+
+    def add(self, result: FileResult) -> None:
+        self.rows.extend((result, s) for s in result.signatures)
+        if result.error:
+            self.errors.append(result)
+
+    def finish(self, summary: FsSummary) -> None:
+        table = Table(title=self.title, title_justify="left")
+        table.add_column("Path", overflow="fold")
+        table.add_column("Type")
+        table.add_column("Signer", overflow="fold")
+        table.add_column("Countersigner", overflow="fold")
+        if self.wide:
+            table.add_column("Issuer", overflow="fold")
+            table.add_column("Digest", no_wrap=True)
+            table.add_column("Serial / thumbprint", overflow="fold")
+            table.add_column("Timestamp")
+            table.add_column("Chain", overflow="fold")
+        table.add_column("Status")
+        if self.wide:
+            table.add_column("Details", overflow="fold")
+        for result, signature in sorted(self.rows, key=lambda r: r[0].path):
+            cells: list[str | Text] = [
+                result.path,
+                signature.kind,
+                subject_name(signature),
+                countersigner(signature),
+            ]
+            if self.wide:
+                cert = signature.signer
+                stamp = signature.timestamp
+                cells += [
+                    cert.issuer if cert else "",
+                    result.digest or "",
+                    f"{cert.serial}\n{cert.sha256}" if cert else "",
+                    stamp.time.isoformat() if stamp is not None and stamp.time else "",
+                    signature.chain_status,
+                ]
+            flags = [
+                f
+                for f, on in (("self-signed", self_signed(signature)), ("expired", expired(signature)))
+                if on
+            ]
+            status = str(signature.status)
+            cells.append(
+                Text(status + (f" ({', '.join(flags)})" if flags else ""), style=STATUS_STYLE.get(status, ""))
+            )
+            if self.wide:
+                details = [signature.location] + ([signature.reason] if signature.reason else [])
+                cells.append("\n".join(d for d in details if d))
+            table.add_row(*cells)
+        self.console.print(table)
+        if not self.wide:
+            for result, signature in self.rows:
+                if signature.status is Status.INVALID:
+                    self.console.print(
+                        Text(f"invalid: {result.path} {signature.kind}: {signature.reason}", style="red")
+                    )
+        for result in sorted(self.errors, key=lambda r: r.path):
+            self.console.print(Text(f"error: {result.path}: {result.error}", style="red"))
+        self.console.print(summary.line)
+
+
+class JSONRenderer:
+    def __init__(self, out: IO[str], directories: str) -> None:
+        self.out = out
+        self.directories = directories
+        self.entries: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.unsigned: list[str] = []
+
+    def add(self, result: FileResult) -> None:
+        self.entries.extend(signature_entry(result, s) for s in result.signatures)
+        if result.error:
+            self.errors.append(_error_entry(result))
+        elif not result.signatures:
+            self.unsigned.append(result.path)
+
+    def finish(self, summary: FsSummary) -> None:
+        document = {
+            "filesystem": {"signatures": self.entries},
+            "directories": self.directories,
+            "errors": self.errors,
+            "unsigned": sorted(self.unsigned),
+            "summary": summary.to_json(),
+            "tool": {"name": "sigscope", "version": __version__},
+        }
+        self.out.write(json.dumps(document, indent=2) + "\n")
+
+
+class NDJSONRenderer:
+    """One line per signature and per error as found, then the summary: flat memory on any tree.
+
+    `record` tells the lines apart (`type` is the file type, as in the JSON entries)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def add(self, result: FileResult) -> None:
+        lines = [{"record": "signature", **signature_entry(result, s)} for s in result.signatures]
+        if result.error:
+            lines.append({"record": "error", **_error_entry(result)})
+        for line in lines:
+            self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        if lines:
+            self.out.flush()
+
+    def finish(self, summary: FsSummary) -> None:
+        self.out.write(json.dumps({"record": "summary", **summary.to_json()}, separators=(",", ":")) + "\n")
+
+
+CSV_COLUMNS = [
+    "path",
+    "digest",
+    "subjectname",
+    "countersigner",
+    "type",
+    "kind",
+    "status",
+    "issuer",
+    "serial",
+    "thumbprint",
+    "not_before",
+    "not_after",
+    "self_signed",
+    "expired",
+    "eku",
+    "digest_algorithm",
+    "timestamp_time",
+    "chain_status",
+    "location",
+    "reason",
+    "error",
+]
+
+
+class CSVRenderer:
+    """One row per signature and one per unreadable file."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        self.writer.writeheader()
+
+    def add(self, result: FileResult) -> None:
+        if result.error:
+            self.writer.writerow(
+                {"path": result.path, "type": result.type, "status": "error", "error": result.error}
+            )
+        for signature in result.signatures:
+            cert = signature.signer
+            stamp = signature.timestamp
+            self.writer.writerow(
+                {
+                    "path": result.path,
+                    "digest": result.digest or "",
+                    "subjectname": subject_name(signature),
+                    "countersigner": countersigner(signature),
+                    "type": result.type,
+                    "kind": signature.kind,
+                    "status": str(signature.status),
+                    "issuer": cert.issuer if cert else "",
+                    "serial": cert.serial if cert else "",
+                    "thumbprint": cert.sha256 if cert else "",
+                    "not_before": cert.not_before.isoformat() if cert else "",
+                    "not_after": cert.not_after.isoformat() if cert else "",
+                    "self_signed": str(cert.self_signed).lower() if cert else "",
+                    "expired": str(cert.expired).lower() if cert else "",
+                    "eku": " ".join(cert.eku) if cert else "",
+                    "digest_algorithm": signature.digest_algorithm,
+                    "timestamp_time": stamp.time.isoformat() if stamp is not None and stamp.time else "",
+                    "chain_status": signature.chain_status,
+                    "location": signature.location,
+                    "reason": signature.reason,
+                    "error": signature.error or "",
+                }
+            )
+
+    def finish(self, summary: FsSummary) -> None:
+        pass
+
+
+# Same rule ids as the registry scan, worded for files.
+FS_RULE_TEXT = {
+    "SIG001": "A signable file (executable, archive, script) carries no signature.",
+    "SIG005": "A file or its signature could not be read (permissions, truncated, corrupt).",
+}
+
+
+class SARIFRenderer:
+    def __init__(self, out: IO[str], directories: str) -> None:
+        self.out = out
+        self.directories = directories
+        self.results: list[dict[str, Any]] = []
+
+    def _result(self, rule: str, level: str, message: str, result: FileResult) -> None:
+        self.results.append(
+            {
+                "ruleId": rule,
+                "level": level,
+                "message": {"text": message},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": result.path}}}],
+                "properties": {"digest": result.digest or "", "type": result.type},
+            }
+        )
+
+    def add(self, result: FileResult) -> None:
+        if result.error:
+            self._result("SIG005", "error", f"{result.path}: {result.error}", result)
+        elif not result.signatures:
+            self._result("SIG001", "warning", f"{result.path} ({result.type}) is not signed", result)
+        for signature in result.signatures:
+            who = subject_name(signature) or "unknown signer"
+            if signature.status is Status.INVALID:
+                self._result(
+                    "SIG002",
+                    "error",
+                    f"{result.path}: {signature.kind} signature invalid: {signature.reason}",
+                    result,
+                )
+            if signature.status is Status.UNTRUSTED:
+                self._result(
+                    "SIG006",
+                    "error",
+                    f"{result.path}: {signature.kind} signature by {who} is not trusted: {signature.reason}",
+                    result,
+                )
+            if self_signed(signature):
+                self._result(
+                    "SIG003", "warning", f"{result.path}: signed by self-signed certificate {who}", result
+                )
+            if expired(signature):
+                self._result("SIG004", "warning", f"{result.path}: certificate of {who} has expired", result)
+
+    def finish(self, summary: FsSummary) -> None:
+        document = {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "sigscope",
+                            "version": __version__,
+                            "rules": [
+                                {
+                                    "id": rule_id,
+                                    "name": name,
+                                    "shortDescription": {"text": FS_RULE_TEXT.get(rule_id, text)},
+                                    "defaultConfiguration": {"level": level},
+                                }
+                                for rule_id, name, text, level in SARIF_RULES
+                            ],
+                        }
+                    },
+                    "results": self.results,
+                    "properties": {"directories": self.directories, "summary": summary.to_json()},
+                }
+            ],
+        }
+        self.out.write(json.dumps(document, indent=2) + "\n")
+
+
+class HTMLRenderer:
+    def __init__(self, out: IO[str], directories: str) -> None:
+        self.out = out
+        self.directories = directories
+        self.rows: list[tuple[FileResult, FileSignature]] = []
+        self.errors: list[FileResult] = []
+
+    def add(self, result: FileResult) -> None:
+        self.rows.extend((result, s) for s in result.signatures)
+        if result.error:
+            self.errors.append(result)
+
+    def finish(self, summary: FsSummary) -> None:
+        e = html.escape
+        buf = io.StringIO()
+        buf.write(
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>sigscope report: {e(self.directories)}</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+            "table{border-collapse:collapse;width:100%;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
+            "th{background:#f3f3f3}.cards{display:flex;gap:1em;margin:1em 0}"
+            ".card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}"
+            ".card b{display:block;font-size:1.6em}"
+            ".invalid,.error,.untrusted{color:#c0392b;font-weight:bold}"
+            ".integrity-ok{color:#1f7a8c}.verified{color:#2e8b57;font-weight:bold}.unverified{color:#b7950b}"
+            "code{font-size:12px}</style></head><body>"
+        )
+        buf.write(
+            f"<h1>Signed files in {e(self.directories)}</h1><p>{e(summary.line)}</p><div class='cards'>"
+        )
+        cards = [
+            ("files", summary.stats.files),
+            ("signed", len(summary.signed_paths)),
+            ("signatures", summary.signatures),
+            ("signable, unsigned", summary.unsigned),
+            ("invalid", summary.statuses.get("invalid", 0)),
+            ("errors", summary.errors),
+        ]
+        for label, value in cards:
+            buf.write(f"<div class='card'><b>{value}</b>{e(label)}</div>")
+        buf.write(
+            "</div><h2>Signatures</h2><table><tr><th>Path</th><th>Type</th><th>Signer</th><th>Countersigner</th>"
+            "<th>Issuer</th><th>Digest</th><th>Status</th><th>Details</th></tr>"
+        )
+        for result, signature in sorted(self.rows, key=lambda r: r[0].path):
+            status = str(signature.status)
+            issuer = signature.signer.issuer if signature.signer else ""
+            buf.write(
+                f"<tr><td>{e(result.path)}</td><td>{e(signature.kind)}</td><td>{e(subject_name(signature))}</td>"
+                f"<td>{e(countersigner(signature))}</td><td>{e(issuer)}</td>"
+                f"<td><code>{e(result.digest or '')}</code></td><td class='{e(status)}'>{e(status)}</td>"
+                f"<td>{e(signature.reason)}</td></tr>"
+            )
+        buf.write("</table>")
+        if self.errors:
+            buf.write("<h2>Errors</h2><table><tr><th>Path</th><th>Error</th></tr>")
+            for result in sorted(self.errors, key=lambda r: r.path):
+                buf.write(f"<tr><td>{e(result.path)}</td><td class='error'>{e(result.error or '')}</td></tr>")
+            buf.write("</table>")
+        buf.write(f"<p><small>sigscope {e(__version__)}</small></p></body></html>\n")
+        self.out.write(buf.getvalue())
+
+
+def make_fs_renderer(output: str, out: IO[str], console: Console, directories: str) -> FsRenderer:
+    if output in ("pretty", "wide"):
+        return TableRenderer(console, directories, wide=output == "wide")
+    if output == "json":
+        return JSONRenderer(out, directories)
+    if output == "ndjson":
+        return NDJSONRenderer(out)
+    if output == "csv":
+        return CSVRenderer(out)
+    if output == "sarif":
+        return SARIFRenderer(out, directories)
+    if output == "html":
+        return HTMLRenderer(out, directories)
+    raise ValueError(f"unknown output {output!r}")
