@@ -59,6 +59,19 @@ def _signature_node(parent: Tree, signature: Signature) -> None:
     if signature.expiry:
         node.add(f"expiry: {signature.expiry.isoformat()}")
     node.add(f"timestamped: {'yes' if signature.timestamped else 'no'}")
+    stamp = signature.claims.get("timestamp")
+    if isinstance(stamp, dict) and stamp.get("time"):
+        verified = "verified" if stamp.get("verified") else "not verified: no TSA roots given"
+        node.add(f"RFC 3161 timestamp: {stamp['time']} by {stamp.get('tsa', '?')} ({verified})")
+    elif signature.claims.get("timestampCountersignature"):
+        node.add("RFC 3161 timestamp countersignature: present (judged by the trust policy's tsa store)")
+    if signature.claims.get("signingAgent"):
+        node.add(f"signing agent: {signature.claims['signingAgent']}")
+    metadata = signature.claims.get("userMetadata")
+    if isinstance(metadata, dict) and metadata:
+        meta = node.add("user metadata")
+        for key, value in sorted(metadata.items()):
+            meta.add(f"{key}: {value}")
     if signature.error:
         node.add(Text(f"error: {signature.error}", style="red"))
     checks = node.add("checks")
