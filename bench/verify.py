@@ -133,7 +133,7 @@ def main() -> None:
     )
     parser.add_argument("--signatures", type=int, default=1000, help="signatures on the image (max 1000)")
     parser.add_argument("--keys", type=int, default=10, help="distinct ECDSA P-256 signing keys")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median is reported")
     args = parser.parse_args()
     count, nkeys = args.signatures, args.keys
 

@@ -12,9 +12,7 @@ import base64
 import datetime
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from testbed import RegistryHandle, build_layout, fetch_blob, fetch_manifest, layout_digest, push_layout
+from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.proxy import RegistryProxy
 
 from sigscope.attest import (
@@ -59,19 +58,7 @@ def vector(relative: str) -> Path:
 
 
 def run(*args: str, password: str | None = PASSWORD) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")}
-    env.pop("SIGSCOPE_DEBUG", None)
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    if password is not None:
-        env["SIGSCOPE_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_sigscope(*args, password=password)
 
 
 def net(image: str) -> tuple[str, ...]:
@@ -102,14 +89,6 @@ def verify_att_json(image: str, *args: str) -> tuple[int, dict[str, Any]]:
     assert "Traceback" not in result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return result.returncode, data
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], pattern: str) -> None:
-    assert result.returncode == 2, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def make_key(directory: Path, name: str, kind: str = "ecdsa-p256") -> tuple[Path, Path]:

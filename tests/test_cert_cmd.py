@@ -4,10 +4,7 @@ usable by `sign --format notation` and trusted through a notation trust store.""
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from testbed import build_layout
+from testbed.cli import run_sigscope as run
 
 from sigscope.cli.cert import generate_test_certificate, trusted_identity
 from sigscope.errors import UsageError
@@ -23,20 +21,6 @@ from sigscope.trust import certs, notary_certs
 from sigscope.trust.truststore import StoreRef, load_trust_store
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SIGSCOPE_DEBUG"}
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-    )
 
 
 def generate(directory: Path, name: str, *extra: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from testbed import ALICE_PASSWORD, ALICE_USER, RegistryHandle
+from testbed.cli import assert_clean_failure
 
 
 def run(
@@ -26,14 +27,6 @@ def run(
         env=full_env,
         timeout=60,
     )
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], pattern: str, code: int = 2) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def test_ls_pretty_and_json(registry: RegistryHandle) -> None:

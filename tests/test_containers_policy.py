@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from testbed import (
     stock_skopeo,
     write_registries_d,
 )
+from testbed.cli import run_sigscope as run
 from testbed.signing import push_signed_image
 
 from sigscope.keys import generate, write_key_pair
@@ -44,25 +44,6 @@ needs_vectors = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"containers/image vectors not found at {VECTORS}"
 )
 KEY_PASSWORD = "cpol-test-pw"
-
-
-def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("SIGSCOPE_DEBUG", "SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")
-    }
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    if password is not None:
-        env["SIGSCOPE_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def sigscope_policy(

@@ -20,6 +20,7 @@ from testbed import (
     skopeo_verify,
     write_registries_d,
 )
+from testbed.cli import assert_clean_failure as one_line_error
 from testbed.signing import push_signed_image
 
 from sigscope.keys import (
@@ -205,14 +206,6 @@ def run(
         stdin=subprocess.DEVNULL,
         timeout=60,
     )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
-    assert result.returncode == 2, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def test_cli_generate_public_inspect(tmp_path: Path) -> None:

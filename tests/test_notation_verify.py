@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from testbed import RegistryHandle
+from testbed.cli import run_sigscope as sigscope
 from testbed.notation_vectors import ENVELOPES, NOTATION_TESTDATA, push_notation_vector, vectors_available
 
 from sigscope.formats import notation
@@ -530,19 +528,6 @@ def test_verify_image_passes_when_one_signature_does(pki: Pki) -> None:
 
 
 # ---------------------------------------------------------------- end to end: a registry serving the vectors
-
-
-def sigscope(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SIGSCOPE_DEBUG"}
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 ALPINE = "x509.subject:CN=alpine,O=Notary,L=Seattle,ST=WA,C=US"

@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from testbed import RegistryHandle
+from testbed.cli import run_sigscope as sigscope
 from testbed.images import _session, _upload_blob, build_layout, layout_digest, push_layout, read_blob
 from testbed.notation_vectors import (
     EMPTY_BLOB,
@@ -720,19 +719,6 @@ def test_evaluate_invalidity_date_uses_the_verified_timestamp(peers: Peers, tmp_
 
 
 # ---------------------------------------------------------------- end to end: sigscope verify
-
-
-def sigscope(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SIGSCOPE_DEBUG"}
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def push_signed(registry: RegistryHandle, work: Path, repo: str, envelope_of: Any) -> str:

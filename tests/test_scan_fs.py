@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from testbed import build_layout
+from testbed.cli import run_sigscope as run
 from testbed.signing import GpgHome
 
 from sigscope.keys import generate, write_key_pair
@@ -36,22 +36,6 @@ ASSETS = (
     / "assets"
 )
 PASSWORD = "scan-fs-test"
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_DEBUG", "SIGSCOPE_PASSWORD")}
-    full_env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def scan_json(*args: str, code: int = 0) -> dict[str, Any]:

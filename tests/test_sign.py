@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,8 @@ from testbed import (
     skopeo_verify,
     write_registries_d,
 )
+from testbed.cli import assert_clean_failure
+from testbed.cli import run_sigscope as run
 from testbed.signing import push_signed_image
 
 from sigscope.errors import UsageError
@@ -53,31 +53,8 @@ SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")}
-    full_env.pop("SIGSCOPE_DEBUG", None)
-    full_env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def sign(*args: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
     return run("sign", *args, env={"SIGSCOPE_PASSWORD": password})
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], pattern: str) -> None:
-    assert result.returncode == 2, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def make_key(directory: Path, name: str, kind: str = "ecdsa-p256") -> tuple[Path, Path]:

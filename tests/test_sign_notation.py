@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from testbed import RegistryHandle, build_layout, fetch_blob, fetch_manifest, push_layout
+from testbed.cli import assert_clean_failure
+from testbed.cli import run_sigscope as run
 from testbed.pki import PKI
 from testbed.proxy import RegistryProxy
 from testbed.tsa import TSAServer
@@ -484,30 +484,8 @@ def test_timestamped_envelope(pki_dir: PKI, tsa: TSAServer, envelope: str, entit
 # ---------------------------------------------------------------- round trips through the CLI
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")}
-    env.pop("SIGSCOPE_DEBUG", None)
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def net(image: str) -> tuple[str, ...]:
     return () if image.startswith("oci:") else ("--insecure",)
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], pattern: str, code: int = 2) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def trust_config(directory: Path, pki_dir: PKI, scope: str, *, with_tsa: bool) -> Path:

@@ -8,15 +8,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from testbed import RegistryHandle, build_layout, cosign_sig_tag, fetch_manifest, free_port, push_layout
+from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.pki import PKI
 from testbed.tsa import TSAServer
 
@@ -36,24 +35,11 @@ SIGNATURE = "dev.cosignproject.cosign/signature"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_DEBUG", "COSIGN_PASSWORD")}
-    env["SIGSCOPE_PASSWORD"] = PASSWORD
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_sigscope(*args, password=PASSWORD)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int, pattern: str) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and pattern in lines[0], result.stderr
+    assert_clean_failure(result, pattern, code)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from testbed import (
     layout_digest,
     push_layout,
 )
+from testbed.cli import run_sigscope as run
 from testbed.forge import push_cosign_signature, push_image
 from testbed.signing import push_signed_image
 
@@ -35,22 +34,6 @@ from sigscope.verify import Policy, annotations_check, reference_check, verify
 PASSWORD = "verify-test-pw"
 PGP_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "containers-image" / "signature"
 OTHER_KEYRING = PGP_FIXTURES / "fixtures" / "public-key-2.gpg"
-
-
-def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")}
-    env.pop("SIGSCOPE_DEBUG", None)
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    if password is not None:
-        env["SIGSCOPE_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def sign(image: str, key: Path, *extra: str) -> None:

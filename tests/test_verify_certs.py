@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from testbed import RegistryHandle, build_layout
+from testbed.cli import run_sigscope as run
 from testbed.forge import (
     KEYLESS_ID,
     KEYLESS_ISSUER,
@@ -49,22 +48,6 @@ from sigscope.trust.identity import (
 from sigscope.verify import Policy, verify
 
 PASSWORD = "certs-test-pw"
-
-
-def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")}
-    env.pop("SIGSCOPE_DEBUG", None)
-    env["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
-    if password is not None:
-        env["SIGSCOPE_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-m", "sigscope", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def outcomes(checks: list[dict[str, Any]]) -> dict[str, str]:

@@ -11,7 +11,6 @@ layout alike).
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from sigscope.formats.cosign import (
     attachment_tag,
     timestamp_annotation,
 )
+from sigscope.formats.gojson import go_json as go_json  # re-exported: sigscope.sign.go_json
 from sigscope.keys import Signer
 from sigscope.model import Manifest
 from sigscope.oci import digest as digests
@@ -50,24 +50,6 @@ LEGACY_DOCKER_HUB = "index.docker.io"
 REFERRERS_LEGACY = "legacy"
 REFERRERS_OCI_1_1 = "oci-1-1"
 REFERRERS_MODES = (REFERRERS_LEGACY, REFERRERS_OCI_1_1)
-
-
-def go_json(value: Any) -> bytes:
-    """Compact JSON as Go's encoding/json writes it: no spaces, UTF-8, `<`, `>`, `&`, U+2028/9 escaped.
-
-    Key order is the caller's (dicts keep insertion order): build struct-like objects in Go field order and
-    sort map keys before calling.
-    """
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escape)
-    return text.encode()
 
 
 def parse_annotations(items: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from sigscope import __version__
 from sigscope.errors import UsageError
 from sigscope.formats import simplesigning as ss
+from sigscope.formats.gojson import go_json
 from sigscope.oci import digest as digests
 from sigscope.oci.reference import ImageReference, LayoutReference
 from sigscope.oci.store import Repository
-from sigscope.sign import go_json
 from sigscope.sources import lookaside
 
 CREATOR = f"sigscope {__version__}"

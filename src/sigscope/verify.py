@@ -218,10 +218,6 @@ def annotations_check(claimed: Any, required: Mapping[str, str]) -> Check:
 # ---------------------------------------------------------------- signatures
 
 
-def _find(checks: Sequence[Check], name: str) -> Check | None:
-    return next((c for c in checks if c.name == name), None)
-
-
 def _key_identity(sig: Signature, trusted: Check | None) -> str | None:
     if trusted is None or trusted.outcome is not Outcome.PASSED:
         # Trusted through its certificate: signers are counted by verified identity, not by the
@@ -231,12 +227,19 @@ def _key_identity(sig: Signature, trusted: Check | None) -> str | None:
     if sig.signer is not None and sig.signer.pgp is not None:
         pgp = sig.signer.pgp
         return f"pgp:{pgp.fingerprint or pgp.key_id}"
-    match = _KEY_FINGERPRINT.search(trusted.detail)
-    if match:
-        return f"sha256:{match.group(1)}"
+    fingerprint = _fingerprint(trusted.detail)
+    if fingerprint is not None:
+        return fingerprint
     if sig.signer is not None and sig.signer.public_key is not None:
         return f"sha256:{sig.signer.public_key.sha256}"
     return trusted.detail or None
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(detail: str) -> str | None:
+    # Every signature a key verified carries the same detail text (trust/keys.py): search it once.
+    match = _KEY_FINGERPRINT.search(detail)
+    return f"sha256:{match.group(1)}" if match else None
 
 
 def _optional(sig: Signature) -> Any:
@@ -301,44 +304,69 @@ def bundle_reference_check(*, exact: bool) -> Check:
     return Check.skipped("reference", "a Sigstore message signature names no repository; its digest binds it")
 
 
+# Built once: judge() runs once per signature of the image (bench/verify.py), and these never vary.
+_NO_TRUST = Check.skipped("trusted-key", "no supplied trust material applies to this signature")
+_PAYLOAD_UNREAD = Check.skipped("payload-digest", "the payload could not be read")
+_NO_ANNOTATIONS_REQUIRED = Check.passed("annotations", "none required")
+_PASSED, _FAILED = Outcome.PASSED, Outcome.FAILED
+_BUNDLE, _VERIFIED = SignatureFormat.SIGSTORE_BUNDLE, Status.VERIFIED
+
+
 def judge(sig: Signature, image: str, policy: Policy) -> Judged:
     """The policy's checks on one signature found on `image` (the reference the user gave)."""
     checks = list(sig.checks)
-    if not any(c.name in TRUST_CHECKS for c in checks):
-        checks.append(Check.skipped("trusted-key", "no supplied trust material applies to this signature"))
-    subject = _find(checks, "dsse-subject")
-    if _find(checks, "payload-digest") is None and subject is not None:
+    # Each name's first check, as a search of `checks` from the start would find it; kept up to date as
+    # checks are appended below.
+    first: dict[str, Check] = {}
+    for c in reversed(checks):
+        first[c.name] = c
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        first.setdefault(check.name, check)
+
+    if TRUST_CHECKS.isdisjoint(first):
+        add(_NO_TRUST)
+    if "payload-digest" not in first:
+        subject = first.get("dsse-subject")
         # A DSSE statement binds the image through its subjects.
-        checks.append(Check(name="payload-digest", outcome=subject.outcome, detail=subject.detail))
-    if _find(checks, "payload-digest") is None:
-        checks.append(Check.skipped("payload-digest", "the payload could not be read"))
+        add(
+            Check(name="payload-digest", outcome=subject.outcome, detail=subject.detail)
+            if subject is not None
+            else _PAYLOAD_UNREAD
+        )
     claimed = sig.claims.get("docker-reference")
-    if sig.format is SignatureFormat.SIGSTORE_BUNDLE:
-        checks.append(bundle_reference_check(exact=policy.exact_reference))
+    bundle = sig.format is _BUNDLE
+    if bundle:
+        add(bundle_reference_check(exact=policy.exact_reference))
     else:
-        checks.append(
+        add(
             reference_check(
                 claimed if isinstance(claimed, str) else None, image, exact=policy.exact_reference
             )
         )
     # The payload's `optional` is read (a JSON parse) only when the policy requires annotations.
-    checks.append(annotations_check(_optional(sig) if policy.annotations else None, policy.annotations))
+    add(
+        annotations_check(_optional(sig), policy.annotations)
+        if policy.annotations
+        else _NO_ANNOTATIONS_REQUIRED
+    )
 
-    required = BUNDLE_POLICY_CHECKS if sig.format is SignatureFormat.SIGSTORE_BUNDLE else POLICY_CHECKS
+    required = BUNDLE_POLICY_CHECKS if bundle else POLICY_CHECKS
     required_passed = all(
-        (c := _find(checks, name)) is not None and c.outcome is Outcome.PASSED
+        (found := first.get(name)) is not None and found.outcome is _PASSED
         for name in required
         if name != _TRUST_REQUIREMENT
     )
     # A failed trust check of the alternative that did not apply (a --key that did not sign a
     # certificate-trusted signature) does not sink it; sig.status VERIFIED says one alternative held.
     satisfied = (
-        sig.status is Status.VERIFIED
+        sig.status is _VERIFIED
         and sig.error is None
         and required_passed
-        and not any(c.outcome is Outcome.FAILED and c.name not in TRUST_CHECKS for c in checks)
+        and not any(c.outcome is _FAILED and c.name not in TRUST_CHECKS for c in checks)
     )
-    key = _key_identity(sig, _find(checks, "trusted-key"))
+    key = _key_identity(sig, first.get("trusted-key"))
     return Judged(
         signature=sig,
         checks=checks,

@@ -21,19 +21,18 @@ from sigscope.attest import (
     predicate_type_for,
     verify_attestations,
 )
-from sigscope.cli.options import OUTPUT_BASIC, load_keys, registry_options
+from sigscope.cli.discover import discover
+from sigscope.cli.key import password_file_option
+from sigscope.cli.options import OUTPUT_BASIC, load_keys, public_key_option, registry_options
 from sigscope.cli.progress import stdout_console
-from sigscope.cli.sign import load_signer
-from sigscope.errors import EXIT_FAILED, SigscopeError, UsageError
+from sigscope.cli.sign import load_signer, private_key_option, referrers_mode_option
+from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
-from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
-from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
-from sigscope.scan.registry import ScanOptions, scan_image
-from sigscope.sign import REFERRERS_LEGACY, REFERRERS_MODES, docker_identity
+from sigscope.scan.registry import ScanOptions
+from sigscope.sign import REFERRERS_LEGACY, docker_identity
 from sigscope.trust.certs import utcnow
-from sigscope.verify import image_identity
 
 TYPE_HELP = f"Predicate type: {', '.join(PREDICATE_TYPES)} (cosign's names) or a predicate type URI."
 
@@ -57,26 +56,11 @@ async def _attest(
     help="File holding the predicate (JSON; plain text for --type custom and spdx).",
 )
 @click.option("--type", "type_name", default="custom", show_default=True, help=TYPE_HELP)
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Private key file: cosign's encrypted format or plain PEM.",
-)
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="Read the key password from this file. Otherwise $SIGSCOPE_PASSWORD, $COSIGN_PASSWORD, a prompt.",
-)
-@click.option(
-    "--registry-referrers-mode",
-    "referrers_mode",
-    type=click.Choice(REFERRERS_MODES),
-    default=REFERRERS_LEGACY,
-    show_default=True,
-    help="legacy: a layer of the sha256-<hex>.att tag. oci-1-1: a Sigstore bundle v0.3 (DSSE) pushed as an "
-    "OCI 1.1 referrer.",
+@private_key_option(required=True)
+@password_file_option
+@referrers_mode_option(
+    "legacy: a layer of the sha256-<hex>.att tag. oci-1-1: a Sigstore bundle v0.3 (DSSE) pushed as an "
+    "OCI 1.1 referrer."
 )
 @click.option(
     "--replace", is_flag=True, help="Drop existing .att layers of the same predicate type (legacy mode)."
@@ -136,26 +120,6 @@ def attest_cmd(
         click.echo(f"  bundle referrer: {where}@{result.manifest_digest}")
 
 
-async def _discover(image: str, registry_options: RegistryOptions) -> tuple[str, str, list[Signature]]:
-    async with open_image(image, registry_options) as opened:
-        parsed = opened.parsed
-        registry, repo_name = (
-            (parsed.registry, parsed.repository) if isinstance(parsed, ImageReference) else ("", "")
-        )
-        [result, *_] = await scan_image(
-            opened.repository,
-            opened.reference,
-            source=registry or opened.display,
-            repo_name=repo_name,
-            registry=registry,
-            # No keys here: the attestation checks below do their own, named, key verification.
-            options=ScanOptions(now=utcnow()),
-        )
-        if result.error:
-            raise SigscopeError(result.error)
-        return image_identity(parsed), result.digest, result.signatures
-
-
 def _print_pretty(verdict: AttestationVerdict) -> None:
     console = stdout_console()
     console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
@@ -187,14 +151,7 @@ def _report_failures(verdict: AttestationVerdict) -> None:
 
 @click.command("verify-attestation")
 @click.argument("image")
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Trusted public key (PEM, cosign.pub), repeatable.",
-)
+@public_key_option("Trusted public key (PEM, cosign.pub), repeatable.", required=True)
 @click.option("--type", "type_name", help="Require this predicate type. " + TYPE_HELP)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
@@ -219,7 +176,9 @@ def verify_attestation_cmd(
     """
     trusted: list[PublicKeyTypes] = load_keys(keys)
     predicate_type = predicate_type_for(type_name) if type_name is not None else None
-    identity, digest, signatures = asyncio.run(_discover(image, registry_options))
+    # No keys in the scan: the attestation checks below do their own, named, key verification.
+    scan = ScanOptions(now=utcnow())
+    identity, digest, signatures = asyncio.run(discover(image, registry_options, scan))
     verdict = verify_attestations(identity, digest, signatures, trusted, predicate_type)
     if output == "json":
         click.echo(json.dumps(verdict.to_json(), indent=2))

@@ -15,7 +15,7 @@ from sigscope.errors import UsageError
 
 PASSWORD_ENV = ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")
 
-_password_file_option = click.option(
+password_file_option = click.option(
     "--password-file",
     type=click.Path(dir_okay=False),
     help="Read the key password from this file (first line). Otherwise $SIGSCOPE_PASSWORD, then "
@@ -108,7 +108,7 @@ def key_group() -> None:
 )
 @click.option("--output-prefix", default="cosign", show_default=True, help="Write PREFIX.key and PREFIX.pub.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-@_password_file_option
+@password_file_option
 def generate_cmd(kind: str, output_prefix: str, force: bool, password_file: str | None) -> None:
     """Generate a key pair in cosign's format.
 
@@ -128,7 +128,7 @@ def generate_cmd(kind: str, output_prefix: str, force: bool, password_file: str 
     "--output-prefix", default="import-cosign", show_default=True, help="Write PREFIX.key and PREFIX.pub."
 )
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-@_password_file_option
+@password_file_option
 def import_cmd(file: str, output_prefix: str, force: bool, password_file: str | None) -> None:
     """Encrypt a plain PEM private key (PKCS#8, SEC1 EC or PKCS#1 RSA) into cosign's format."""
     from sigscope.keys import KeyFormatError, load_private_key, read_pem
@@ -145,7 +145,7 @@ def import_cmd(file: str, output_prefix: str, force: bool, password_file: str | 
 
 @key_group.command("public")
 @click.argument("file", type=click.Path(dir_okay=False))
-@_password_file_option
+@password_file_option
 def public_cmd(file: str, password_file: str | None) -> None:
     """Print the PEM PUBLIC KEY of a private key file (decrypting it if needed)."""
     from sigscope.keys import public_pem
@@ -189,7 +189,7 @@ def _inspect(file: str, password_file: str | None) -> dict[str, Any]:
 
 @key_group.command("inspect")
 @click.argument("file", type=click.Path(dir_okay=False))
-@_password_file_option
+@password_file_option
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 def inspect_cmd(file: str, password_file: str | None, output: str) -> None:
     """Show a key file's type, size, curve and SHA-256 SPKI fingerprint (as `scan --key` reports it).

@@ -345,6 +345,25 @@ def load_timestamp_trust(path: str | None) -> TimestampTrust | None:
     return TimestampTrust.from_chain(_read_certificates(path, "--timestamp-certificate-chain"))
 
 
+def public_key_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """`--key` (trusted public key files, repeatable); the command receives `keys`."""
+    return click.option(
+        "--key", "keys", multiple=True, required=required, type=click.Path(dir_okay=False), help=help
+    )
+
+
+def gpg_keyring_option(help: str) -> Callable[[F], F]:
+    """`--gpg-keyring` (trusted OpenPGP key files, repeatable); the command receives `gpg_keyrings`."""
+    return click.option(
+        "--gpg-keyring",
+        "gpg_keyrings",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help=help,
+    )
+
+
 def trust_options(func: F) -> F:
     """Add `--registries.d`, `--key` and `--gpg-keyring`; the command receives `trust: TrustMaterial`."""
 
@@ -354,22 +373,13 @@ def trust_options(func: F) -> F:
         type=click.Path(file_okay=False, exists=True),
         help="containers registries.d directory: GPG simple signatures are read from its lookaside.",
     )
-    @click.option(
-        "--key",
-        "keys",
-        multiple=True,
-        type=click.Path(dir_okay=False),
-        help="Trusted public key (PEM, cosign.pub), repeatable: cosign signatures it verifies become "
-        "'verified', other cosign signatures 'untrusted'.",
+    @public_key_option(
+        "Trusted public key (PEM, cosign.pub), repeatable: cosign signatures it verifies become "
+        "'verified', other cosign signatures 'untrusted'."
     )
-    @click.option(
-        "--gpg-keyring",
-        "gpg_keyrings",
-        multiple=True,
-        metavar="FILE",
-        type=click.Path(dir_okay=False),
-        help="Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
-        "signatures they verify become 'verified', other simple signatures 'untrusted'.",
+    @gpg_keyring_option(
+        "Trusted OpenPGP public keys (gpg --export, binary or armored), repeatable: GPG simple "
+        "signatures they verify become 'verified', other simple signatures 'untrusted'."
     )
     @click.option(
         "--timestamp-certificate-chain",

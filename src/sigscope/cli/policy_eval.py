@@ -15,13 +15,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from sigscope.cli.discover import scan_opened
 from sigscope.cli.progress import stdout_console
-from sigscope.errors import EXIT_FAILED, EXIT_OK, SigscopeError, UsageError
+from sigscope.errors import EXIT_FAILED, EXIT_OK, UsageError
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
 from sigscope.oci.store import open_image
-from sigscope.scan.registry import ScanOptions, scan_image
+from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
 from sigscope.trust import containers_policy as cp
 from sigscope.trust.certs import utcnow
@@ -56,23 +57,10 @@ async def _resolve_and_discover(
     want_signatures: bool,
 ) -> tuple[str, list[Signature]]:
     async with open_image(image, registry_options) as opened:
-        parsed = opened.parsed
         if not want_signatures:
             descriptor = await opened.repository.resolve(opened.reference)
             return descriptor.digest, []
-        registry, repo_name = (
-            (parsed.registry, parsed.repository) if isinstance(parsed, ImageReference) else ("", "")
-        )
-        [result, *_] = await scan_image(
-            opened.repository,
-            opened.reference,
-            source=registry or opened.display,
-            repo_name=repo_name,
-            registry=registry,
-            options=scan,
-        )
-        if result.error:
-            raise SigscopeError(result.error)
+        result = await scan_opened(opened, scan)
         return result.digest, result.signatures
 
 

@@ -7,7 +7,13 @@ import sys
 
 import click
 
-from sigscope.cli.options import TrustMaterial, registry_options, trust_options
+from sigscope.cli.options import (
+    TrustMaterial,
+    gpg_keyring_option,
+    public_key_option,
+    registry_options,
+    trust_options,
+)
 from sigscope.cli.progress import stdout_console, tracker
 from sigscope.errors import EXIT_FAILED
 from sigscope.oci.client import RegistryClient, RegistryOptions
@@ -197,21 +203,10 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
     type=click.Path(file_okay=False, exists=True),
     help="Directory of trusted root certificates (*.pem, *.crt, *.cer, *.der) for --verify.",
 )
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Trusted public key (PEM) for cosign sign-blob signatures and key-signed bundles, repeatable.",
+@public_key_option(
+    "Trusted public key (PEM) for cosign sign-blob signatures and key-signed bundles, repeatable."
 )
-@click.option(
-    "--gpg-keyring",
-    "gpg_keyrings",
-    multiple=True,
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="Trusted OpenPGP public keys for detached .asc/.sig signatures, repeatable.",
-)
+@gpg_keyring_option("Trusted OpenPGP public keys for detached .asc/.sig signatures, repeatable.")
 @click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON_CHOICES),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from sigscope.cli.key import read_password
-from sigscope.cli.options import OUTPUT_BASIC, registry_options
+from sigscope.cli.key import password_file_option, read_password
+from sigscope.cli.options import OUTPUT_BASIC, F, registry_options
 from sigscope.errors import UsageError
 from sigscope.keys import FileSigner, KeyFormatError, KeyPasswordError, Signer, load_private_key
 from sigscope.oci.client import RegistryOptions
@@ -72,6 +73,29 @@ def load_signer(path: str, password_file: str | None) -> Signer:
         raise KeyFormatError(f"{path}: {exc.message}") from None
 
 
+def private_key_option(*, required: bool) -> Callable[[F], F]:
+    """`--key`: the signing key file; the command receives `key_path`."""
+    return click.option(
+        "--key",
+        "key_path",
+        required=required,
+        type=click.Path(dir_okay=False),
+        help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM.",
+    )
+
+
+def referrers_mode_option(help: str) -> Callable[[F], F]:
+    """`--registry-referrers-mode` (legacy tag or OCI 1.1 referrer); the command receives `referrers_mode`."""
+    return click.option(
+        "--registry-referrers-mode",
+        "referrers_mode",
+        type=click.Choice(REFERRERS_MODES),
+        default=REFERRERS_LEGACY,
+        show_default=True,
+        help=help,
+    )
+
+
 async def _sign(
     image: str, registry_options: RegistryOptions, signer: Signer, options: SignOptions
 ) -> tuple[str, list[SignResult]]:
@@ -83,12 +107,7 @@ async def _sign(
 
 @click.command("sign")
 @click.argument("image")
-@click.option(
-    "--key",
-    "key_path",
-    type=click.Path(dir_okay=False),
-    help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM.",
-)
+@private_key_option(required=False)
 @click.option(
     "--format",
     "sign_format",
@@ -112,12 +131,7 @@ async def _sign(
     help="simple-signing: containers registries.d naming the lookaside(-staging) to write to "
     "(default: containers' own).",
 )
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="Read the key password from this file (first line). Otherwise $SIGSCOPE_PASSWORD, then "
-    "$COSIGN_PASSWORD, then a prompt on a terminal.",
-)
+@password_file_option
 @click.option(
     "-a",
     "--annotation",
@@ -149,14 +163,9 @@ async def _sign(
     help="Also write the (base64) signature of IMAGE's digest here.",
 )
 @click.option("--output-payload", type=click.Path(dir_okay=False), help="Also write the signed payload here.")
-@click.option(
-    "--registry-referrers-mode",
-    "referrers_mode",
-    type=click.Choice(REFERRERS_MODES),
-    default=REFERRERS_LEGACY,
-    show_default=True,
-    help="legacy: a layer of the sha256-<hex>.sig tag. oci-1-1: a Sigstore bundle v0.3 (message signature "
-    "over the manifest) pushed as an OCI 1.1 referrer (referrers API, else the fallback tag index).",
+@referrers_mode_option(
+    "legacy: a layer of the sha256-<hex>.sig tag. oci-1-1: a Sigstore bundle v0.3 (message signature "
+    "over the manifest) pushed as an OCI 1.1 referrer (referrers API, else the fallback tag index)."
 )
 @click.option(
     "--timestamp-url",

@@ -11,40 +11,19 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console
-from sigscope.errors import EXIT_FAILED, SigscopeError, UsageError
+from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
-from sigscope.oci.store import open_image
-from sigscope.scan.registry import ScanOptions, scan_image
+from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
 from sigscope.sources.revocation import CRLCache, FetchOptions, collect_evidence, default_cache_dir
 from sigscope.trust.certs import utcnow
 from sigscope.trust.notation_verify import DEFAULT_MAX_SIGNATURES, NotationVerdict
-from sigscope.verify import Policy, Verdict, image_identity, verify
-
-
-async def _discover(
-    image: str, registry_options: RegistryOptions, scan: ScanOptions
-) -> tuple[str, str, list[Signature]]:
-    async with open_image(image, registry_options) as opened:
-        parsed = opened.parsed
-        registry, repo_name = (
-            (parsed.registry, parsed.repository) if isinstance(parsed, ImageReference) else ("", "")
-        )
-        [result, *_] = await scan_image(
-            opened.repository,
-            opened.reference,
-            source=registry or opened.display,
-            repo_name=repo_name,
-            registry=registry,
-            options=scan,
-        )
-        if result.error:
-            raise SigscopeError(result.error)
-        return image_identity(parsed), result.digest, result.signatures
+from sigscope.verify import Policy, Verdict, verify
 
 
 def _notation_verdict(
@@ -103,21 +82,27 @@ class RevocationOptions:
         return FetchOptions(ocsp_timeout=self.timeout, crl_timeout=self.timeout, cache=cache)
 
 
+def _signature_table(rows: list[tuple[Signature, str, bool, str]]) -> Table:
+    """One row per judged signature: (signature, status, satisfied, why not)."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("Format", "Status", "Signer", "Result"):
+        table.add_column(column)
+    for sig, status, satisfied, reason in rows:
+        table.add_row(
+            str(sig.format),
+            status,
+            sig.signer.display_name if sig.signer is not None else "-",
+            "ok" if satisfied else reason,
+        )
+    return table
+
+
 def _print_notation(verdict: NotationVerdict) -> None:
     console = stdout_console()
     if verdict.results:
-        table = Table(box=None, pad_edge=False)
-        for column in ("Format", "Status", "Signer", "Result"):
-            table.add_column(column)
-        for result in verdict.results:
-            sig = result.signature
-            table.add_row(
-                str(sig.format),
-                str(result.status),
-                sig.signer.display_name if sig.signer is not None else "-",
-                "ok" if result.satisfied else result.reason,
-            )
-        console.print(table)
+        console.print(
+            _signature_table([(r.signature, str(r.status), r.satisfied, r.reason) for r in verdict.results])
+        )
     console.print(verdict.summary)
     for result in verdict.results:
         for warning in result.warnings:
@@ -132,18 +117,8 @@ def _print_pretty(verdict: Verdict) -> None:
     console = stdout_console()
     console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
     if verdict.signatures:
-        table = Table(box=None, pad_edge=False)
-        for column in ("Format", "Status", "Signer", "Result"):
-            table.add_column(column)
-        for judged in verdict.signatures:
-            sig = judged.signature
-            table.add_row(
-                str(sig.format),
-                str(sig.status),
-                sig.signer.display_name if sig.signer is not None else "-",
-                "ok" if judged.satisfied else judged.reason,
-            )
-        console.print(table)
+        rows = [(j.signature, str(j.signature.status), j.satisfied, j.reason) for j in verdict.signatures]
+        console.print(_signature_table(rows))
     console.print(verdict.summary)
     for judged in verdict.signatures:
         if not judged.satisfied:
@@ -272,7 +247,7 @@ def verify_cmd(
         certificates=trust.certificates,
         timestamps=trust.timestamps,
     )
-    identity, digest, signatures = asyncio.run(_discover(image, registry_options, scan))
+    identity, digest, signatures = asyncio.run(discover(image, registry_options, scan))
     revocation = RevocationOptions(revocation_timeout, crl_cache, use_cache=not no_crl_cache)
     notation = _notation_verdict(image, digest, signatures, trust, max_signatures, revocation)
     if notation is not None and not trust.keys and trust.gpg_keyring is None and trust.certificates is None:

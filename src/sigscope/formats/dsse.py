@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sigscope.formats.gojson import go_json as _go_json
+from sigscope.formats.gojson import sorted_maps
+
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -181,29 +184,6 @@ def describe_subjects(subjects: list[tuple[str | None, dict[str, str]]]) -> str:
 # ---------------------------------------------------------------- builders (for signing)
 
 
-def _go_json(value: Any) -> bytes:
-    """Compact JSON with Go's HTML escaping: the bytes cosign's encoding/json would sign."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escape)
-    return text.encode()
-
-
-def _sorted_maps(value: Any) -> Any:
-    """Go marshals a decoded `interface{}` predicate with map keys sorted at every level."""
-    if isinstance(value, dict):
-        return {k: _sorted_maps(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted_maps(v) for v in value]
-    return value
-
-
 def build_statement(
     subjects: list[tuple[str | None, dict[str, str]]],
     predicate_type: str,
@@ -229,7 +209,7 @@ def build_statement(
             "_type": statement_type,
             "predicateType": predicate_type,
             "subject": subject_list,
-            "predicate": _sorted_maps(predicate),
+            "predicate": sorted_maps(predicate),
         }
     )
 

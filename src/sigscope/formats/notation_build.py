@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sigscope.errors import UsageError
+from sigscope.formats.gojson import go_json as go_json  # re-exported: notation_build.go_json
+from sigscope.formats.gojson import sorted_maps
 from sigscope.formats.notation import (
     COSE_MEDIA_TYPE,
     H_AGENT,
@@ -120,29 +122,6 @@ def raw_ecdsa(der: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 # ---------------------------------------------------------------- payload and request
-
-
-def go_json(value: Any) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (HTML-escaped `<`, `>`, `&`, U+2028/9); key order is the
-    caller's, so sort map keys before calling."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escape)
-    return text.encode()
-
-
-def _sorted(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
 
 
 def check_user_metadata(metadata: Mapping[str, str]) -> None:
@@ -269,7 +248,7 @@ def jws_protected_header(request: SignRequest, alg: str) -> bytes:
         crit.append(H_EXPIRY)
         header[H_EXPIRY] = rfc3339(request.expiry)
     header["crit"] = crit
-    return go_json(_sorted(header))
+    return go_json(sorted_maps(header))
 
 
 def jws_payload(payload: bytes) -> bytes:
@@ -280,7 +259,7 @@ def jws_payload(payload: bytes) -> bytes:
         raise NotationBuildError("a JWS envelope needs a JSON payload") from None
     if not isinstance(decoded, dict):
         raise NotationBuildError("a JWS envelope needs a JSON object payload")
-    return go_json(_sorted(decoded))
+    return go_json(sorted_maps(decoded))
 
 
 # ---------------------------------------------------------------- COSE

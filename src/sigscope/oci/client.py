@@ -23,11 +23,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
-
-import aiohttp
-from multidict import CIMultiDictProxy
 
 from sigscope import __version__
 from sigscope.errors import (
@@ -44,6 +41,12 @@ from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
 from sigscope.oci.auth import Challenge, Credentials, TokenCache, find_credentials, parse_challenges
 from sigscope.oci.reference import referrers_tag
+
+if TYPE_CHECKING:
+    # aiohttp is imported where a request is made: importing it costs ~0.4 s, which `--help`, `oci:` layouts
+    # and every command that only needs RegistryOptions would otherwise pay at start-up.
+    import aiohttp
+    from multidict import CIMultiDictProxy
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024
@@ -170,6 +173,8 @@ class RegistryClient:
         await self.close()
 
     async def open(self) -> None:
+        import aiohttp
+
         if self._session is not None:
             return
         ssl_arg: ssl.SSLContext | bool = False if self.options.insecure else build_ssl_context(self.options)
@@ -242,6 +247,8 @@ class RegistryClient:
     async def _fetch_token(
         self, realm: str, service: str, scopes: tuple[str, ...], creds: Credentials | None
     ) -> tuple[str, float]:
+        import aiohttp  # loaded by open() already; see the note at the top
+
         assert self._session is not None
         headers: dict[str, str] = {}
         try:
@@ -302,6 +309,8 @@ class RegistryClient:
         allow_redirects: bool = True,
     ) -> _Response:
         """One logical request: auth, retries and error mapping; the body is read within limits."""
+        import aiohttp  # loaded by open() already; see the note at the top
+
         if self._session is None:
             await self.open()
         assert self._session is not None

@@ -8,10 +8,8 @@ their own list and appear in every output.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -20,11 +18,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sigscope import __version__
 from sigscope.files.base import FileResult, FileSignature
 from sigscope.model import Status
-from sigscope.report.render import OUTPUTS, SARIF_RULES, STATUS_STYLE
-from sigscope.report.summary import FAIL_ON_CHOICES, STATUS_ORDER
+from sigscope.report.render import OUTPUTS, STATUS_STYLE
+from sigscope.report.scaffold import (
+    TOOL,
+    certificate_columns,
+    csv_writer,
+    html_cards,
+    html_footer,
+    html_head,
+    sarif_document,
+    sarif_result,
+    sarif_signature_problems,
+    signature_findings,
+    write_document,
+    write_line,
+)
+from sigscope.report.summary import FAIL_ON_CHOICES, worst_status
 from sigscope.scan.files import FsStats
 
 __all__ = ["FAIL_ON_CHOICES", "OUTPUTS", "FsSummary", "make_fs_renderer", "signature_entry"]
@@ -100,15 +111,10 @@ def signature_entry(result: FileResult, signature: FileSignature) -> dict[str, A
     return entry
 
 
-def worst(signatures: list[FileSignature]) -> Status | None:
-    present = {s.status for s in signatures}
-    return next((s for s in STATUS_ORDER if s in present), None)
-
-
 def result_status(result: FileResult) -> str:
     if result.error and not result.signatures:
         return "error"
-    status = worst(result.signatures)
+    status = worst_status(result.signatures)
     return str(status) if status is not None else "unsigned"
 
 
@@ -119,16 +125,7 @@ def findings(result: FileResult) -> set[str]:
         found.add("error")
     if not result.signatures and not result.error:
         found.add("unsigned")
-    for signature in result.signatures:
-        if signature.status is Status.INVALID:
-            found.add("invalid")
-        if signature.status is Status.UNTRUSTED:
-            found.add("untrusted")
-        if self_signed(signature):
-            found.add("self-signed")
-        if expired(signature):
-            found.add("expired")
-    return found
+    return found | signature_findings(result.signatures, self_signed, expired)
 
 
 @dataclass
@@ -210,11 +207,10 @@ def _error_entry(result: FileResult) -> dict[str, Any]:
     return {"path": result.path, "type": result.type, "error": result.error}
 
 
-class TableRenderer:
-    def __init__(self, console: Console, title: str, *, wide: bool) -> None:
-        self.console = console
-        self.title = title
-        self.wide = wide
+class _Collector:
+    """Keeps the (result, signature) rows and the unreadable results for a renderer that writes at the end."""
+
+    def __init__(self) -> None:
         self.rows: list[tuple[FileResult, FileSignature]] = []
         self.errors: list[FileResult] = []
 
@@ -222,6 +218,14 @@ class TableRenderer:
         self.rows.extend((result, s) for s in result.signatures)
         if result.error:
             self.errors.append(result)
+
+
+class TableRenderer(_Collector):
+    def __init__(self, console: Console, title: str, *, wide: bool) -> None:
+        super().__init__()
+        self.console = console
+        self.title = title
+        self.wide = wide
 
     def finish(self, summary: FsSummary) -> None:
         table = Table(title=self.title, title_justify="left")
@@ -302,9 +306,9 @@ class JSONRenderer:
             "errors": self.errors,
             "unsigned": sorted(self.unsigned),
             "summary": summary.to_json(),
-            "tool": {"name": "sigscope", "version": __version__},
+            "tool": TOOL,
         }
-        self.out.write(json.dumps(document, indent=2) + "\n")
+        write_document(self.out, document)
 
 
 class NDJSONRenderer:
@@ -320,12 +324,12 @@ class NDJSONRenderer:
         if result.error:
             lines.append({"record": "error", **_error_entry(result)})
         for line in lines:
-            self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
+            write_line(self.out, line)
         if lines:
             self.out.flush()
 
     def finish(self, summary: FsSummary) -> None:
-        self.out.write(json.dumps({"record": "summary", **summary.to_json()}, separators=(",", ":")) + "\n")
+        write_line(self.out, {"record": "summary", **summary.to_json()})
 
 
 CSV_COLUMNS = [
@@ -357,8 +361,7 @@ class CSVRenderer:
     """One row per signature and one per unreadable file."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        self.writer.writeheader()
+        self.writer = csv_writer(out, CSV_COLUMNS)
 
     def add(self, result: FileResult) -> None:
         if result.error:
@@ -378,13 +381,7 @@ class CSVRenderer:
                     "kind": signature.kind,
                     "status": str(signature.status),
                     "issuer": cert.issuer if cert else "",
-                    "serial": cert.serial if cert else "",
-                    "thumbprint": cert.sha256 if cert else "",
-                    "not_before": cert.not_before.isoformat() if cert else "",
-                    "not_after": cert.not_after.isoformat() if cert else "",
-                    "self_signed": str(cert.self_signed).lower() if cert else "",
-                    "expired": str(cert.expired).lower() if cert else "",
-                    "eku": " ".join(cert.eku) if cert else "",
+                    **certificate_columns(cert),
                     "digest_algorithm": signature.digest_algorithm,
                     "timestamp_time": stamp.time.isoformat() if stamp is not None and stamp.time else "",
                     "chain_status": signature.chain_status,
@@ -412,15 +409,9 @@ class SARIFRenderer:
         self.results: list[dict[str, Any]] = []
 
     def _result(self, rule: str, level: str, message: str, result: FileResult) -> None:
-        self.results.append(
-            {
-                "ruleId": rule,
-                "level": level,
-                "message": {"text": message},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": result.path}}}],
-                "properties": {"digest": result.digest or "", "type": result.type},
-            }
-        )
+        location = {"physicalLocation": {"artifactLocation": {"uri": result.path}}}
+        properties = {"digest": result.digest or "", "type": result.type}
+        self.results.append(sarif_result(rule, level, message, [location], properties))
 
     def add(self, result: FileResult) -> None:
         if result.error:
@@ -429,84 +420,35 @@ class SARIFRenderer:
             self._result("SIG001", "warning", f"{result.path} ({result.type}) is not signed", result)
         for signature in result.signatures:
             who = subject_name(signature) or "unknown signer"
-            if signature.status is Status.INVALID:
-                self._result(
-                    "SIG002",
-                    "error",
-                    f"{result.path}: {signature.kind} signature invalid: {signature.reason}",
-                    result,
-                )
-            if signature.status is Status.UNTRUSTED:
-                self._result(
-                    "SIG006",
-                    "error",
-                    f"{result.path}: {signature.kind} signature by {who} is not trusted: {signature.reason}",
-                    result,
-                )
-            if self_signed(signature):
-                self._result(
-                    "SIG003", "warning", f"{result.path}: signed by self-signed certificate {who}", result
-                )
-            if expired(signature):
-                self._result("SIG004", "warning", f"{result.path}: certificate of {who} has expired", result)
+            for rule, level, message in sarif_signature_problems(
+                result.path,
+                f"{signature.kind} signature",
+                who,
+                signature.status,
+                signature.reason,
+                self_signed=self_signed(signature),
+                expired=expired(signature),
+            ):
+                if rule == "SIG006":
+                    # Files say why: which trust store or key the chain did not reach.
+                    message += f": {signature.reason}"
+                self._result(rule, level, message, result)
 
     def finish(self, summary: FsSummary) -> None:
-        document = {
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "version": "2.1.0",
-            "runs": [
-                {
-                    "tool": {
-                        "driver": {
-                            "name": "sigscope",
-                            "version": __version__,
-                            "rules": [
-                                {
-                                    "id": rule_id,
-                                    "name": name,
-                                    "shortDescription": {"text": FS_RULE_TEXT.get(rule_id, text)},
-                                    "defaultConfiguration": {"level": level},
-                                }
-                                for rule_id, name, text, level in SARIF_RULES
-                            ],
-                        }
-                    },
-                    "results": self.results,
-                    "properties": {"directories": self.directories, "summary": summary.to_json()},
-                }
-            ],
-        }
-        self.out.write(json.dumps(document, indent=2) + "\n")
+        properties = {"directories": self.directories, "summary": summary.to_json()}
+        write_document(self.out, sarif_document(self.results, properties, FS_RULE_TEXT))
 
 
-class HTMLRenderer:
+class HTMLRenderer(_Collector):
     def __init__(self, out: IO[str], directories: str) -> None:
+        super().__init__()
         self.out = out
         self.directories = directories
-        self.rows: list[tuple[FileResult, FileSignature]] = []
-        self.errors: list[FileResult] = []
-
-    def add(self, result: FileResult) -> None:
-        self.rows.extend((result, s) for s in result.signatures)
-        if result.error:
-            self.errors.append(result)
 
     def finish(self, summary: FsSummary) -> None:
         e = html.escape
         buf = io.StringIO()
-        buf.write(
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>sigscope report: {e(self.directories)}</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-            "table{border-collapse:collapse;width:100%;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
-            "th{background:#f3f3f3}.cards{display:flex;gap:1em;margin:1em 0}"
-            ".card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}"
-            ".card b{display:block;font-size:1.6em}"
-            ".invalid,.error,.untrusted{color:#c0392b;font-weight:bold}"
-            ".integrity-ok{color:#1f7a8c}.verified{color:#2e8b57;font-weight:bold}.unverified{color:#b7950b}"
-            "code{font-size:12px}</style></head><body>"
-        )
+        buf.write(html_head(e(self.directories)))
         buf.write(
             f"<h1>Signed files in {e(self.directories)}</h1><p>{e(summary.line)}</p><div class='cards'>"
         )
@@ -518,8 +460,7 @@ class HTMLRenderer:
             ("invalid", summary.statuses.get("invalid", 0)),
             ("errors", summary.errors),
         ]
-        for label, value in cards:
-            buf.write(f"<div class='card'><b>{value}</b>{e(label)}</div>")
+        buf.write(html_cards(cards, e))
         buf.write(
             "</div><h2>Signatures</h2><table><tr><th>Path</th><th>Type</th><th>Signer</th><th>Countersigner</th>"
             "<th>Issuer</th><th>Digest</th><th>Status</th><th>Details</th></tr>"
@@ -539,7 +480,7 @@ class HTMLRenderer:
             for result in sorted(self.errors, key=lambda r: r.path):
                 buf.write(f"<tr><td>{e(result.path)}</td><td class='error'>{e(result.error or '')}</td></tr>")
             buf.write("</table>")
-        buf.write(f"<p><small>sigscope {e(__version__)}</small></p></body></html>\n")
+        buf.write(html_footer(e))
         self.out.write(buf.getvalue())
 
 

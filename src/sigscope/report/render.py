@@ -6,19 +6,29 @@ streams in flat memory), the others keep what they must and write at the end.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
-import json
 from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sigscope import __version__
 from sigscope.model import Status
 from sigscope.report.records import FORMAT_COLUMNS, format_marks, signature_entry, signer_names
+from sigscope.report.scaffold import (
+    TOOL,
+    certificate_columns,
+    csv_writer,
+    html_cards,
+    html_footer,
+    html_head,
+    sarif_document,
+    sarif_result,
+    sarif_signature_problems,
+    write_document,
+    write_line,
+)
 from sigscope.report.summary import Summary, expired, self_signed, worst_status
 from sigscope.scan.registry import ImageResult
 
@@ -140,9 +150,9 @@ class JSONRenderer:
             self.key: {"signatures": self.entries},
             "images": self.images,
             "summary": summary.to_json(),
-            "tool": {"name": "sigscope", "version": __version__},
+            "tool": TOOL,
         }
-        self.out.write(json.dumps(document, indent=2) + "\n")
+        write_document(self.out, document)
 
 
 class NDJSONRenderer:
@@ -157,11 +167,11 @@ class NDJSONRenderer:
             **result.to_json(),
             "signatures": [signature_entry(result, s) for s in result.signatures],
         }
-        self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        write_line(self.out, line)
         self.out.flush()
 
     def finish(self, summary: Summary) -> None:
-        self.out.write(json.dumps({"type": "summary", **summary.to_json()}, separators=(",", ":")) + "\n")
+        write_line(self.out, {"type": "summary", **summary.to_json()})
 
 
 CSV_COLUMNS = [
@@ -193,8 +203,7 @@ class CSVRenderer:
     """One row per signature, and one per unsigned or unreadable image, so nothing is silently absent."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        self.writer.writeheader()
+        self.writer = csv_writer(out, CSV_COLUMNS)
 
     def add(self, result: ImageResult) -> None:
         base = {
@@ -217,13 +226,7 @@ class CSVRenderer:
                     "status": str(signature.status),
                     "subjectname": signature.signer.display_name if signature.signer else "",
                     "issuer": signature.signer.issuer_name if signature.signer else "",
-                    "emails": " ".join(cert.emails) if cert else "",
-                    "uris": " ".join(cert.uris) if cert else "",
-                    "oidc_issuer": (cert.oidc_issuer or "") if cert else "",
-                    "thumbprint": cert.sha256 if cert else "",
-                    "not_after": cert.not_after.isoformat() if cert else "",
-                    "self_signed": str(cert.self_signed).lower() if cert else "",
-                    "expired": str(cert.expired).lower() if cert else "",
+                    **certificate_columns(cert),
                     "timestamped": str(signature.timestamped).lower(),
                     "signing_time": signature.signing_time.isoformat() if signature.signing_time else "",
                     "location": signature.location,
@@ -236,26 +239,6 @@ class CSVRenderer:
         pass
 
 
-SARIF_RULES = [
-    ("SIG001", "unsigned-image", "The image carries no signature in any format.", "warning"),
-    (
-        "SIG002",
-        "invalid-signature",
-        "A signature failed an integrity check (tampered, wrong digest, broken chain).",
-        "error",
-    ),
-    ("SIG003", "self-signed-signer", "A signature's certificate is self-signed.", "warning"),
-    (
-        "SIG004",
-        "expired-certificate",
-        "A signing certificate has expired and no timestamp vouches for it.",
-        "warning",
-    ),
-    ("SIG005", "unreadable-image", "The image or its signatures could not be read.", "error"),
-    ("SIG006", "untrusted-signature", "A signature is not trusted by the supplied trust material.", "error"),
-]
-
-
 class SARIFRenderer:
     """SARIF 2.1.0: unsigned, invalid, self-signed, expired, unreadable and untrusted images as results."""
 
@@ -265,24 +248,12 @@ class SARIFRenderer:
         self.results: list[dict[str, Any]] = []
 
     def _result(self, rule: str, level: str, message: str, image: ImageResult) -> None:
-        self.results.append(
-            {
-                "ruleId": rule,
-                "level": level,
-                "message": {"text": message},
-                "locations": [
-                    {
-                        "logicalLocations": [
-                            {"fullyQualifiedName": f"{self.source}/{image.path}", "kind": "resource"}
-                        ],
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": f"oci://{self.source}/{image.path}"}
-                        },
-                    }
-                ],
-                "properties": {"digest": image.digest, "repository": image.repository, "tags": image.tags},
-            }
-        )
+        location = {
+            "logicalLocations": [{"fullyQualifiedName": f"{self.source}/{image.path}", "kind": "resource"}],
+            "physicalLocation": {"artifactLocation": {"uri": f"oci://{self.source}/{image.path}"}},
+        }
+        properties = {"digest": image.digest, "repository": image.repository, "tags": image.tags}
+        self.results.append(sarif_result(rule, level, message, [location], properties))
 
     def add(self, result: ImageResult) -> None:
         if result.error:
@@ -294,54 +265,19 @@ class SARIFRenderer:
             self._result("SIG001", "warning", f"{result.path} ({result.digest}) is not signed", result)
         for signature in result.signatures:
             who = signature.signer.display_name if signature.signer else "unknown signer"
-            if signature.status is Status.INVALID:
-                self._result(
-                    "SIG002",
-                    "error",
-                    f"{result.path}: {signature.format} signature invalid: {signature.reason}",
-                    result,
-                )
-            if signature.status is Status.UNTRUSTED:
-                self._result(
-                    "SIG006",
-                    "error",
-                    f"{result.path}: {signature.format} signature by {who} is not trusted",
-                    result,
-                )
-            if self_signed(signature):
-                self._result(
-                    "SIG003", "warning", f"{result.path}: signed by self-signed certificate {who}", result
-                )
-            if expired(signature):
-                self._result("SIG004", "warning", f"{result.path}: certificate of {who} has expired", result)
+            for rule, level, message in sarif_signature_problems(
+                result.path,
+                f"{signature.format} signature",
+                who,
+                signature.status,
+                signature.reason,
+                self_signed=self_signed(signature),
+                expired=expired(signature),
+            ):
+                self._result(rule, level, message, result)
 
     def finish(self, summary: Summary) -> None:
-        document = {
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "version": "2.1.0",
-            "runs": [
-                {
-                    "tool": {
-                        "driver": {
-                            "name": "sigscope",
-                            "version": __version__,
-                            "rules": [
-                                {
-                                    "id": rule_id,
-                                    "name": name,
-                                    "shortDescription": {"text": text},
-                                    "defaultConfiguration": {"level": level},
-                                }
-                                for rule_id, name, text, level in SARIF_RULES
-                            ],
-                        }
-                    },
-                    "results": self.results,
-                    "properties": {"summary": summary.to_json()},
-                }
-            ],
-        }
-        self.out.write(json.dumps(document, indent=2) + "\n")
+        write_document(self.out, sarif_document(self.results, {"summary": summary.to_json()}))
 
 
 class HTMLRenderer:
@@ -359,18 +295,12 @@ class HTMLRenderer:
         e = html.escape
         buf = io.StringIO()
         buf.write(
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>sigscope report: {e(self.source)}</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-            "table{border-collapse:collapse;width:100%;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
-            "th{background:#f3f3f3}.cards{display:flex;gap:1em;margin:1em 0}"
-            ".card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}"
-            ".card b{display:block;font-size:1.6em}.bar{display:flex;height:14px;width:320px;background:#eee}"
-            ".s{background:#2e8b57}.u{background:#c0392b}.x{background:#888}"
-            ".invalid,.error,.untrusted{color:#c0392b;font-weight:bold}.unsigned{color:#888}"
-            ".integrity-ok{color:#1f7a8c}.verified{color:#2e8b57;font-weight:bold}.unverified{color:#b7950b}"
-            "code{font-size:12px}</style></head><body>"
+            html_head(
+                e(self.source),
+                ".bar{display:flex;height:14px;width:320px;background:#eee}"
+                ".s{background:#2e8b57}.u{background:#c0392b}.x{background:#888}",
+                ".unsigned{color:#888}",
+            )
         )
         buf.write(f"<h1>Signatures in {e(self.source)}</h1><p>{e(summary.line)}</p><div class='cards'>")
         cards = [
@@ -381,8 +311,7 @@ class HTMLRenderer:
             ("invalid", summary.statuses.get("invalid", 0)),
             ("errors", summary.errors),
         ]
-        for label, value in cards:
-            buf.write(f"<div class='card'><b>{value}</b>{e(label)}</div>")
+        buf.write(html_cards(cards, e))
         buf.write(
             "</div><h2>Signed vs unsigned by repository</h2><table><tr><th>Repository</th><th>Signed</th>"
             "<th>Unsigned</th><th>Errors</th><th></th></tr>"
@@ -414,7 +343,7 @@ class HTMLRenderer:
             signers = "<br>".join(e(n) for n in signer_names(result))
             notes = "<br>".join(e(d) for d in details if d)
             buf.write(f"<td>{signers}</td><td class='{e(status)}'>{e(status)}</td><td>{notes}</td></tr>")
-        buf.write(f"</table><p><small>sigscope {e(__version__)}</small></p></body></html>\n")
+        buf.write("</table>" + html_footer(e))
         self.out.write(buf.getvalue())
 
 

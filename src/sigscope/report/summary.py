@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sigscope.model import Signature, Status
+from sigscope.report.scaffold import HasStatus, signature_findings
 from sigscope.scan.registry import ImageResult
 
 # Worst first: the status an image row shows is the worst of its signatures.
@@ -15,7 +17,7 @@ STATUS_ORDER = [Status.INVALID, Status.UNTRUSTED, Status.UNVERIFIED, Status.INTE
 FAIL_ON_CHOICES = ("unsigned", "invalid", "untrusted", "self-signed", "expired", "error")
 
 
-def worst_status(signatures: list[Signature]) -> Status | None:
+def worst_status(signatures: Iterable[HasStatus]) -> Status | None:
     present = {s.status for s in signatures}
     return next((s for s in STATUS_ORDER if s in present), None)
 
@@ -40,16 +42,7 @@ def findings(result: ImageResult) -> set[str]:
         found.add("error")
     if not result.signatures:
         found.add("unsigned")
-    for signature in result.signatures:
-        if signature.status is Status.INVALID:
-            found.add("invalid")
-        if signature.status is Status.UNTRUSTED:
-            found.add("untrusted")
-        if self_signed(signature):
-            found.add("self-signed")
-        if expired(signature):
-            found.add("expired")
-    return found
+    return found | signature_findings(result.signatures, self_signed, expired)
 
 
 @dataclass

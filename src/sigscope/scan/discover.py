@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from sigscope.errors import SigscopeError
 from sigscope.formats import bundle, cosign, notation, simplesigning
 from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
+from sigscope.oci.layout import OCILayout
 from sigscope.oci.store import Repository
 from sigscope.sources import lookaside
 from sigscope.trust.identity import CertificateTrust
@@ -125,26 +126,45 @@ async def _cosign_tag(ctx: DiscoverContext, subject: str, suffix: str, found: Di
                 for layer in layers
             )
             return []
-        return list(
-            await asyncio.gather(
-                *(_cosign_layer(ctx, subject, tag, n, layer, suffix) for n, layer in enumerate(layers))
-            )
-        )
+        return await _cosign_layers(ctx, subject, tag, layers, suffix)
 
     found.signatures.extend(await _guard(fmt, subject, f"tag {tag}", work))
 
 
-async def _cosign_layer(
-    ctx: DiscoverContext, subject: str, where: str, n: int, layer: Descriptor, suffix: str
-) -> Signature:
-    location = f"{where} layer {n + 1}"
+async def _cosign_layers(
+    ctx: DiscoverContext, subject: str, where: str, layers: list[Descriptor], suffix: str
+) -> list[Signature]:
+    """One signature per layer, in order; each distinct blob is fetched once.
+
+    cosign appends a layer per signature over the same payload blob, so layers often share a digest.
+    Fetched bytes are checked against their digest, so one fetch stands for every layer naming it; the
+    size limit is part of the key because it comes from each layer's own (claimed) size.
+    """
     fmt = SignatureFormat.COSIGN if suffix == "sig" else SignatureFormat.COSIGN_ATTESTATION
-    try:
-        blob = await ctx.repository.get_blob(layer.digest, max_size=cosign_blob_limit(layer))
-    except SigscopeError as exc:
-        return _error_signature(fmt, subject, location, exc.message)
+    wanted = list(dict.fromkeys((layer.digest, cosign_blob_limit(layer)) for layer in layers))
+
+    async def fetch(digest: str, limit: int) -> bytes | SigscopeError:
+        try:
+            return await ctx.repository.get_blob(digest, max_size=limit)
+        except SigscopeError as exc:
+            return exc
+
+    if isinstance(ctx.repository, OCILayout):
+        # Local reads do not wait on anything: a task per blob would only add scheduling.
+        fetched = [await fetch(digest, limit) for digest, limit in wanted]
+    else:
+        fetched = list(await asyncio.gather(*(fetch(digest, limit) for digest, limit in wanted)))
+    blobs = dict(zip(wanted, fetched, strict=True))
     parse = cosign.parse_signature_layer if suffix == "sig" else cosign.parse_attestation_layer
-    return parse(layer, blob, subject_digest=subject, location=location, now=ctx.now)
+    signatures = []
+    for n, layer in enumerate(layers):
+        location = f"{where} layer {n + 1}"
+        blob = blobs[(layer.digest, cosign_blob_limit(layer))]
+        if isinstance(blob, SigscopeError):
+            signatures.append(_error_signature(fmt, subject, location, blob.message))
+        else:
+            signatures.append(parse(layer, blob, subject_digest=subject, location=location, now=ctx.now))
+    return signatures
 
 
 def cosign_blob_limit(layer: Descriptor) -> int:
@@ -227,14 +247,7 @@ async def _referrer_signatures(
         )
         return [bundle.parse_bundle(blob, subject_digest=subject.digest, location=location, now=ctx.now)]
     suffix = "sig" if fmt is SignatureFormat.COSIGN else "att"
-    return list(
-        await asyncio.gather(
-            *(
-                _cosign_layer(ctx, subject.digest, location, n, layer, suffix)
-                for n, layer in enumerate(layers[:MAX_LAYERS])
-            )
-        )
-    )
+    return await _cosign_layers(ctx, subject.digest, location, layers[:MAX_LAYERS], suffix)
 
 
 async def _attachment(ctx: DiscoverContext, descriptor: Descriptor, location: str) -> Attachment:

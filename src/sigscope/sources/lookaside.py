@@ -18,15 +18,17 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
-
-import aiohttp
-import yaml
 
 from sigscope import __version__
 from sigscope.errors import SigscopeError, TLSError, TooLargeError, UnreachableError, UsageError
 from sigscope.oci.reference import ImageReference
+
+if TYPE_CHECKING:
+    # Imported where used: aiohttp costs ~0.4 s at start-up and yaml is only for registries.d; most scans
+    # (and every `oci:` layout) never read a lookaside store over HTTP or a registries.d directory.
+    import aiohttp
 
 DEFAULT_MAX_SIGNATURES = 64
 DEFAULT_MAX_SIGNATURE_SIZE = 4 * 1024 * 1024  # c/image's iolimits.MaxSignatureBodySize
@@ -156,6 +158,8 @@ def load_registries_d(path: Path) -> RegistriesD:
         return RegistriesD()
     if not path.is_dir():
         raise UsageError(f"registries.d path {path} is not a directory")
+    import yaml
+
     default_docker: RegistryNamespace | None = None
     docker: dict[str, RegistryNamespace] = {}
     try:
@@ -331,6 +335,8 @@ async def read_signatures(
         return await asyncio.to_thread(_read_files, base, repository, digest, max_signatures, max_size)
     if session is not None:
         return await _read_http(session, base, repository, digest, max_signatures, max_size)
+    import aiohttp
+
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=30)
     async with aiohttp.ClientSession(
         timeout=timeout, trust_env=False, headers={"User-Agent": f"sigscope/{__version__}"}
@@ -376,6 +382,8 @@ async def _read_http(
     max_signatures: int,
     max_size: int,
 ) -> list[tuple[str, bytes]]:
+    import aiohttp  # the caller's session has loaded it
+
     found: list[tuple[str, bytes]] = []
     for index in range(1, max_signatures + 2):
         url = signature_url(base, repository, digest, index)

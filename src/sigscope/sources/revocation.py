@@ -19,12 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import aiohttp
 
 from sigscope import __version__
 from sigscope.trust import revocation as rev
+
+if TYPE_CHECKING:
+    # Imported where a fetch happens: aiohttp costs ~0.4 s at start-up, paid by every `sigscope verify`
+    # (which imports this module) although only revocation checks with a network use it.
+    import aiohttp
 
 OCSP_REQUEST_TYPE = "application/ocsp-request"
 OCSP_RESPONSE_TYPE = "application/ocsp-response"
@@ -106,6 +110,8 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 def _describe(exc: BaseException) -> str:
+    import aiohttp
+
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -117,6 +123,8 @@ async def fetch_ocsp(
     session: aiohttp.ClientSession, url: str, request: bytes, options: FetchOptions
 ) -> rev.Fetched:
     """One OCSP exchange as notation-core-go makes it: GET `url/<base64 request>` if short, else POST."""
+    import aiohttp
+
     encoded = quote(base64.b64encode(request).decode(), safe="")
     timeout = aiohttp.ClientTimeout(total=options.ocsp_timeout)
     try:
@@ -142,6 +150,8 @@ async def fetch_crl(
         cached = cache.get(need.url, at)
         if cached is not None:
             return rev.Fetched(data=cached, from_cache=True)
+    import aiohttp
+
     timeout = aiohttp.ClientTimeout(total=options.crl_timeout)
     try:
         async with session.get(need.url, timeout=timeout) as resp:
@@ -174,6 +184,8 @@ async def gather_evidence(
     targets = list(targets)
     if not any(rev.chain_revocable(t.chain) for t in targets):
         return evidence
+    import aiohttp
+
     async with aiohttp.ClientSession(
         trust_env=False,  # an HTTP_PROXY in the environment must not see (or answer) revocation queries
         headers={"User-Agent": f"sigscope/{__version__}"},

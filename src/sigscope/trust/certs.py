@@ -271,7 +271,7 @@ _KINDS: dict[type, str] = {}
 
 
 def key_kind(key: object) -> str:
-    """"ec", "rsa", "ed25519", "ed448", "dsa" or "other", decided once per concrete key class."""
+    """The kind of key: "ec", "rsa", "ed25519", "ed448", "dsa" or "other", decided once per key class."""
     kind = _KINDS.get(type(key))
     if kind is None:
         if isinstance(key, ec.EllipticCurvePublicKey):

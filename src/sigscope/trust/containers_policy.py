@@ -484,13 +484,7 @@ def _sigstore_signed(obj: dict[str, Any], where: str) -> Requirement:
     )
     _fields(obj, allowed, where)
     identity = _identity_or_default(obj, where)
-    key_path = _string(obj, "keyPath", where) or None
-    key_paths = _strings(obj, "keyPaths", where)
-    key_data = _bytes(obj, "keyData", where)
-    key_datas = _byte_list(obj, "keyDatas", where)
-    for name, many in (("keyPaths", key_paths), ("keyDatas", key_datas)):
-        if many is not None and not many:
-            raise PolicyFormatError(f"{where}: {name!r} contains no entries")
+    key_path, key_paths, key_data, key_datas = _key_sources(obj, "key", where)
     fulcio = _fulcio(obj["fulcio"], f"{where}.fulcio") if obj.get("fulcio") is not None else None
     pki = _pki(obj["pki"], f"{where}.pki") if obj.get("pki") is not None else None
     sources = sum(x is not None for x in (key_path, key_paths, key_data, key_datas, fulcio, pki))
@@ -498,13 +492,7 @@ def _sigstore_signed(obj: dict[str, Any], where: str) -> Requirement:
         raise PolicyFormatError(
             f"{where}: exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, and pki must be specified"
         )
-    rekor_path = _string(obj, "rekorPublicKeyPath", where) or None
-    rekor_paths = _strings(obj, "rekorPublicKeyPaths", where)
-    rekor_data = _bytes(obj, "rekorPublicKeyData", where)
-    rekor_datas = _byte_list(obj, "rekorPublicKeyDatas", where)
-    for name, many in (("rekorPublicKeyPaths", rekor_paths), ("rekorPublicKeyDatas", rekor_datas)):
-        if many is not None and not many:
-            raise PolicyFormatError(f"{where}: {name!r} contains no entries")
+    rekor_path, rekor_paths, rekor_data, rekor_datas = _key_sources(obj, "rekorPublicKey", where)
     rekor_sources = sum(x is not None for x in (rekor_path, rekor_paths, rekor_data, rekor_datas))
     if rekor_sources > 1:
         raise PolicyFormatError(
@@ -529,6 +517,20 @@ def _sigstore_signed(obj: dict[str, Any], where: str) -> Requirement:
         rekor_key_datas=rekor_datas,
         identity=identity,
     )
+
+
+def _key_sources(
+    obj: Mapping[str, Any], prefix: str, where: str
+) -> tuple[str | None, tuple[str, ...] | None, bytes | None, tuple[bytes, ...] | None]:
+    """`{prefix}Path`, `{prefix}Paths`, `{prefix}Data`, `{prefix}Datas`; the lists, when given, not empty."""
+    path = _string(obj, f"{prefix}Path", where) or None
+    paths = _strings(obj, f"{prefix}Paths", where)
+    data = _bytes(obj, f"{prefix}Data", where)
+    datas = _byte_list(obj, f"{prefix}Datas", where)
+    for name, many in ((f"{prefix}Paths", paths), (f"{prefix}Datas", datas)):
+        if many is not None and not many:
+            raise PolicyFormatError(f"{where}: {name!r} contains no entries")
+    return path, paths, data, datas
 
 
 def _fulcio(value: Any, where: str) -> Fulcio:
