@@ -41,6 +41,7 @@ from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
 from sigscope.oci.auth import Challenge, Credentials, TokenCache, find_credentials, parse_challenges
 from sigscope.oci.reference import referrers_tag
+from sigscope.sources.body import read_limited
 
 if TYPE_CHECKING:
     # aiohttp is imported where a request is made: importing it costs ~0.4 s, which `--help`, `oci:` layouts
@@ -398,17 +399,7 @@ class RegistryClient:
         await self.sleep(delay)
 
     async def _read_limited(self, resp: aiohttp.ClientResponse, limit: int | None, url: str) -> bytes:
-        length = resp.content_length
-        if limit is not None and length is not None and length > limit:
-            raise TooLargeError(f"{_path(url)} is {length} bytes, over the {limit}-byte limit")
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in resp.content.iter_chunked(65536):
-            total += len(chunk)
-            if limit is not None and total > limit:
-                raise TooLargeError(f"{_path(url)} exceeds the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_limited(resp, limit, _path(url))
 
     async def _stream(
         self, resp: aiohttp.ClientResponse, sink: IO[bytes], hasher: Any, limit: int | None, url: str

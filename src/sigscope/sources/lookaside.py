@@ -24,6 +24,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 from sigscope import __version__
 from sigscope.errors import SigscopeError, TLSError, TooLargeError, UnreachableError, UsageError
 from sigscope.oci.reference import ImageReference
+from sigscope.sources.body import read_limited
 
 if TYPE_CHECKING:
     # Imported where used: aiohttp costs ~0.4 s at start-up and yaml is only for registries.d; most scans
@@ -403,15 +404,7 @@ async def _read_http(
                     )
                 if index > max_signatures:
                     raise _too_many(base, max_signatures)
-                if resp.content_length is not None and resp.content_length > max_size:
-                    raise TooLargeError(f"signature {shown} is {resp.content_length} bytes, over {max_size}")
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in resp.content.iter_chunked(65536):
-                    total += len(chunk)
-                    if total > max_size:
-                        raise TooLargeError(f"signature {shown} exceeds the {max_size}-byte limit")
-                    chunks.append(chunk)
+                blob = await read_limited(resp, max_size, f"signature {shown}")
         except aiohttp.ClientConnectorCertificateError as exc:
             raise TLSError(f"TLS verification failed for {shown}: {exc.certificate_error}") from None
         except aiohttp.ClientSSLError as exc:
@@ -423,7 +416,7 @@ async def _read_http(
             raise UnreachableError(f"lookaside {shown} timed out") from None
         except aiohttp.ClientError as exc:
             raise UnreachableError(f"reading {shown} failed: {exc}") from None
-        found.append((url, b"".join(chunks)))
+        found.append((url, blob))
     return found
 
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sigscope import __version__
+from sigscope.errors import TooLargeError
+from sigscope.sources.body import read_limited
 from sigscope.trust import revocation as rev
 
 if TYPE_CHECKING:
@@ -96,19 +98,6 @@ class FetchOptions:
     cache: CRLCache | None = None
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    if resp.content_length is not None and resp.content_length > limit:
-        raise ValueError(f"the response is {resp.content_length} bytes, over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in resp.content.iter_chunked(65536):
-        total += len(chunk)
-        if total > limit:
-            raise ValueError(f"the response exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _describe(exc: BaseException) -> str:
     import aiohttp
 
@@ -137,8 +126,8 @@ async def fetch_ocsp(
         async with call as resp:
             if not 200 <= resp.status < 300:
                 return rev.Fetched(error=f"OCSP responder answered HTTP {resp.status}")
-            return rev.Fetched(data=await _read_limited(resp, options.max_ocsp))
-    except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+            return rev.Fetched(data=await read_limited(resp, options.max_ocsp, "the response"))
+    except (aiohttp.ClientError, TimeoutError, ValueError, OSError, TooLargeError) as exc:
         return rev.Fetched(error=f"OCSP request to {url} failed: {_describe(exc)}")
 
 
@@ -157,8 +146,8 @@ async def fetch_crl(
         async with session.get(need.url, timeout=timeout) as resp:
             if not 200 <= resp.status < 300:
                 return rev.Fetched(error=f"failed to download with status code: {resp.status}")
-            data = await _read_limited(resp, options.max_crl)
-    except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+            data = await read_limited(resp, options.max_crl, "the response")
+    except (aiohttp.ClientError, TimeoutError, ValueError, OSError, TooLargeError) as exc:
         return rev.Fetched(error=f"CRL download from {need.url} failed: {_describe(exc)}")
     if cache is not None and need.issuer is not None:
         try:

@@ -18,10 +18,10 @@ from sigscope.errors import (
     IntegrityError,
     SigscopeError,
     TLSError,
-    TooLargeError,
     UnreachableError,
     UsageError,
 )
+from sigscope.sources.body import read_limited
 from sigscope.trust.timestamp import (
     TimestampRejected,
     TimestampToken,
@@ -139,16 +139,7 @@ async def _post(session: aiohttp.ClientSession, url: str, query: bytes, max_size
             content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if content_type != REPLY_TYPE:
                 raise TSAError(f"TSA {shown} answered {content_type or 'no content type'}, not {REPLY_TYPE}")
-            if resp.content_length is not None and resp.content_length > max_size:
-                raise TooLargeError(f"TSA {shown} reply is {resp.content_length} bytes, over {max_size}")
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in resp.content.iter_chunked(65536):
-                total += len(chunk)
-                if total > max_size:
-                    raise TooLargeError(f"TSA {shown} reply exceeds the {max_size}-byte limit")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return await read_limited(resp, max_size, f"TSA {shown} reply")
     except aiohttp.ClientConnectorCertificateError as exc:
         raise TLSError(f"TLS verification failed for TSA {shown}: {exc.certificate_error}") from None
     except aiohttp.ClientSSLError as exc:
