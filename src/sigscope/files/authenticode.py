@@ -16,11 +16,9 @@ default; the image hash already covers every byte they cover.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import struct
-import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +44,7 @@ from sigscope.files._signify import (
 from sigscope.files.base import HEAD_SIZE, FileHandler, FileSignature, FileTrust, TimestampInfo
 from sigscope.model import Check, Outcome
 from sigscope.trust import certs, timestamp
-from sigscope.trust.chain import CODE_SIGNING, TIME_STAMPING, ChainResult, verify_chain
+from sigscope.trust.chain import CODE_SIGNING, TIME_STAMPING
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "md5": hashes.MD5,
@@ -778,13 +776,13 @@ def _one(
         result.checks.append(Check.failed("trusted-chain", "the signing certificate is not in the signature"))
         result.chain_status = "untrusted: no signing certificate"
     else:
-        chain = _verify_chain(leaf, _intermediates(leaf, pool), trust.roots, at, CODE_SIGNING)
+        chain = pkcs7.validate_chain(leaf, _intermediates(leaf, pool), trust.roots, at, (CODE_SIGNING,))
         when = f"at the timestamp {at.isoformat()}" if at is not now else "now"
         if chain.ok:
             root = chain.chain[-1].subject.rfc4514_string()
             result.checks.append(Check.passed("trusted-chain", f"chains to {root} {when}, codeSigning"))
             result.chain_status = "trusted"
-            if _legacy(chain.chain):
+            if chain.detail.startswith("SHA-1"):
                 result.warnings.append("the chain relies on SHA-1 certificate signatures (legacy)")
         else:
             result.checks.append(Check.failed("trusted-chain", f"{chain.detail} ({when})"))
@@ -902,8 +900,8 @@ class _Timestamp:
             return Outcome.FAILED, f"the countersignature does not verify ({check.detail})"
         if self.cert is None or self.info.time is None:
             return Outcome.FAILED, "the countersignature has no signer certificate or no signing time"
-        chain = _verify_chain(
-            self.cert, _intermediates(self.cert, self.pool), trust.roots, self.info.time, TIME_STAMPING
+        chain = pkcs7.validate_chain(
+            self.cert, _intermediates(self.cert, self.pool), trust.roots, self.info.time, (TIME_STAMPING,)
         )
         if not chain.ok:
             return Outcome.FAILED, f"timestamp authority not trusted: {chain.detail}"
@@ -936,82 +934,3 @@ def _intermediates(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> 
     """Carried certificates that can be intermediates: a self-signed one is a root, and a root is trusted
     only when the user supplied it, never because the signature carries it."""
     return [c for c in pool if c != leaf and not certs.is_self_signed(c)]
-
-
-def _legacy(chain: Sequence[x509.Certificate]) -> bool:
-    for cert in chain:
-        try:
-            algorithm = cert.signature_hash_algorithm
-        except Exception:  # cryptography raises UnsupportedAlgorithm for odd OIDs
-            continue
-        if isinstance(algorithm, (hashes.SHA1, hashes.MD5)) and not certs.is_self_signed(cert):
-            return True
-    return False
-
-
-def _verify_chain(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    roots: Sequence[x509.Certificate],
-    at: datetime,
-    eku: x509.ObjectIdentifier,
-) -> ChainResult:
-    """trust/chain.py first; only for old SHA-1 certificate chains (which cryptography refuses by design),
-    RFC 5280 validation by pyhanko-certvalidator with SHA-1 allowed."""
-    result = verify_chain(leaf, intermediates, roots, at, eku=(eku,))
-    if result.ok or not roots or not _legacy([leaf, *intermediates]):
-        return result
-    return _verify_chain_legacy(leaf, intermediates, roots, at, eku) or result
-
-
-def _verify_chain_legacy(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    roots: Sequence[x509.Certificate],
-    at: datetime,
-    eku: x509.ObjectIdentifier,
-) -> ChainResult | None:
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from pyhanko_certvalidator import CertificateValidator, ValidationContext
-    from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
-
-    def der(cert: x509.Certificate) -> asn1_x509.Certificate:
-        return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
-
-    context = ValidationContext(
-        trust_roots=[der(r) for r in roots],
-        moment=at,
-        allow_fetching=False,
-        revocation_mode="soft-fail",
-        weak_hash_algos={"md2", "md5"},
-    )
-    validator = CertificateValidator(der(leaf), [der(c) for c in intermediates], validation_context=context)
-    usage = "code_signing" if eku == CODE_SIGNING else "time_stamping"
-    try:
-        path = _run(validator.async_validate_usage(set(), extended_key_usage={usage}))  # type: ignore[no-untyped-call]
-    except (PathBuildingError, PathValidationError, ValidationError) as exc:
-        return ChainResult(False, detail=f"legacy chain: {_short(exc)}")
-    chain = tuple(x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True))
-    return ChainResult(True, chain=tuple(reversed(chain)))
-
-
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run pyhanko's coroutine to completion, also when the caller is already inside an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -323,11 +323,9 @@ def chain_check(
     eku: Sequence[x509.ObjectIdentifier] | None,
     name: str = "trusted-chain",
 ) -> tuple[Check, ChainResult]:
-    """Path validation to the user's roots; SHA-1-signed chains go to pyhanko-certvalidator."""
+    """Path validation to the user's roots as a named check (see `validate_chain`)."""
     try:
-        result = verify_chain(leaf, intermediates, roots, at, eku=eku)
-        if not result.ok and roots and _has_weak_hash([leaf, *intermediates]):
-            result = _legacy_chain(leaf, intermediates, roots, at, eku)
+        result = validate_chain(leaf, intermediates, roots, at, eku)
     except (UnsupportedAlgorithm, TypeError, ValueError) as exc:
         result = ChainResult(False, detail=f"unusable certificate: {exc}")
     if result.ok:
@@ -336,6 +334,22 @@ def chain_check(
             name, f"chains to {subject}" + (f" ({result.detail})" if result.detail else "")
         ), result
     return Check.failed(name, result.detail or "no path to a trusted root"), result
+
+
+def validate_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at: datetime,
+    eku: Sequence[x509.ObjectIdentifier] | None,
+) -> ChainResult:
+    """trust/chain.py first; only a chain with SHA-1 certificate signatures (which cryptography refuses by
+    design, and old code-signing PKIs still carry) goes to pyhanko-certvalidator, where the EKU, the clock
+    and the user's roots still apply. Such a result's detail starts with "SHA-1"."""
+    result = verify_chain(leaf, intermediates, roots, at, eku=eku)
+    if not result.ok and roots and _has_weak_hash([leaf, *intermediates]):
+        return _legacy_chain(leaf, intermediates, roots, at, eku)
+    return result
 
 
 def record_chain(sig: FileSignature, check: Check, result: ChainResult) -> None:
@@ -391,7 +405,7 @@ def _legacy_chain(
         moment=at,
         allow_fetching=False,
         revocation_mode="soft-fail",
-        weak_hash_algos=set(),
+        weak_hash_algos={"md2", "md5"},
     )
     validator = CertificateValidator(
         load(leaf), intermediate_certs=[load(c) for c in intermediates], validation_context=context
