@@ -39,6 +39,14 @@ from sigscope.errors import UsageError
 from sigscope.formats.gojson import go_json as go_json  # re-exported: notation_build.go_json
 from sigscope.formats.gojson import sorted_maps
 from sigscope.formats.notation import (
+    _COSE_ALG,
+    _COSE_ALGS,
+    _COSE_CRIT,
+    _COSE_CTY,
+    _COSE_X5CHAIN,
+    _EC_ALGS,
+    _HASHES,
+    _RSA_ALGS,
     COSE_MEDIA_TYPE,
     H_AGENT,
     H_AUTHENTIC_TIME,
@@ -64,18 +72,8 @@ SCHEMES = (SCHEME_X509, SCHEME_SIGNING_AUTHORITY)
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 RESERVED_PREFIX = "io.cncf.notary"
 
-_COSE_ALG_IDS = {"PS256": -37, "PS384": -38, "PS512": -39, "ES256": -7, "ES384": -35, "ES512": -36}
-_COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN = 1, 2, 3, 33
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "PS256": hashes.SHA256,
-    "PS384": hashes.SHA384,
-    "PS512": hashes.SHA512,
-    "ES256": hashes.SHA256,
-    "ES384": hashes.SHA384,
-    "ES512": hashes.SHA512,
-}
-_RSA_ALGS = {2048: "PS256", 3072: "PS384", 4096: "PS512"}
-_EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+# The algorithm tables are the parser's: what we write is exactly what we accept.
+_COSE_ALG_IDS = {name: ident for ident, name in _COSE_ALGS.items()}
 
 
 class NotationBuildError(UsageError):
