@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
@@ -103,6 +103,13 @@ async def _sign(
         identity = options.identity or docker_identity(opened.parsed)
         results = await sign_image(opened.repository, opened.reference, identity, signer, options)
         return opened.repository.display, results
+
+
+def _refuse(flags: Mapping[str, object], why: str) -> None:
+    """One usage error naming every given flag (a value other than None) that this format does not take."""
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} {why}")
 
 
 @click.command("sign")
@@ -265,6 +272,7 @@ def sign_cmd(
             "--gnupg-home": gnupg_home,
             "--registries.d": registries_d,
         }
+        _refuse(cosign_only, f"cannot be used with --format {sign_format}")
         run_notation_signing(
             image,
             sign_format=sign_format,
@@ -277,12 +285,9 @@ def sign_cmd(
             timestamp_root=timestamp_root,
             output=output,
             registry_options=registry_options,
-            refused={k: v is not None for k, v in cosign_only.items()},
         )
         return
-    given = [flag for flag, value in notation_flags.items() if value is not None]
-    if given:
-        raise UsageError(f"{', '.join(given)} go with --format notation or notation-cose")
+    _refuse(notation_flags, "go with --format notation or notation-cose")
     claims = parse_annotations(annotations)
     if sign_format == "simple-signing":
         from sigscope.cli.sign_simple import run_simple_signing
@@ -295,6 +300,7 @@ def sign_cmd(
             "--timestamp-url": timestamp_url,
             "--registry-referrers-mode": None if referrers_mode == REFERRERS_LEGACY else referrers_mode,
         }
+        _refuse(cosign_only, "cannot be used with --format simple-signing")
         run_simple_signing(
             image,
             gpg_key=gpg_key,
@@ -306,7 +312,6 @@ def sign_cmd(
             output_signature=output_signature,
             output=output,
             registry_options=registry_options,
-            refused={k: v is not None for k, v in cosign_only.items()},
         )
         return
     if key_path is None:

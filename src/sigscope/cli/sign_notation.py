@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -63,11 +62,7 @@ def run_notation_signing(
     timestamp_root: str | None,
     output: str,
     registry_options: RegistryOptions,
-    refused: Mapping[str, bool],
 ) -> None:
-    given = [flag for flag, present in refused.items() if present]
-    if given:
-        raise UsageError(f"{', '.join(given)} cannot be used with --format {sign_format}")
     if cert_path is None:
         raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
     if not isinstance(signer, FileSigner):

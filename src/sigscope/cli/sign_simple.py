@@ -60,11 +60,7 @@ def run_simple_signing(
     output_signature: str | None,
     output: str,
     registry_options: RegistryOptions,
-    refused: Mapping[str, bool],
 ) -> None:
-    given = [flag for flag, present in refused.items() if present]
-    if given:
-        raise UsageError(f"{', '.join(given)} cannot be used with --format simple-signing")
     if not gpg_key:
         raise UsageError("--format simple-signing needs --gpg-key FPR")
     if isinstance(parse_image(image), LayoutReference):
