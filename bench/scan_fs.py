@@ -12,8 +12,9 @@ rounds (median of ROUNDS), with the page cache warm:
 
 - baseline: os.scandir walk + os.open/read(4096)/close of every file, in Python, nothing else;
 - classify: sigscope's walker deciding candidates from the first 4 KiB (no parsing);
-- report: the default scan (parse signed files, hash them for the digest), --jobs 1 and 2;
-- verify: --verify against the test PKI's root, --jobs 1 and 2.
+- report: the default scan (parse signed files, hash them for the digest) with --jobs 0 (all in this
+  process), 1 and 2 worker processes; the row marked "default" is what --jobs auto picks here;
+- verify: --verify against the test PKI's root, --jobs 0, 1 and 2.
 
 "ms/signed" is (mode - classify) / signed files: what each signed file costs beyond being sniffed.
 
@@ -46,7 +47,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 from sigscope.report.files import FsSummary  # noqa: E402
-from sigscope.scan.files import FsScanOptions, FsStats, TrustSpec, scan_fs  # noqa: E402
+from sigscope.scan.files import FsScanOptions, FsStats, TrustSpec, auto_jobs, scan_fs  # noqa: E402
 from sigscope.trust.certs import utcnow  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "files"
@@ -201,15 +202,20 @@ def main() -> None:
             "baseline: read 4 KiB of every file": lambda: baseline(copies),
             "classify only": sigscope_mode(copies, classify_only=True),
         }
-        for label, tree in (("copies", copies), ("distinct", unique)):
-            modes[f"report (default), 1 process, {label}"] = sigscope_mode(tree, jobs=1)
-            modes[f"report, 2 processes, {label}"] = sigscope_mode(tree, jobs=2)
+        default_report, default_verify = auto_jobs(False), auto_jobs(True)
+
+        def label(mode: str, jobs: int, default: int, tree: str) -> str:
+            return f"{mode} --jobs {jobs}{' (default)' if jobs == default else ''}, {tree}"
+
+        for tree_label, tree in (("copies", copies), ("distinct", unique)):
+            for jobs in (0, 1, 2):
+                modes[label("report", jobs, default_report, tree_label)] = sigscope_mode(tree, jobs=jobs)
         if not args.quick:
-            for label, tree in (("copies", copies), ("distinct", unique)):
-                modes[f"--verify, 1 process, {label}"] = sigscope_mode(tree, verify=True, trust=trust, jobs=1)
-                modes[f"--verify, 2 processes, {label}"] = sigscope_mode(
-                    tree, verify=True, trust=trust, jobs=2
-                )
+            for tree_label, tree in (("copies", copies), ("distinct", unique)):
+                for jobs in (0, 1, 2):
+                    modes[label("--verify", jobs, default_verify, tree_label)] = sigscope_mode(
+                        tree, verify=True, trust=trust, jobs=jobs
+                    )
         baseline(copies)  # warm the page cache and the dentry cache
         baseline(unique)
         times: dict[str, list[float]] = {name: [] for name in modes}
@@ -222,7 +228,8 @@ def main() -> None:
         base = statistics.median(times["baseline: read 4 KiB of every file"])
         classify = statistics.median(times["classify only"])
         print(
-            f"\n{'mode':40} {'files':>7} {'median s':>9} {'files/s':>9} {'x baseline':>11} {'ms/signed':>10}"
+            f"\n--jobs auto here: {default_report} without --verify, {default_verify} with it"
+            f"\n\n{'mode':44} {'files':>7} {'median s':>9} {'files/s':>9} {'x base':>7} {'ms/signed':>10}"
         )
         for name in modes:
             median = statistics.median(times[name])
@@ -232,7 +239,7 @@ def main() -> None:
                 if name.startswith(("report", "--verify"))
                 else ""
             )
-            print(f"{name:40} {counts[name]:7d} {median:9.3f} {rate:9.0f} {median / base:11.2f} {extra}")
+            print(f"{name:44} {counts[name]:7d} {median:9.3f} {rate:9.0f} {median / base:7.2f} {extra}")
         print(f"\nload after: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     finally:
         if args.keep is None:

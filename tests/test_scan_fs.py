@@ -372,16 +372,70 @@ def test_symlinks_and_loops(tree: Tree, tmp_path: Path) -> None:
 
 
 def test_pool_gives_the_same_report(tree: Tree) -> None:
-    one = scan_json(str(tree.root), "--jobs", "1")
-    two = scan_json(str(tree.root), "--jobs", "2")
+    inline = scan_json(str(tree.root), "--jobs", "0")
+    others = [scan_json(str(tree.root), *jobs) for jobs in (("--jobs", "1"), ("--jobs", "2"), ())]
 
     def key(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         return sorted(
             (e["path"], e["kind"], e["status"], e["digest"]) for e in document["filesystem"]["signatures"]
         )
 
-    assert key(one) == key(two)
-    assert sorted(e["path"] for e in one["errors"]) == sorted(e["path"] for e in two["errors"])
+    for other in others:
+        assert key(other) == key(inline)
+        assert sorted(e["path"] for e in other["errors"]) == sorted(e["path"] for e in inline["errors"])
+
+
+def test_pool_starts_only_with_a_batch_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool is forked only once a whole batch of claimed files is waiting; below that the scan stays in
+    this process; either way every file is answered, in the pool as in-process."""
+    if not (JARS / "signed-rsa.jar").is_file():
+        pytest.skip("JAR fixtures not built yet (tests/fixtures/files/jar)")
+    import concurrent.futures
+
+    from sigscope.report.files import FsSummary
+    from sigscope.scan import files as walker
+
+    pools: list[int] = []
+
+    class Counting(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(kwargs.get("max_workers", 0))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(walker.concurrent.futures, "ProcessPoolExecutor", Counting)
+
+    def scan(root: Path, jobs: int) -> list[tuple[str, str | None, str]]:
+        stats = walker.FsStats()
+        summary = FsSummary(str(root), stats=stats)
+        found = []
+        for result in walker.scan_fs([str(root)], walker.FsScanOptions(jobs=jobs), stats):
+            summary.add(result)
+            found.extend((Path(result.path).name, result.digest, s.status) for s in result.signatures)
+        assert not summary.errors
+        return sorted(found)
+
+    few, many = tmp_path / "few", tmp_path / "many"
+    few.mkdir()
+    many.mkdir()
+    for n in range(walker.BATCH - 1):
+        shutil.copy(JARS / "signed-rsa.jar", few / f"{n}.jar")
+    for n in range(walker.BATCH * 3 + 1):
+        shutil.copy(JARS / ("signed-ec.jar" if n % 2 else "signed-rsa.jar"), many / f"{n}.jar")
+
+    assert len(scan(few, 2)) == walker.BATCH - 1 and pools == []
+    pooled = scan(many, 2)
+    assert pools == [2]
+    assert pooled == scan(many, 0) and len(pooled) == walker.BATCH * 3 + 1
+    assert {status for _, _, status in pooled} == {"unverified"}
+
+
+def test_auto_jobs_leaves_the_walk_a_cpu() -> None:
+    from sigscope.scan.files import auto_jobs
+
+    assert [auto_jobs(False, cpus) for cpus in (1, 2, 4, 64)] == [0, 1, 3, 8]
+    assert [auto_jobs(True, cpus) for cpus in (1, 2, 4, 64)] == [0, 2, 4, 8]
+    bad = run("scan", "fs", ".", "--jobs", "many")
+    assert bad.returncode == 2 and "'many' is not 'auto' or a number" in bad.stderr
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

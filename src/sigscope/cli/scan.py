@@ -122,6 +122,16 @@ def scan_registry_cmd(
         sys.exit(code)
 
 
+def _jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """`auto` (None: decided by the CPUs and --verify) or a number of worker processes, 0 to 256."""
+    text = value.strip().lower()
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) <= 256:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is not 'auto' or a number of processes from 0 to 256")
+
+
 def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list[bytes]:
     """DER roots from --ca-file / --trust-store, else the system store (Debian's bundle)."""
     import ssl
@@ -177,10 +187,12 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1, max=256),
-    default=1,
+    metavar="N|auto",
+    default="auto",
+    callback=_jobs,
     show_default=True,
-    help="Processes for parsing and hashing signed files (1: all in this process).",
+    help="Worker processes that parse, hash and verify signed files while this one walks "
+    "(0: all in this process; auto: one per CPU, less one without --verify).",
 )
 @click.option(
     "--cache",
@@ -220,7 +232,7 @@ def scan_fs_cmd(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     follow_symlinks: bool,
-    jobs: int,
+    jobs: int | None,
     cache_file: str | None,
     ca_files: tuple[str, ...],
     trust_dirs: tuple[str, ...],
@@ -248,7 +260,15 @@ def scan_fs_cmd(
     from sigscope.cli.options import load_keys
     from sigscope.files.cache import ScanCache
     from sigscope.report.files import FsSummary, make_fs_renderer
-    from sigscope.scan.files import Counter, FsScanOptions, FsStats, TrustSpec, check_paths, scan_fs
+    from sigscope.scan.files import (
+        Counter,
+        FsScanOptions,
+        FsStats,
+        TrustSpec,
+        auto_jobs,
+        check_paths,
+        scan_fs,
+    )
 
     check_paths(paths)
     key_pems: list[bytes] = []
@@ -277,7 +297,7 @@ def scan_fs_cmd(
         include=include,
         exclude=exclude,
         follow_symlinks=follow_symlinks,
-        jobs=jobs,
+        jobs=auto_jobs(verify) if jobs is None else jobs,
         cache=cache,
     )
     directories = ",".join(paths)

@@ -3,8 +3,11 @@
 Cost is what decides the shape. Walking and reading 4 KiB of every file is the floor (and is I/O the
 main process does, one file at a time, because the page cache answers faster than any pool could be
 fed). Only files a handler claims are parsed, and only those found signed are hashed whole for the
-report; that CPU work goes to a process pool with `jobs > 1`, in small batches so the pool's overhead
-is paid per batch, not per file. `jobs == 1` runs everything in this process (simple tracebacks, tests).
+report; that CPU work goes to `jobs` worker processes, in small batches so the pool's overhead is paid
+per batch, not per file, while this process goes on walking: the walk and the parsing overlap, which is
+what a pool buys even on two cores. `jobs == 0` runs everything in this process (simple tracebacks,
+tests). The pool is started only once a batch of candidates is waiting, so a scan of a few files never
+forks; `auto_jobs` is the CLI's default.
 
 OCI image layouts met in the tree (a directory holding `oci-layout` and `index.json`) are not walked
 into: they are scanned as the registry scan scans them and their images reported alongside the files.
@@ -65,7 +68,7 @@ class FsScanOptions:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
-    jobs: int = 1
+    jobs: int = 0  # worker processes; 0: everything in this process
     classify_only: bool = False  # decide candidates from their first bytes and stop (benchmarks)
     cache: ScanCache | None = None
 
@@ -459,7 +462,7 @@ def scan_fs(
             elif isinstance(item, FileResult):
                 yield item
         return
-    if options.jobs <= 1:
+    if options.jobs <= 0:
         for item in items:
             if isinstance(item, _Candidate):
                 yield from _done(
@@ -486,15 +489,49 @@ def _done(
         yield from results
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # a container's or taskset's share, not the machine's
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def auto_jobs(verify: bool, cpus: int | None = None) -> int:
+    """Worker processes for `--jobs auto`: one per usable CPU, less the one the walk keeps busy in a
+    report (a report's parsing is light enough that the walk is half the work); --verify's checks
+    outweigh the walk, so it takes every CPU. 0 (no pool) on a single CPU, where a pool only adds
+    its overhead. At most 8: past that the one walking process cannot feed them."""
+    cpus = usable_cpus() if cpus is None else cpus
+    if cpus <= 1:
+        return 0
+    return min(cpus if verify else cpus - 1, 8)
+
+
 def _pooled(
     items: Iterator[_Candidate | _Layout | FileResult],
     options: FsScanOptions,
     counter: Counter | None,
     trust: FileTrust,
 ) -> Iterator[FileResult]:
+    batch: list[_Candidate] = []
+    # Until a whole batch of candidates is waiting there is nothing a pool could overlap with the walk:
+    # a tree with a handful of signed files is read in this process and never forks.
+    for item in items:
+        if isinstance(item, _Candidate):
+            batch.append(item)
+            if len(batch) >= BATCH:
+                break
+        elif isinstance(item, _Layout):
+            yield from scan_layout(item.path, trust)
+        else:
+            yield item
+    else:
+        yield from _done(
+            options, counter, batch, [inspect_file(c.path, c.handler, options.verify) for c in batch]
+        )
+        return
     in_flight: dict[concurrent.futures.Future[list[list[FileResult]]], list[_Candidate]] = {}
     limit = options.jobs * 4
-    batch: list[_Candidate] = []
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=options.jobs, initializer=_init_worker, initargs=(options.trust,)
     ) as pool:
@@ -516,6 +553,7 @@ def _pooled(
                 candidates = in_flight.pop(future)
                 yield from _done(options, counter, candidates, future.result())
 
+        submit()
         for item in items:
             if isinstance(item, _Candidate):
                 batch.append(item)
