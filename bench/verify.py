@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--signatures", type=int, default=1000, help="signatures on the image (max 1000)")
     parser.add_argument("--keys", type=int, default=10, help="distinct ECDSA P-256 signing keys")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median is reported")
+    parser.add_argument("--pairs", type=int, default=31, help="adjacent (raw, sigscope) pairs per goal row")
     args = parser.parse_args()
     count, nkeys = args.signatures, args.keys
 
@@ -211,6 +212,25 @@ def main() -> None:
 
             return run
 
+        policy_image = image_identity(parse_layout(image))
+
+        def judged(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
+            # scan_image's order and then the policy: what `sigscope verify` does with fetched layers.
+            def run() -> None:
+                sigs = [
+                    cosign.parse_signature_layer(
+                        layer, blob, subject_digest=digest, location=location, now=now
+                    )
+                    for layer, blob in source
+                ]
+                for n, sig in enumerate(sigs):
+                    apply_keys(sig, ordered(n))  # type: ignore[arg-type]
+                verdict = verify(policy_image, digest, sigs, Policy())
+                if not verdict.verified or sum(j.satisfied for j in verdict.signatures) != len(sigs):
+                    raise RuntimeError(f"verify(): {verdict.reason}")
+
+            return run
+
         def in_process(where: str, trusted: list[object]) -> Callable[[], None]:
             async def run() -> None:
                 parsed = parse_layout(where)
@@ -245,6 +265,8 @@ def main() -> None:
 
         signer_key = "parse+apply, signer's key (1 key)"
         signer_key_batched = "parse all, then apply, signer's key"
+        signer_key_judged = "parse all, apply, verify() policy, signer's key"
+        in_process_1 = "in-process scan_image+verify, 1 key"
         k_keys = f"parse+apply, {nkeys} keys, signers in turn"
         in_process_k = f"in-process scan_image+verify, {nkeys} keys"
         cli_k = f"CLI `sigscope verify`, {nkeys} keys"
@@ -253,10 +275,11 @@ def main() -> None:
             "parse only (no crypto)": parse_only,
             signer_key: interleaved(layers, lambda n: own[n % nkeys]),
             signer_key_batched: batched(layers, lambda n: own[n % nkeys]),
+            signer_key_judged: judged(layers, lambda n: own[n % nkeys]),
             "shared payload, signer's key (as scan)": batched(shared_layers, lambda n: own[n % nkeys]),
             k_keys: interleaved(layers, lambda n: keys),
             f"parse+apply, {nkeys} keys, one signer": interleaved(one_layers, lambda n: keys),
-            "in-process scan_image+verify, 1 key": in_process(one_image, keys[-1:]),
+            in_process_1: in_process(one_image, keys[-1:]),
             in_process_k: in_process(image, keys),
             "layout get_blob of every layer only": lambda: asyncio.run(blob_reads_async()),
             "CLI `sigscope verify`, 1 key": cli_run(
@@ -286,6 +309,20 @@ def main() -> None:
                     samples[warm].append(timed(warm_run, cold=False))
             for name, run in startups.items():
                 startup_samples[name].append(timed(run))
+        # The goal rows again, each timed right next to a raw run (the order alternating, so neither side
+        # always gets the warmer cache), many times: a shared machine's load drifts between rounds, and
+        # adjacent pairs see the same load.
+        goal_rows = (signer_key_batched, signer_key_judged, in_process_1)
+        paired: dict[str, list[float]] = {name: [] for name in goal_rows}
+        for n in range(args.pairs):
+            for name in goal_rows:
+                if n % 2:
+                    ours = timed(measurements[name])
+                    theirs = timed(raw)
+                else:
+                    theirs = timed(raw)
+                    ours = timed(measurements[name])
+                paired[name].append(theirs / ours)
         seconds = {name: statistics.median(values) for name, values in samples.items()}
         rates = {name: count / elapsed for name, elapsed in seconds.items()}
         # Ratios per round (each measurement next to the raw one of the same round), then the median:
@@ -300,6 +337,10 @@ def main() -> None:
             print(f"{name:<44} {seconds[name]:>8.3f} {rates[name]:>9.0f} {vs_raw[name]:>7.2f}")
         for name, values in startup_samples.items():
             print(f"{name:<44} {statistics.median(values):>8.3f}")
+        print(f"\nadjacent pairs with raw ({args.pairs} each; median, and the middle half of the ratios):")
+        for name, ratios in paired.items():
+            q1, median, q3 = statistics.quantiles(ratios, n=4)
+            print(f"  {name:<50} {median:.2f}  [{q1:.2f}-{q3:.2f}]")
         print(
             f"\nsigner's key: {vs_raw[signer_key]:.2f} interleaved, {vs_raw[signer_key_batched]:.2f} in"
             f" scan_image's order (goal >= 0.80); {nkeys} keys, signers in turn: {vs_raw[k_keys]:.2f}"

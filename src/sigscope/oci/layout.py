@@ -96,16 +96,24 @@ class OCILayout:
         return self.path / "blobs" / algorithm / encoded
 
     def _read_blob(self, digest: str, limit: int, what: str) -> bytes:
-        path = self._blob_path(digest)
+        algorithm, encoded = digests.parse(digest)
+        # os-level calls on a string path: a signed image's .sig tag can hold a thousand small blobs, and
+        # pathlib's joins and a stat before the read cost more than reading and hashing them.
+        name = os.path.join(self.path, "blobs", algorithm, encoded)
         try:
-            size = path.stat().st_size
-            if size > limit:
-                raise TooLargeError(f"{what} {digest} is {size} bytes, over the {limit}-byte limit")
-            data = path.read_bytes()
+            with open(name, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > limit:
+                    raise TooLargeError(f"{what} {digest} is {size} bytes, over the {limit}-byte limit")
+                # size + 1: a blob that grew since the fstat still cannot pass the limit unnoticed (and a
+                # read of `limit` bytes would allocate that much for a 300-byte payload)
+                data = handle.read(size + 1)
         except FileNotFoundError:
             raise NotFoundError(f"{what} {digest} not found in {self.display}") from None
         except OSError as exc:
-            raise LayoutError(f"cannot read {path}: {exc.strerror}") from None
+            raise LayoutError(f"cannot read {name}: {exc.strerror}") from None
+        if len(data) > limit:
+            raise TooLargeError(f"{what} {digest} is over the {limit}-byte limit")
         # A layout on disk is as untrusted as a registry: bytes must match their name.
         digests.check(data, digest, f"{what} {digest} in {self.display}")
         return data
