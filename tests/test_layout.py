@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sigscope.errors import IntegrityError, LayoutError, NotFoundError
+from sigscope.errors import (
+    IntegrityError,
+    InvalidReferenceError,
+    LayoutError,
+    NotFoundError,
+    TooLargeError,
+)
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes
 from sigscope.oci.layout import OCILayout
@@ -60,6 +66,24 @@ async def test_tampered_blob_is_an_integrity_error(tmp_path: Path) -> None:
     blob.write_bytes(blob.read_bytes().replace(b"schemaVersion", b"schemaVersioN"))
     with pytest.raises(IntegrityError, match="digest mismatch"):
         await layout.get_manifest("v1")
+
+
+async def test_blob_reads_hold_size_limits_and_name_what_is_wrong(tmp_path: Path) -> None:
+    layout = OCILayout(tmp_path / "l", create=True)
+    blob = await layout.put_blob(b"x" * 100)
+    assert await layout.get_blob(blob.digest, max_size=100) == b"x" * 100
+    with pytest.raises(TooLargeError, match="100 bytes, over the 99-byte limit"):
+        await layout.get_blob(blob.digest, max_size=99)
+    absent = digests.of(b"absent")
+    with pytest.raises(NotFoundError, match=f"blob {absent} not found"):
+        await layout.get_blob(absent)
+    # a blob path that is a directory, or an unreadable name, is a layout error, never a traceback
+    odd = digests.of(b"odd")
+    (tmp_path / "l" / "blobs" / "sha256" / odd.split(":")[1]).mkdir()
+    with pytest.raises(LayoutError, match="cannot read"):
+        await layout.get_blob(odd)
+    with pytest.raises(InvalidReferenceError, match="invalid digest"):
+        await layout.get_blob("sha256:../../etc/passwd")
 
 
 async def test_missing_and_not_a_layout(tmp_path: Path) -> None:
