@@ -186,6 +186,14 @@ def _cert_dir_nonzero(pe: SignedPEFile, omit: dict[str, Any]) -> bool:
 
 def _trailing_bytes(blob: bytes) -> bytes:
     """Bytes after the DER SignedData inside one WIN_CERTIFICATE (padding, or smuggled data)."""
+    if blob[:1] == b"\x30":
+        # A definite-length SEQUENCE, as a signature is: asn1crypto would re-dump exactly these bytes.
+        try:
+            top = pkcs7.tlv(blob, strict=False)
+        except ValueError:
+            top = None
+        if top is not None and top.plain:
+            return blob[len(top.der) :]
     try:
         parsed = core.Asn1Value.load(blob, strict=False)
         return blob[len(parsed.dump()) :]
@@ -510,7 +518,7 @@ def _report_walk(
         if depth >= _MAX_NESTING:
             raise AuthenticodeError("corrupt Authenticode signature: nested signatures nest too deeply")
         try:
-            inner = pkcs7.content_info(nested.der)
+            inner = pkcs7.content_info(nested)
         except ValueError as exc:
             raise AuthenticodeError(
                 f"corrupt Authenticode signature: nested signature: {_short(exc)}"
@@ -532,16 +540,22 @@ def _report_one(
     leaf = signer.find(pool, by_value=False)
     result = FileSignature(kind="authenticode", location=location, digest_algorithm=algorithm)
     if leaf is not None:
-        result.signer = certs.summarize(leaf, now)
-        result.chain = tuple(certs.summarize(c, now) for c in _order_chain(leaf, pool))
+        result.signer = pkcs7.summarize(leaf, now)
+        result.chain = tuple(pkcs7.summarize(c, now) for c in _order_chain(leaf, pool, pkcs7.issued_by))
     opus = signer.signed.get(_OID_OPUS_INFO)
     if opus:
         try:
-            info = SpcSpOpusInfo.load(opus[0].der)
-            for key, field_name in (("programName", "program_name"), ("moreInfo", "more_info")):
-                value = info[field_name].native
-                if value:
-                    result.details[key] = str(value)
+            names = _opus_names(opus[0])
+            if names is not None:
+                for key, value in zip(("programName", "moreInfo"), names, strict=True):
+                    if value:
+                        result.details[key] = str(value)
+            else:  # anything but the plain shape: asn1crypto decides, as --verify's reader does
+                info = SpcSpOpusInfo.load(opus[0].der)
+                for key, field_name in (("programName", "program_name"), ("moreInfo", "more_info")):
+                    value = info[field_name].native
+                    if value:
+                        result.details[key] = str(value)
         except _REPORT_ERRORS:
             pass
     content_type = pkcs7.oid(data_parts[0])
@@ -561,6 +575,45 @@ def _report_one(
     return result.settle()
 
 
+def _opus_names(value: pkcs7.Tlv) -> tuple[str | None, str | None] | None:
+    """SpcSpOpusInfo's programName and moreInfo when they take the usual shape: an optional [0] holding
+    a BMPString or IA5String, an optional [1] holding a URL, definite lengths. None for anything else
+    (a moniker or file link, a publisher link, BER, bad text), which SpcSpOpusInfo then reads: building
+    the asn1crypto object was a tenth of a PE report's cost."""
+    if not value.plain or value.cls != 0 or value.tag != 16 or not value.constructed:
+        return None
+    found: list[str | None] = [None, None]
+    last = -1
+    try:
+        fields = value.children()
+    except ValueError:
+        return None
+    for field in fields:
+        if field.cls != 2 or field.tag > 1 or field.tag <= last or not field.constructed or not field.plain:
+            return None
+        last = field.tag
+        try:
+            inner = field.children()
+        except ValueError:  # asn1crypto reads an explicit tag's first value and ignores what follows
+            return None
+        if len(inner) != 1:
+            return None
+        text = inner[0]
+        if text.cls != 2 or text.constructed or not text.plain:
+            return None
+        if field.tag == 0 and text.tag in (0, 1):  # SpcString: unicode [0] BMPString, ascii [1] IA5String
+            encoding = "utf-16-be" if text.tag == 0 else "ascii"
+        elif field.tag == 1 and text.tag == 0:  # SpcLink: url [0] IA5String
+            encoding = "ascii"
+        else:
+            return None
+        try:
+            found[field.tag] = text.body.decode(encoding)
+        except UnicodeDecodeError:
+            return None
+    return found[0], found[1]
+
+
 def _has_moniker(image_data: pkcs7.Tlv) -> bool:
     """SpcPeImageData's file link is a moniker (SpcSerializedObject, where page hashes live)."""
     for part in image_data.children():
@@ -576,13 +629,13 @@ def _report_timestamp(
     counters = signer.unsigned.get(_OID_COUNTERSIGNATURE)
     if counters:
         try:
-            return pkcs7.countersignature_facts(counters[0].der, pool, now, by_value=False)
+            return pkcs7.countersignature_facts(counters[0], pool, now, by_value=False)
         except _REPORT_ERRORS as exc:
             return TimestampInfo(kind="authenticode", detail=f"malformed countersignature: {_short(exc)}")
     tokens = signer.unsigned.get(_OID_MS_TIMESTAMP)
     if tokens:
         try:
-            return pkcs7.token_facts(tokens[0].der, now)
+            return pkcs7.token_facts(tokens[0], now)
         except _REPORT_ERRORS as exc:
             return TimestampInfo(kind="rfc3161", detail=f"malformed timestamp token: {_short(exc)}")
     return None
@@ -629,19 +682,29 @@ def _find_signer(info: cms.SignerInfo, pool: Sequence[x509.Certificate]) -> x509
     return None
 
 
-def _order_chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+def _order_chain(
+    leaf: x509.Certificate,
+    pool: Sequence[x509.Certificate],
+    issued_by: Callable[[x509.Certificate, x509.Certificate], bool] = certs.issued_by,
+) -> list[x509.Certificate]:
     """The carried certificates, leaf excluded: the issuing path upward first, then any others."""
+    # `is` first: comparing a certificate with itself walks both (a report's pool repeats objects)
     path: list[x509.Certificate] = []
     current = leaf
     while len(path) < len(pool):
         parent = next(
-            (c for c in pool if c != current and c not in path and certs.issued_by(current, c)), None
+            (
+                c
+                for c in pool
+                if c is not current and c != current and c not in path and issued_by(current, c)
+            ),
+            None,
         )
-        if parent is None or parent == leaf:
+        if parent is None or parent is leaf or parent == leaf:
             break
         path.append(parent)
         current = parent
-    rest = [c for c in pool if c != leaf and c not in path]
+    rest = [c for c in pool if c is not leaf and c != leaf and c not in path]
     return path + rest
 
 

@@ -34,7 +34,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from sigscope.errors import IntegrityError
 from sigscope.files.base import FileSignature, TimestampInfo
-from sigscope.model import Check, Outcome
+from sigscope.model import CertificateInfo, Check, Outcome
 from sigscope.trust import certs, timestamp
 from sigscope.trust.chain import ANY_EKU, CODE_SIGNING, TIME_STAMPING, ChainResult, verify_chain
 
@@ -574,9 +574,10 @@ def timestamp_check(stamp: Timestamp | None, warnings: list[str]) -> Check:
 # A report (no --verify) needs the signer's certificate, the carried chain, the digest algorithm and the
 # timestamp's time and authority, and nothing that proves them. asn1crypto's object model builds a
 # Python object per node it touches (~1 ms per signed file, most of a scan's cost for signed files);
-# these readers walk the same DER with asn1crypto's own TLV parser (`asn1crypto.parser`) and decode only
-# the leaves a report shows. They never verify; --verify takes the asn1crypto path above, which is
-# also what every fact reported under --verify comes from.
+# these readers walk the same DER by offsets (DER's common headers decoded inline, anything else by
+# asn1crypto's own TLV parser, `asn1crypto.parser`) and decode only the leaves a report shows. They
+# never verify; --verify takes the asn1crypto path above, which is also what every fact reported under
+# --verify comes from.
 
 _OIDS: dict[bytes, str] = {}
 _UNIVERSAL, _CONTEXT = 0, 2
@@ -584,12 +585,37 @@ _INTEGER, _OCTET_STRING, _OID, _UTC_TIME, _GENERALIZED_TIME, _SEQUENCE, _SET = 2
 
 
 class Tlv:
-    """One DER value: class, tag, the whole encoding and its contents."""
+    """One DER value: class, tag, the whole encoding and its contents.
 
-    __slots__ = ("body", "cls", "der", "tag")
+    A value is offsets into the buffer it was read from, so walking a signature copies no bytes; `der`
+    and `body` slice on demand (a report reads the bytes of a handful of the values it walks)."""
 
-    def __init__(self, cls: int, tag: int, der: bytes, body: bytes) -> None:
-        self.cls, self.tag, self.der, self.body = cls, tag, der, body
+    __slots__ = ("_at", "_data", "_end", "_start", "_stop", "cls", "tag")
+
+    def __init__(self, cls: int, tag: int, data: bytes, start: int, at: int, stop: int, end: int) -> None:
+        # data[start:at] is the header, data[at:stop] the contents, data[stop:end] an indefinite
+        # length's end-of-contents octets
+        self.cls, self.tag, self._data = cls, tag, data
+        self._start, self._at, self._stop, self._end = start, at, stop, end
+
+    @property
+    def der(self) -> bytes:
+        if self._start == 0 and self._end == len(self._data):
+            return self._data
+        return self._data[self._start : self._end]
+
+    @property
+    def body(self) -> bytes:
+        return self._data[self._at : self._stop]
+
+    @property
+    def plain(self) -> bool:
+        """Definite length (as DER requires): no end-of-contents octets after the contents."""
+        return self._stop == self._end
+
+    @property
+    def constructed(self) -> bool:
+        return bool(self._data[self._start] & 0x20)
 
     def expect(self, cls: int, tag: int, what: str) -> Tlv:
         if self.cls != cls or self.tag != tag:
@@ -597,26 +623,79 @@ class Tlv:
         return self
 
     def children(self) -> list[Tlv]:
-        return tlvs(self.body)
+        return _walk(self._data, self._at, self._stop)
+
+    def value(self, strict: bool = True) -> Tlv:
+        """The one value the contents encode (an OCTET STRING's wrapped DER), as `tlv` reads it."""
+        return _one(self._data, self._at, self._stop, strict)
+
+
+def _walk(data: bytes, at: int, limit: int) -> list[Tlv]:
+    """The values encoded one after another in data[at:limit].
+
+    The common case (low tag number, definite length of at most four octets, in bounds) is decoded
+    here; anything else (a high tag number, an indefinite length, a value running past `limit`) goes
+    to asn1crypto's parser, which decides and words the error exactly as it always did."""
+    out: list[Tlv] = []
+    append = out.append
+    while at < limit:
+        first = data[at]
+        body = at + 2
+        if first & 31 != 31 and body <= limit:
+            length = data[at + 1]
+            if length >= 0x80:
+                body += length - 0x80
+                length = int.from_bytes(data[at + 2 : body], "big") if 0x80 < length <= 0x84 else -1
+            end = body + length
+            if length >= 0 and end <= limit:
+                append(Tlv(first >> 6, first & 31, data, at, body, end, end))
+                at = end
+                continue
+        value = _slow(data, at, limit)
+        append(value)
+        at = value._end
+    return out
+
+
+def _slow(data: bytes, at: int, limit: int) -> Tlv:
+    (cls, _method, tag, header, contents, _trailer), end = asn1_parser._parse(data, limit, at)
+    body = at + len(header)
+    return Tlv(cls, tag, data, at, body, body + len(contents), end)
+
+
+def _one(data: bytes, at: int, limit: int, strict: bool) -> Tlv:
+    found = _first(data, at, limit) if at < limit else _slow(data, at, limit)  # the latter raises
+    if strict and found._end != limit:
+        # asn1crypto.parser.parse's words
+        raise ValueError(f"Extra data - {limit - found._end} bytes of trailing data were provided")
+    return found
+
+
+def _first(data: bytes, at: int, limit: int) -> Tlv:
+    # _walk's decoder for one value (inlined there: a call per value is a noticeable share of a walk)
+    first = data[at]
+    body = at + 2
+    if first & 31 != 31 and body <= limit:
+        length = data[at + 1]
+        if length >= 0x80:
+            body += length - 0x80
+            length = int.from_bytes(data[at + 2 : body], "big") if 0x80 < length <= 0x84 else -1
+        end = body + length
+        if length >= 0 and end <= limit:
+            return Tlv(first >> 6, first & 31, data, at, body, end, end)
+    return _slow(data, at, limit)
 
 
 def tlvs(data: bytes) -> list[Tlv]:
     """The values encoded one after another in `data` (a constructed value's contents)."""
-    # parser._parse walks by offset; parser.parse would copy the rest of `data` for every value.
-    out: list[Tlv] = []
-    size = len(data)
-    at = 0
-    while at < size:
-        (cls, _method, tag, _header, body, _trailer), end = asn1_parser._parse(data, size, at)
-        out.append(Tlv(cls, tag, data[at:end], body))
-        at = end
-    return out
+    return _walk(data, 0, len(data))
 
 
 def tlv(data: bytes, strict: bool = True) -> Tlv:
     """The value `data` encodes; trailing bytes are an error when `strict`, else ignored (padding)."""
-    cls, _method, tag, header, body, trailer = asn1_parser.parse(data, strict=strict)
-    return Tlv(cls, tag, data[: len(header) + len(body) + len(trailer)], body)
+    if not isinstance(data, bytes):
+        raise TypeError(f"contents must be a byte string, not {type(data).__name__}")
+    return _one(data, 0, len(data), strict)
 
 
 def oid(value: Tlv) -> str:
@@ -635,6 +714,19 @@ def integer(value: Tlv) -> int:
 
 
 def der_time(value: Tlv) -> datetime:
+    if value.cls == _UNIVERSAL and value.plain and not value.constructed:
+        # DER's one spelling of each ("YYMMDDHHMMSSZ", "YYYYMMDDHHMMSSZ") read directly; every other
+        # spelling (fractions, offsets, BER) goes to asn1crypto below, which judges it as before
+        raw = value.body
+        if value.tag == _UTC_TIME and len(raw) == 13 and raw[12] == 0x5A and raw[:12].isdigit():
+            year = int(raw[0:2])
+            return datetime(
+                year + (2000 if year < 50 else 1900), *_clock(raw, 2), tzinfo=UTC
+            )  # X.509's window, as asn1crypto reads UTCTime
+        if value.tag == _GENERALIZED_TIME and len(raw) == 15 and raw[14] == 0x5A and raw[:14].isdigit():
+            year = int(raw[0:4])
+            if year:  # year 0 is asn1crypto's extended_datetime
+                return datetime(year, *_clock(raw, 4), tzinfo=UTC)
     if value.cls == _UNIVERSAL and value.tag == _UTC_TIME:
         parsed = core.UTCTime.load(value.der).native
     elif value.cls == _UNIVERSAL and value.tag == _GENERALIZED_TIME:
@@ -644,6 +736,17 @@ def der_time(value: Tlv) -> datetime:
     if not isinstance(parsed, datetime):
         raise ValueError("time: not a point in time")
     return parsed.astimezone(UTC)
+
+
+def _clock(raw: bytes, at: int) -> tuple[int, int, int, int, int]:
+    """Month, day, hour, minute, second from the digits at `at`."""
+    return (
+        int(raw[at : at + 2]),
+        int(raw[at + 2 : at + 4]),
+        int(raw[at + 4 : at + 6]),
+        int(raw[at + 6 : at + 8]),
+        int(raw[at + 8 : at + 10]),
+    )
 
 
 def digest_name(algorithm: Tlv) -> str:
@@ -674,7 +777,7 @@ class SignerFacts:
             for cert in pool:
                 if cert.serial_number != self.serial:
                     continue
-                raw = cert.issuer.public_bytes()
+                raw = _issuer_der(cert)
                 if raw == self.issuer:
                     return cert
                 try:
@@ -729,17 +832,62 @@ class SignedFacts:
         return found
 
 
+class _PerCertificate:
+    """Answers that depend only on a certificate (and a few small keys), remembered per certificate
+    object. cryptography hashes a certificate by walking it (~3 us, a call to an lru_cache keyed by
+    one pays it every time); the report readers get one object per DER from _load_certificate, so its
+    identity is the cheap key. Each entry holds its certificate, so the id cannot be reused while the
+    entry exists."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[object, ...], tuple[tuple[x509.Certificate, ...], object]] = {}
+
+    def get(self, key: tuple[object, ...], held: tuple[x509.Certificate, ...], compute: Callable[[], R]) -> R:
+        hit = self._found.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], held, strict=True)):
+            return hit[1]  # type: ignore[return-value]
+        value = compute()
+        if len(self._found) >= 4096:  # bounded: a scan over many publishers must not grow it
+            self._found.clear()
+        self._found[key] = (held, value)
+        return value
+
+
+_PER_CERTIFICATE = _PerCertificate()
+
+
+def summarize(cert: x509.Certificate, now: datetime) -> CertificateInfo:
+    """certs.summarize, without hashing the certificate again for a certificate object already seen."""
+    return _PER_CERTIFICATE.get((0, id(cert), now), (cert,), lambda: certs.summarize(cert, now))
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """certs.issued_by, remembered per pair of certificate objects (see _PerCertificate)."""
+    return _PER_CERTIFICATE.get(
+        (1, id(cert), id(issuer)), (cert, issuer), lambda: certs.issued_by(cert, issuer)
+    )
+
+
+def _issuer_der(cert: x509.Certificate) -> bytes:
+    # cryptography re-encodes the Name on every call; the same few certificates sign every file
+    return _PER_CERTIFICATE.get((2, id(cert)), (cert,), lambda: cert.issuer.public_bytes())
+
+
 @functools.lru_cache(maxsize=1024)
 def _load_certificate(der: bytes) -> x509.Certificate:
     # The same signing and intermediate certificates recur in every file a publisher signed; one object
-    # per DER also lets certs.summarize's cache (keyed by the certificate) answer without hashing again.
+    # per DER also lets the per-certificate answers above be found by identity.
     return x509.load_der_x509_certificate(der)
 
 
-def content_info(der: bytes, strict: bool = False) -> SignedFacts:
+def content_info(der: bytes | Tlv, strict: bool = False) -> SignedFacts:
     """ContentInfo → SignedData facts; ValueError when the structure is not that. Bytes after the
-    ContentInfo are ignored unless `strict` (Authenticode pads its certificate table entries)."""
-    parts = tlv(der, strict).expect(_UNIVERSAL, _SEQUENCE, "ContentInfo").children()
+    ContentInfo are ignored unless `strict` (Authenticode pads its certificate table entries). A Tlv
+    already read (a nested signature, a timestamp token) is read in place."""
+    top = der if isinstance(der, Tlv) else tlv(der, strict)
+    parts = top.expect(_UNIVERSAL, _SEQUENCE, "ContentInfo").children()
     if len(parts) != 2 or oid(parts[0]) != OID_SIGNED_DATA:
         raise ValueError("ContentInfo does not contain SignedData")
     inner = parts[1].expect(_CONTEXT, 0, "ContentInfo content").children()
@@ -840,12 +988,12 @@ def _attributes(value: Tlv) -> Attributes:
     return found
 
 
-def token_facts(der: bytes, now: datetime) -> TimestampInfo:
+def token_facts(der: bytes | Tlv, now: datetime) -> TimestampInfo:
     """An RFC 3161 TimeStampToken's genTime and TSA certificate, for a report (nothing verified)."""
     facts = content_info(der)
     if facts.content_type != OID_TST_INFO or facts.content is None:
         raise ValueError("timestamp token does not encapsulate a TSTInfo")
-    tst = tlv(facts.content.expect(_UNIVERSAL, _OCTET_STRING, "TSTInfo").body)
+    tst = facts.content.expect(_UNIVERSAL, _OCTET_STRING, "TSTInfo").value()
     fields = tst.expect(_UNIVERSAL, _SEQUENCE, "TSTInfo").children()
     if len(fields) < 5:
         raise ValueError("TSTInfo is truncated")
@@ -853,19 +1001,19 @@ def token_facts(der: bytes, now: datetime) -> TimestampInfo:
     if len(facts.signers) != 1:
         raise ValueError(f"timestamp token has {len(facts.signers)} signers, not one")
     cert = facts.signer().find(facts.load_certificates(dedupe=True))
-    authority = certs.summarize(cert, now) if cert is not None else None
+    authority = summarize(cert, now) if cert is not None else None
     return TimestampInfo(kind="rfc3161", time=gen_time, authority=authority)
 
 
 def countersignature_facts(
-    der: bytes, pool: Sequence[x509.Certificate], now: datetime, by_value: bool = True
+    der: bytes | Tlv, pool: Sequence[x509.Certificate], now: datetime, by_value: bool = True
 ) -> TimestampInfo:
     """A legacy PKCS#9 countersignature's signing time and signer, for a report (nothing verified)."""
-    counter = signer_facts(tlv(der))
+    counter = signer_facts(der if isinstance(der, Tlv) else tlv(der))
     times = counter.signed.get("1.2.840.113549.1.9.5")
     stamped = der_time(times[0]) if times else None
     cert = counter.find(pool, by_value=by_value)
-    authority = certs.summarize(cert, now) if cert is not None else None
+    authority = summarize(cert, now) if cert is not None else None
     return TimestampInfo(kind="authenticode", time=stamped, authority=authority)
 
 
@@ -898,11 +1046,10 @@ def report_signer(der: bytes, now: datetime, what: str = "signature block") -> R
         algorithm = next(
             f for f in fields[3:] if f.cls == _UNIVERSAL and f.tag == _SEQUENCE
         )  # signatureAlgorithm: the first SEQUENCE after the digest algorithm and the signed attributes
-        try:
-            scheme = algos.SignedDigestAlgorithm.load(algorithm.der).signature_algo
-            signature_algorithm = f"{signer.digest_algorithm}with{scheme}"
-        except PARSE_ERRORS:
-            signature_algorithm = signer.digest_algorithm
+        scheme = _signature_scheme(algorithm.der)
+        signature_algorithm = (
+            f"{signer.digest_algorithm}with{scheme}" if scheme is not None else signer.digest_algorithm
+        )
         times = signer.signed.get("1.2.840.113549.1.9.5")
         try:
             signed_at = der_time(times[0]) if times else None
@@ -924,6 +1071,25 @@ def report_signer(der: bytes, now: datetime, what: str = "signature block") -> R
     )
 
 
+_SCHEMES: dict[bytes, str | None] = {}
+
+
+def _signature_scheme(der: bytes) -> str | None:
+    """asn1crypto's name for a signatureAlgorithm's scheme (None when it has none), remembered per
+    AlgorithmIdentifier encoding: a few recur in every signature, and building the object for each one
+    showed in the cost of a JAR report."""
+    if der in _SCHEMES:
+        return _SCHEMES[der]
+    scheme: str | None
+    try:
+        scheme = str(algos.SignedDigestAlgorithm.load(der).signature_algo)
+    except PARSE_ERRORS:
+        scheme = None
+    if len(_SCHEMES) < 4096:  # hostile input must not grow this
+        _SCHEMES[der] = scheme
+    return scheme
+
+
 def _report_timestamp(
     signer: SignerFacts, pool: Sequence[x509.Certificate], now: datetime
 ) -> Timestamp | None:
@@ -937,8 +1103,8 @@ def _report_timestamp(
             continue
         try:
             if kind == "rfc3161":
-                return Timestamp(token_facts(values[0].der, now))
-            return Timestamp(countersignature_facts(values[0].der, pool, now))
+                return Timestamp(token_facts(values[0], now))
+            return Timestamp(countersignature_facts(values[0], pool, now))
         except PARSE_ERRORS as exc:
             return Timestamp(
                 TimestampInfo(kind=kind, status=Outcome.FAILED, detail=f"malformed timestamp: {exc}")
