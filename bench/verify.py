@@ -56,7 +56,7 @@ from sigscope.keys import FileSigner, generate, public_pem
 from sigscope.model import Descriptor, Status
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout
-from sigscope.scan.registry import ScanOptions, scan_image
+from sigscope.scan.registry import ScanOptions, scan_image, verify_threads
 from sigscope.sign import (
     OCI_CONFIG,
     SIMPLESIGNING_MEDIA_TYPE,
@@ -68,7 +68,7 @@ from sigscope.sign import (
 )
 from sigscope.trust import keys as trust_keys
 from sigscope.trust.certs import utcnow
-from sigscope.trust.keys import apply_keys, load_public_key
+from sigscope.trust.keys import apply_keys, load_public_key, verify_ahead
 from sigscope.verify import Policy, image_identity, verify
 
 TAG = "v1"
@@ -212,6 +212,34 @@ def main() -> None:
 
             return run
 
+        threads = verify_threads()
+
+        def ahead(source: Layers, trusted: list[object], *, judge: str | None = None) -> Callable[[], None]:
+            # scan_image's trust step as scan/registry.py _trust_all runs it: the signatures verified
+            # ahead on `threads` threads (cryptography lets go of the GIL while verifying), then
+            # apply_keys finds each in the verified-signature memory; `judge`: then the policy for that
+            # image reference.
+            def run() -> None:
+                sigs = [
+                    cosign.parse_signature_layer(
+                        layer, blob, subject_digest=digest, location=location, now=now
+                    )
+                    for layer, blob in source
+                ]
+                for start in range(0, len(sigs), 1024):
+                    block = sigs[start : start + 1024]
+                    verify_ahead(block, trusted, threads)  # type: ignore[arg-type]
+                    for sig in block:
+                        apply_keys(sig, trusted)  # type: ignore[arg-type]
+                if judge is not None:
+                    verdict = verify(judge, digest, sigs, Policy())
+                    if not verdict.verified or sum(j.satisfied for j in verdict.signatures) != len(sigs):
+                        raise RuntimeError(f"verify(): {verdict.reason}")
+                elif any(sig.status is not Status.VERIFIED for sig in sigs):
+                    raise RuntimeError("a signature did not verify")
+
+            return run
+
         policy_image = image_identity(parse_layout(image))
 
         def judged(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
@@ -267,6 +295,9 @@ def main() -> None:
         signer_key_batched = "parse all, then apply, signer's key"
         signer_key_judged = "parse all, apply, verify() policy, signer's key"
         in_process_1 = "in-process scan_image+verify, 1 key"
+        threaded_1 = f"scan_image's trust step, 1 key, {threads} threads"
+        threaded_1_judged = f"the same, then verify() policy, {threads} threads"
+        threaded_k = f"scan_image's trust step, {nkeys} keys in turn, {threads} threads"
         k_keys = f"parse+apply, {nkeys} keys, signers in turn"
         in_process_k = f"in-process scan_image+verify, {nkeys} keys"
         cli_k = f"CLI `sigscope verify`, {nkeys} keys"
@@ -276,6 +307,9 @@ def main() -> None:
             signer_key: interleaved(layers, lambda n: own[n % nkeys]),
             signer_key_batched: batched(layers, lambda n: own[n % nkeys]),
             signer_key_judged: judged(layers, lambda n: own[n % nkeys]),
+            threaded_1: ahead(one_layers, keys[-1:]),
+            threaded_1_judged: ahead(one_layers, keys[-1:], judge=image_identity(parse_layout(one_image))),
+            threaded_k: ahead(layers, keys),
             "shared payload, signer's key (as scan)": batched(shared_layers, lambda n: own[n % nkeys]),
             k_keys: interleaved(layers, lambda n: keys),
             f"parse+apply, {nkeys} keys, one signer": interleaved(one_layers, lambda n: keys),
@@ -312,7 +346,7 @@ def main() -> None:
         # The goal rows again, each timed right next to a raw run (the order alternating, so neither side
         # always gets the warmer cache), many times: a shared machine's load drifts between rounds, and
         # adjacent pairs see the same load.
-        goal_rows = (signer_key_batched, signer_key_judged, in_process_1)
+        goal_rows = (signer_key_batched, threaded_1, threaded_1_judged, in_process_1)
         paired: dict[str, list[float]] = {name: [] for name in goal_rows}
         for n in range(args.pairs):
             for name in goal_rows:

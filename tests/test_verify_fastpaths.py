@@ -234,3 +234,93 @@ def test_layers_sharing_a_blob_read_it_once(tmp_path: Path) -> None:
         image_identity(parse_layout(f"oci:{tmp_path}:v1")), digest, signatures, Policy(threshold=2)
     )
     assert verdict.verified and len(verdict.keys) == 2
+
+
+def test_verifying_ahead_on_threads_gives_the_sequential_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scan_image verifies many `.sig` layers ahead on threads (trust/keys.verify_ahead) and apply_keys
+    then finds them remembered: every record must be what one thread alone makes, a signature no key
+    verified must still fail, and the layers come back in the manifest's order (2 before 10)."""
+    from sigscope.scan import registry
+
+    build_layout(tmp_path, "v1", seed="ahead")
+    supplied = [FileSigner(generate("ecdsa-p256")) for _ in range(2)]
+    stranger = FileSigner(generate("ecdsa-p256"))
+    keys = [load_public_key(public_pem(s.private_key)) for s in supplied]
+    count = trust_keys.PARALLEL_MIN + 16
+
+    async def build() -> str:
+        store = OCILayout(tmp_path)
+        digest = (await store.resolve("v1")).digest
+        identity = docker_identity(parse_layout(f"oci:{tmp_path}:v1"))
+        layers = []
+        for n in range(count):
+            body = build_payload(identity, OTHER if n % 9 == 4 else digest, {"n": str(n)})
+            signer = stranger if n % 7 == 3 else supplied[n % 2]
+            signed = build_payload(identity, digest, {"n": "swapped"}) if n % 11 == 5 else body
+            blob = await store.put_blob(body, SIMPLESIGNING_MEDIA_TYPE)
+            layers.append(
+                {
+                    "mediaType": SIMPLESIGNING_MEDIA_TYPE,
+                    "size": blob.size,
+                    "digest": blob.digest,
+                    "annotations": layer_annotations(signer.sign(signed), SignOptions()),
+                }
+            )
+        manifest, config, media_type = assemble_manifest({}, layers)
+        await store.put_blob(config, OCI_CONFIG)
+        await store.put_manifest(manifest, media_type, cosign.attachment_tag(digest, "sig"))
+        return digest
+
+    digest = asyncio.run(build())
+    ahead: list[int] = []
+    real = registry.verify_ahead
+
+    def counting(signatures: list[Signature], keys: list[object], threads: int) -> int:
+        verified = real(signatures, keys, threads)  # type: ignore[arg-type]
+        ahead.append(verified)
+        return verified
+
+    monkeypatch.setattr(registry, "verify_ahead", counting)
+
+    def scan(threads: int) -> list[Signature]:
+        monkeypatch.setattr(registry, "verify_threads", lambda: threads)
+        cosign.clear_caches()
+        trust_keys.clear_caches()
+
+        async def run() -> list[Signature]:
+            [result] = await scan_image(
+                OCILayout(tmp_path),
+                "v1",
+                source=f"oci:{tmp_path}",
+                repo_name="",
+                registry="",
+                options=ScanOptions(now=NOW, keys=keys),
+            )
+            return result.signatures
+
+        return asyncio.run(run())
+
+    alone = scan(1)
+    assert ahead == [0]
+    threaded = scan(2)
+    assert [s.to_json() for s in threaded] == [s.to_json() for s in alone]
+    expected = []
+    for n in range(count):
+        if n % 9 == 4:
+            expected.append(Status.INVALID)  # signs another image's digest
+        elif n % 7 == 3 or n % 11 == 5:
+            expected.append(Status.UNTRUSTED)  # a stranger's key, or a signature over another payload
+        else:
+            expected.append(Status.VERIFIED)
+    assert [s.status for s in threaded] == expected
+    # invalid ones are not worth verifying, and no signature a key did not verify is remembered
+    assert ahead[1] == expected.count(Status.VERIFIED)
+    failed = threaded[3]
+    assert any(c.name == "trusted-key" and "not signed by any" in c.detail for c in failed.checks)
+    assert [s.location.rsplit(" ", 1)[1] for s in threaded] == [str(n + 1) for n in range(count)]
+    verdict = verify(
+        image_identity(parse_layout(f"oci:{tmp_path}:v1")), digest, threaded, Policy(threshold=2)
+    )
+    assert verdict.verified and len(verdict.keys) == 2

@@ -312,5 +312,21 @@ async def discover(ctx: DiscoverContext, subject: Descriptor) -> Discovery:
     tasks.append(referrers())
     tasks.append(_lookaside(ctx, subject.digest, found))
     await asyncio.gather(*tasks)
-    found.signatures.sort(key=lambda s: (str(s.format), s.location))
+    found.signatures.sort(key=_report_order)
     return found
+
+
+_NUMBER = re.compile(r"(\d+)")
+
+
+def _report_order(signature: Signature) -> tuple[str, list[tuple[int, str]], str]:
+    """Format, then location with its numbers compared as numbers: layer 2 before layer 10, as the
+    manifest lists them (each part is (number, "") or (-1, text), so parts of either kind compare;
+    the location itself breaks ties such as "01" and "1")."""
+    location = signature.location
+    parts = _NUMBER.split(location)
+    return (
+        str(signature.format),
+        [(int(p), "") if n % 2 else (-1, p) for n, p in enumerate(parts)],
+        location,
+    )

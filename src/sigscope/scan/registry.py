@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,7 @@ from sigscope.oci.store import Repository
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.identity import CertificateTrust, apply_certificates
-from sigscope.trust.keys import apply_keys
+from sigscope.trust.keys import apply_keys, verify_ahead
 from sigscope.trust.notation_policy import NotationTrust
 from sigscope.trust.notation_verify import apply_notation
 from sigscope.trust.pgp import Keyring, apply_keyring
@@ -206,12 +207,39 @@ async def _image(
     except SigscopeError as exc:
         result.error = exc.message
         return result
-    result.signatures = [_trust(ctx, s) for s in found.signatures]
+    result.signatures = _trust_all(ctx, found.signatures)
     result.attachments = found.attachments
     result.problems = found.problems
     for attachment in result.attachments:
         attachment.signatures = [_trust(ctx, s) for s in attachment.signatures]
     return result
+
+
+# Signatures verified ahead on threads per block: half the verified-signature memory (trust/keys.py), so
+# each block's answers are still remembered when apply_keys reaches them.
+_AHEAD_BLOCK = 1024
+
+
+def verify_threads() -> int:
+    """Threads for verifying one image's signatures ahead (trust/keys.verify_ahead): one per usable CPU, at
+    most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return min(cpus, 4)
+
+
+def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signature]:
+    if not ctx.keys or len(signatures) < 2:
+        return [_trust(ctx, s) for s in signatures]
+    threads = verify_threads()
+    trusted: list[Signature] = []
+    for start in range(0, len(signatures), _AHEAD_BLOCK):
+        block = signatures[start : start + _AHEAD_BLOCK]
+        verify_ahead(block, ctx.keys, threads)
+        trusted.extend(_trust(ctx, s) for s in block)
+    return trusted
 
 
 def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:

@@ -6,6 +6,7 @@ face loads the keys, this module only decides.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator, Sequence
 from typing import cast
 
@@ -169,6 +170,75 @@ def _remember(signed: tuple[bytes, bytes] | None, trusted: _Trusted) -> None:
     if len(_VERIFIED) >= _VERIFIED_MAX:
         del _VERIFIED[next(iter(_VERIFIED))]
     _VERIFIED[signed] = trusted
+
+
+# Below this many signatures to check, starting threads costs more than the verifies they share out.
+PARALLEL_MIN = 64
+
+
+def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes], threads: int) -> int:
+    """Verify the cosign `.sig` signatures among `signatures` under `keys` on `threads` threads, ahead of
+    apply_keys; returns how many verified.
+
+    cryptography lets go of the GIL while it verifies, so an image with many signatures is checked on
+    several cores. Nothing is decided here: each signature that verified is put in the memory of verified
+    signatures (its exact signature and payload bytes -> the very key object that verified them), which
+    apply_keys consults first, so it then records the same checks it would have after verifying itself;
+    one that did not verify is left for apply_keys, which tries every key again and says so. Keep the
+    batch at most half the memory's size so none is forgotten before apply_keys gets to it.
+    """
+    if threads < 2 or not keys:
+        return 0
+    work: list[tuple[tuple[bytes, bytes], str | None]] = []
+    for signature in signatures:
+        if signature.format is not _COSIGN or signature.status is _INVALID:
+            continue
+        signed = _cosign_bytes(signature)
+        if signed is not None and signed not in _VERIFIED:
+            named = signature.signer.public_key if signature.signer is not None else None
+            work.append((signed, named.sha256 if named is not None else None))
+    if len(work) < PARALLEL_MIN:
+        return 0
+    trusted = [_trusted(key) for key in keys]  # made here: the threads only read them
+
+    def run(
+        chunk: list[tuple[tuple[bytes, bytes], str | None]],
+    ) -> list[tuple[tuple[bytes, bytes], _Trusted]]:
+        # _candidates' order, per thread: the key a signature names, then the keys that verified most
+        # (ties in the order given), so signers taking turns cost no more verifies than the fixed order
+        # and a run by one signer costs one each.
+        found = []
+        order = list(trusted)
+        hits = dict.fromkeys(map(id, order), 0)
+        for signed, named in chunk:
+            raw, payload = signed
+            candidates = order
+            if named is not None:
+                hinted = next((t for t in order if t.info.sha256 == named), None)
+                if hinted is not None:
+                    candidates = [hinted, *(t for t in order if t is not hinted)]
+            for candidate in candidates:  # `order` may change below: the loop stops right after
+                if not _could_sign(candidate.key, raw) or not certs.verify_with_key(
+                    candidate.key, raw, payload
+                ):
+                    continue
+                found.append((signed, candidate))
+                hits[id(candidate)] += 1
+                at = order.index(candidate)
+                while at and hits[id(order[at - 1])] < hits[id(candidate)]:
+                    order[at - 1], order[at] = order[at], order[at - 1]
+                    at -= 1
+                break
+        return found
+
+    chunks = [work[n::threads] for n in range(threads)]
+    verified = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        for found in pool.map(run, chunks):
+            for signed, candidate in found:
+                _remember(signed, candidate)
+                verified += 1
+    return verified
 
 
 def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signature:
