@@ -218,9 +218,12 @@ def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes]
                 if hinted is not None:
                     candidates = [hinted, *(t for t in order if t is not hinted)]
             for candidate in candidates:  # `order` may change below: the loop stops right after
-                if not _could_sign(candidate.key, raw) or not certs.verify_with_key(
-                    candidate.key, raw, payload
-                ):
+                try:
+                    if not _could_sign(candidate.key, raw) or not certs.verify_with_key(
+                        candidate.key, raw, payload
+                    ):
+                        continue
+                except Exception:  # whatever it is, apply_keys meets it again on its own thread
                     continue
                 found.append((signed, candidate))
                 hits[id(candidate)] += 1
