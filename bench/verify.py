@@ -53,19 +53,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import testbed
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.hashes import SHA256
 
 import sigscope
 from sigscope.formats import cosign
 from sigscope.keys import FileSigner, generate, public_pem
-from sigscope.model import Descriptor, Status
+from sigscope.model import Descriptor, Signature, Status
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout
 from sigscope.scan.registry import ScanOptions, scan_image, verify_threads
@@ -207,17 +208,23 @@ def main() -> None:
 
             return run
 
+        def parse_all(source: Layers) -> list[Signature]:
+            return [
+                cosign.parse_signature_layer(layer, blob, subject_digest=digest, location=location, now=now)
+                for layer, blob in source
+            ]
+
+        def judge_all(image_ref: str, sigs: list[Signature]) -> None:
+            verdict = verify(image_ref, digest, sigs, Policy())
+            if not verdict.verified or sum(j.satisfied for j in verdict.signatures) != len(sigs):
+                raise RuntimeError(f"verify(): {verdict.reason}")
+
         def batched(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
             # What scan_image does: every layer is parsed as discovery fetches it, then trust is applied
             # to the whole list (scan/registry.py _trust). Keeping the verifies together also keeps
             # OpenSSL's P-256 tables in cache, which interleaved Python parsing evicts.
             def run() -> None:
-                sigs = [
-                    cosign.parse_signature_layer(
-                        layer, blob, subject_digest=digest, location=location, now=now
-                    )
-                    for layer, blob in source
-                ]
+                sigs = parse_all(source)
                 for n, sig in enumerate(sigs):
                     if apply_keys(sig, ordered(n)).status is not Status.VERIFIED:  # type: ignore[arg-type]
                         raise RuntimeError(f"signature {n} did not verify: {sig.error or sig.checks}")
@@ -226,27 +233,22 @@ def main() -> None:
 
         threads = verify_threads()
 
-        def ahead(source: Layers, trusted: list[object], *, judge: str | None = None) -> Callable[[], None]:
+        def ahead(
+            source: Layers, trusted: Sequence[PublicKeyTypes], *, judge: str | None = None
+        ) -> Callable[[], None]:
             # scan_image's trust step as scan/registry.py _trust_all runs it: the signatures verified
             # ahead on `threads` threads (cryptography lets go of the GIL while verifying), then
             # apply_keys finds each in the verified-signature memory; `judge`: then the policy for that
             # image reference.
             def run() -> None:
-                sigs = [
-                    cosign.parse_signature_layer(
-                        layer, blob, subject_digest=digest, location=location, now=now
-                    )
-                    for layer, blob in source
-                ]
+                sigs = parse_all(source)
                 for start in range(0, len(sigs), 1024):
                     block = sigs[start : start + 1024]
-                    verify_ahead(block, trusted, threads)  # type: ignore[arg-type]
+                    verify_ahead(block, trusted, threads)
                     for sig in block:
-                        apply_keys(sig, trusted)  # type: ignore[arg-type]
+                        apply_keys(sig, trusted)
                 if judge is not None:
-                    verdict = verify(judge, digest, sigs, Policy())
-                    if not verdict.verified or sum(j.satisfied for j in verdict.signatures) != len(sigs):
-                        raise RuntimeError(f"verify(): {verdict.reason}")
+                    judge_all(judge, sigs)
                 elif any(sig.status is not Status.VERIFIED for sig in sigs):
                     raise RuntimeError("a signature did not verify")
 
@@ -257,17 +259,10 @@ def main() -> None:
         def judged(source: Layers, ordered: Callable[[int], list[object]]) -> Callable[[], None]:
             # scan_image's order and then the policy: what `sigscope verify` does with fetched layers.
             def run() -> None:
-                sigs = [
-                    cosign.parse_signature_layer(
-                        layer, blob, subject_digest=digest, location=location, now=now
-                    )
-                    for layer, blob in source
-                ]
+                sigs = parse_all(source)
                 for n, sig in enumerate(sigs):
                     apply_keys(sig, ordered(n))  # type: ignore[arg-type]
-                verdict = verify(policy_image, digest, sigs, Policy())
-                if not verdict.verified or sum(j.satisfied for j in verdict.signatures) != len(sigs):
-                    raise RuntimeError(f"verify(): {verdict.reason}")
+                judge_all(policy_image, sigs)
 
             return run
 
