@@ -217,10 +217,10 @@ def _signxml_verify(raw: bytes, leaf: x509.Certificate, references: int) -> tupl
         XMLVerifier().verify(raw, x509_cert=leaf, expect_config=config)
     except InvalidDigest as exc:
         return Check.passed("signature", "SignatureValue holds over SignedInfo"), Check.failed(
-            "digest", str(exc)
+            "digest", _said(exc, "a reference does not match its digest")
         )
     except InvalidSignature as exc:
-        return Check.failed("signature", str(exc) or "signature does not verify"), Check.skipped(
+        return Check.failed("signature", _said(exc, "signature does not verify")), Check.skipped(
             "digest", "not checked: the signature failed"
         )
     except (InvalidInput, SignXMLException, etree.LxmlError, ValueError, TypeError, KeyError) as exc:
@@ -229,6 +229,12 @@ def _signxml_verify(raw: bytes, leaf: x509.Certificate, references: int) -> tupl
         Check.passed("signature", "SignatureValue holds over SignedInfo under the KeyInfo certificate"),
         Check.passed("digest", f"{references} reference(s) match their digests"),
     )
+
+
+def _said(exc: Exception, fallback: str) -> str:
+    """signxml's message without its empty tails ("Signature verification failed: ", "... ()")."""
+    text = str(exc).strip().removesuffix("()").strip().rstrip(":").strip()
+    return text or fallback
 
 
 HANDLERS: list[FileHandler] = [XmlDsigHandler()]
