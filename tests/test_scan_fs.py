@@ -500,3 +500,85 @@ def test_fail_on_unsigned_means_a_signable_file_without_signature(tree: Tree) ->
     jars = run("scan", "fs", str(tree.root / "jars"), "--fail-on", "unsigned", "-o", "json")
     assert jars.returncode == 1 and "--fail-on matched: unsigned" in jars.stderr
     assert json.loads(jars.stdout)["unsigned"] == [str(tree.root / "jars" / "unsigned.jar")]
+
+
+SIGSTORE_STORE = ASSETS.parents[1] / "sigstore" / "_store"
+STAGING_ROOT = SIGSTORE_STORE / "tuf-repo-cdn.sigstage.dev" / "trusted_root.json"
+PRODUCTION_ROOT = SIGSTORE_STORE / "tuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+
+
+def test_keyless_bundles_verify_offline_against_a_trusted_root(tmp_path: Path) -> None:
+    """--trusted-root: the sigstore library checks Fulcio chain, SCT, log entry and signature offline and
+    the --certificate-* policy must hold; without it a keyless certificate is merely expired."""
+    if not STAGING_ROOT.is_file():
+        pytest.skip(f"sigstore-python vectors not found at {ASSETS.parents[1]} (../shared/vectors)")
+    for name in ("bundle.txt", "bundle.txt.sigstore", "bundle_v3.txt", "bundle_v3.txt.sigstore"):
+        shutil.copy(ASSETS / name, tmp_path / name)
+    root = str(tmp_path)
+
+    def statuses(*args: str) -> dict[str, tuple[str, str, str]]:
+        document = scan_json(root, "--verify", *args)
+        return {
+            Path(e["path"]).name: (
+                e["status"],
+                e.get("chainStatus", ""),
+                next((c["detail"] for c in e["checks"] if c["name"] == "trusted-chain"), ""),
+            )
+            for e in document["filesystem"]["signatures"]
+        }
+
+    anyone = statuses("--trusted-root", str(STAGING_ROOT), "--certificate-identity-regexp", ".*")
+    assert {name: s[0] for name, s in anyone.items()} == {
+        "bundle.txt": "verified",
+        "bundle_v3.txt": "verified",
+    }
+    assert "verified by sigstore against" in anyone["bundle.txt"][2] and anyone["bundle.txt"][1] == "trusted"
+
+    one = statuses(
+        "--trusted-root",
+        str(STAGING_ROOT),
+        "--certificate-identity",
+        "a@tny.town",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    )
+    assert one["bundle.txt"][0] == "verified"
+    assert (
+        one["bundle_v3.txt"][0] == "untrusted"
+        and "no subject alternative name matches" in one["bundle_v3.txt"][2]
+    )
+
+    elsewhere = statuses("--trusted-root", str(PRODUCTION_ROOT), "--certificate-identity-regexp", ".*")
+    assert {s[0] for s in elsewhere.values()} == {"untrusted"}
+    assert all("sigstore verification failed" in s[2] for s in elsewhere.values())
+
+    # no trusted root: the Fulcio certificate is judged by the trust store and has long expired
+    plain = statuses()
+    assert {s[0] for s in plain.values()} == {"untrusted"}
+    assert all("not valid at that time" in s[1] and "()" not in s[1] for s in plain.values())
+
+    # the artifact changed after signing: invalid whatever the root says
+    (tmp_path / "bundle.txt").write_bytes(b"not what was signed\n")
+    tampered = scan_json(
+        root, "--verify", "--trusted-root", str(STAGING_ROOT), "--certificate-identity-regexp", ".*"
+    )
+    entry = next(e for e in tampered["filesystem"]["signatures"] if Path(e["path"]).name == "bundle.txt")
+    assert entry["status"] == "invalid" and "payload-digest" in entry["reason"]
+
+
+def test_trusted_root_usage_errors(tmp_path: Path) -> None:
+    bad_root = tmp_path / "root.json"
+    bad_root.write_text('{"not": "a trusted root"}')
+    cases = [
+        (("--trusted-root", str(bad_root)), "--trusted-root needs --certificate-identity"),
+        (("--certificate-identity", "me@example.com"), "need --trusted-root"),
+        (
+            ("--trusted-root", str(bad_root), "--certificate-identity-regexp", "("),
+            "--certificate-identity-regexp",
+        ),
+        (("--trusted-root", str(bad_root), "--certificate-identity-regexp", ".*"), "--trusted-root:"),
+    ]
+    for args, message in cases:
+        result = run("scan", "fs", str(tmp_path), "--verify", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert message in result.stderr, result.stderr

@@ -132,9 +132,45 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
     raise click.BadParameter(f"{value!r} is not 'auto' or a number of processes from 0 to 256")
 
 
+def _sigstore_root(
+    path: str | None, identity: tuple[str | None, str | None, str | None, str | None]
+) -> bytes | None:
+    """--trusted-root's bytes, checked here (a usage error before anything is scanned), with the identity
+    policy keyless signers must meet: like cosign, a root without an identity is refused."""
+    from pathlib import Path
+
+    from sigscope.errors import UsageError
+
+    if path is None:
+        if any(v is not None for v in identity):
+            raise UsageError("--certificate-identity/--certificate-oidc-issuer need --trusted-root")
+        return None
+    if identity[0] is None and identity[1] is None:
+        raise UsageError(
+            "--trusted-root needs --certificate-identity or --certificate-identity-regexp "
+            "(use --certificate-identity-regexp '.*' to accept any signer under this root)"
+        )
+    from sigscope.trust.identity import IdentityPolicy, PolicyError
+    from sigscope.trust.sigstore_offline import TrustedRootError, load_trusted_root
+
+    try:
+        IdentityPolicy.build(*identity)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        data = Path(path).read_bytes()
+        load_trusted_root(data, path)
+    except OSError as exc:
+        raise UsageError(f"cannot read --trusted-root {path}: {exc.strerror}") from None
+    except TrustedRootError as exc:
+        raise UsageError(f"--trusted-root: {exc}") from None
+    return data
+
+
 def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list[bytes]:
     """DER roots from --ca-file / --trust-store, else the system store (Debian's bundle)."""
     import ssl
+    import warnings
     from pathlib import Path
 
     from cryptography import x509
@@ -169,7 +205,9 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
         system = Path(ssl.get_default_verify_paths().openssl_cafile)
         if system.is_file():
             data = system.read_bytes()
-            roots += [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(data)]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a few system roots have negative serials
+                roots += [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(data)]
     return roots
 
 
@@ -220,6 +258,26 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
 )
 @gpg_keyring_option("Trusted OpenPGP public keys for detached .asc/.sig signatures, repeatable.")
 @click.option(
+    "--trusted-root",
+    metavar="JSON",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Sigstore trusted_root.json: --verify checks keyless bundles offline (Fulcio, Rekor, CT).",
+)
+@click.option(
+    "--certificate-identity", metavar="SAN", help="With --trusted-root: the SAN a keyless signer must have."
+)
+@click.option(
+    "--certificate-identity-regexp",
+    metavar="RE",
+    help="As --certificate-identity, a regular expression searched in each SAN ('.*': any signer).",
+)
+@click.option(
+    "--certificate-oidc-issuer", metavar="URL", help="With --trusted-root: the OIDC issuer (exact)."
+)
+@click.option(
+    "--certificate-oidc-issuer-regexp", metavar="RE", help="With --trusted-root: the OIDC issuer (regexp)."
+)
+@click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON_CHOICES),
     multiple=True,
@@ -238,6 +296,11 @@ def scan_fs_cmd(
     trust_dirs: tuple[str, ...],
     keys: tuple[str, ...],
     gpg_keyrings: tuple[str, ...],
+    trusted_root: str | None,
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
     fail_on: tuple[str, ...],
 ) -> None:
     """Report every signed file under PATH...: Authenticode (PE, MSI, CAB), JAR, PowerShell, XML-DSig,
@@ -282,12 +345,29 @@ def scan_fs_cmd(
         load_gpg_keyrings(gpg_keyrings)
         keyring_blobs = [Path(name).read_bytes() for name in gpg_keyrings]
     roots = _trust_store(ca_files, trust_dirs) if verify else []
-    spec = TrustSpec(roots=tuple(roots), keys=tuple(key_pems), keyrings=tuple(keyring_blobs), at=utcnow())
+    identity = (
+        certificate_identity,
+        certificate_identity_regexp,
+        certificate_oidc_issuer,
+        certificate_oidc_issuer_regexp,
+    )
+    root_bytes = _sigstore_root(trusted_root, identity)
+    spec = TrustSpec(
+        roots=tuple(roots),
+        keys=tuple(key_pems),
+        keyrings=tuple(keyring_blobs),
+        at=utcnow(),
+        trusted_root=root_bytes if verify else None,
+        trusted_root_name=trusted_root or "--trusted-root",
+        identity=identity,
+    )
     cache = None
     if cache_file is not None:
         import hashlib
 
-        material = hashlib.sha256(b"".join([*roots, *key_pems, *keyring_blobs])).hexdigest()
+        policy = "\0".join(v or "" for v in identity).encode()
+        sigstore = [root_bytes, policy] if verify and root_bytes is not None else []
+        material = hashlib.sha256(b"".join([*roots, *key_pems, *keyring_blobs, *sigstore])).hexdigest()
         cache = ScanCache(Path(cache_file), f"verify={verify}:{material}")
         if cache.discarded:
             click.echo(f"sigscope: --cache {cache_file}: made under other options, starting afresh", err=True)

@@ -31,6 +31,9 @@ class FileTrust:
     # keys (`--gpg-keyring`); typed loosely so handlers that never need them import nothing for them.
     keys: tuple[Any, ...] = ()  # cryptography public keys
     gpg_keyring: Any = None  # sigscope.trust.pgp.Keyring | None
+    # Keyless Sigstore bundles (`--trusted-root` with the --certificate-identity policy):
+    # sigscope.trust.identity.CertificateTrust | None, its `sigstore` set.
+    sigstore: Any = None
 
 
 @dataclass

@@ -403,6 +403,29 @@ def _chain_check(
 # ---------------------------------------------------------------- Sigstore bundles
 
 
+def _sigstore_check(blob: bytes, digest: str | None, trust: Any, record: FileSignature) -> Check:
+    """A keyless bundle under --trusted-root: the sigstore library verifies the Fulcio chain, SCT, log entry
+    and signature offline, and our identity policy (--certificate-identity...) must hold, as `verify` judges
+    a bundle on an image. One `trusted-chain` check says it all: the bundle's own integrity (its signature
+    over this file's digest) is already checked by the parser, so what is left is whom to trust."""
+    from sigscope.trust.sigstore_offline import verify_bundle
+
+    algorithm, _, hexdigest = (digest or "").partition(":")
+    if algorithm != "sha256":
+        record.chain_status = "untrusted: no SHA-256 digest of the signed file to verify against"
+        return Check.failed("trusted-chain", "the signed file was not found next to the bundle")
+    outcome = verify_bundle(blob, trust.sigstore, trust.policy, digest=bytes.fromhex(hexdigest))
+    failed = [c for c in outcome.checks if c.outcome is not Outcome.PASSED]
+    if failed:
+        record.chain_status = f"untrusted: {failed[0].detail}"
+        return Check.failed("trusted-chain", "; ".join(f"{c.name}: {c.detail}" for c in failed))
+    passed = "; ".join(c.detail for c in outcome.checks)
+    record.chain_status = "trusted"
+    if outcome.identity is not None:
+        record.details["verifiedIdentity"] = outcome.identity
+    return Check.passed("trusted-chain", passed)
+
+
 def from_signature(signature: Signature, kind: str) -> FileSignature:
     """A registry-style `Signature` (Sigstore bundle, cosign, Notary...) as a file-scan record."""
     signer = signature.signer
@@ -440,8 +463,11 @@ def _bundle(path: Path, subject: Path | None, verify: bool, trust: FileTrust) ->
         return result
     leaf_pem = parsed.evidence.get("certificate")
     if leaf_pem is not None:
-        chain = certs.load_pem_chain(leaf_pem + parsed.evidence.get("chain", b""))
-        record.checks.append(_chain_check(chain[0], chain[1:], trust, now, record))
+        if trust.sigstore is not None:
+            record.checks.append(_sigstore_check(blob, digest, trust.sigstore, record))
+        else:
+            chain = certs.load_pem_chain(leaf_pem + parsed.evidence.get("chain", b""))
+            record.checks.append(_chain_check(chain[0], chain[1:], trust, now, record))
         record.settle()
         return result
     # Key-signed bundle: the supplied keys decide.

@@ -51,18 +51,40 @@ class TrustSpec:
     keys: tuple[bytes, ...] = ()  # PEM public keys
     keyrings: tuple[bytes, ...] = ()  # OpenPGP keyrings (binary or armored)
     at: datetime | None = None
+    # A Sigstore trusted_root.json and the identity policy keyless bundles must meet: (identity,
+    # identity regexp, OIDC issuer, issuer regexp), as the --certificate-* flags give them.
+    trusted_root: bytes | None = None
+    trusted_root_name: str = "--trusted-root"
+    identity: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
 
     def build(self) -> FileTrust:
+        import warnings
+
         from cryptography import x509
 
         from sigscope.trust.keys import load_public_key
         from sigscope.trust.pgp import load_keyrings
 
+        with warnings.catch_warnings():
+            # System stores hold a few certificates cryptography warns about (negative serials); a
+            # root that is never used must not print into a scan's output.
+            warnings.simplefilter("ignore")
+            roots = tuple(x509.load_der_x509_certificate(der) for der in self.roots)
+        sigstore = None
+        if self.trusted_root is not None:
+            from sigscope.trust.identity import CertificateTrust, IdentityPolicy
+            from sigscope.trust.sigstore_offline import load_trusted_root
+
+            sigstore = CertificateTrust(
+                policy=IdentityPolicy.build(*self.identity),
+                sigstore=load_trusted_root(self.trusted_root, self.trusted_root_name),
+            )
         return FileTrust(
-            roots=tuple(x509.load_der_x509_certificate(der) for der in self.roots),
+            roots=roots,
             at=self.at or datetime.now(UTC),
             keys=tuple(load_public_key(pem) for pem in self.keys),
             gpg_keyring=load_keyrings(list(self.keyrings)) if self.keyrings else None,
+            sigstore=sigstore,
         )
 
 

@@ -142,7 +142,8 @@ def _explain(message: str) -> str:
     message = _NOISE.sub("", message)
     where = _WHERE.search(message)
     if where:
-        message = f"{message[: where.start()]} ({where.group(1)})"
+        # a Fulcio certificate's subject is empty: then there is no "whose" to add
+        message = message[: where.start()] + (f" ({where.group(1)})" if where.group(1) else "")
     if "all candidates exhausted with no interior errors" in message:
         return "no path to a trusted root"
     return message.replace("cert is not valid at validation time", "certificate not valid at that time")
