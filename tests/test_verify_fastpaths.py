@@ -13,6 +13,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testbed import build_layout
@@ -168,6 +169,23 @@ def test_fast_parse_then_key_then_verdict_matches_the_general_path() -> None:
     assert not verify("registry.test/other", DIGEST, [sig], Policy()).verified
 
 
+def scan_layout(store: OCILayout, keys: list[Any]) -> list[Signature]:
+    """scan_image on the layout's `v1` with `keys`, as `sigscope verify oci:DIR:v1 --key ...` runs it."""
+
+    async def run() -> list[Signature]:
+        [result] = await scan_image(
+            store,
+            "v1",
+            source=f"oci:{store.path}",
+            repo_name="",
+            registry="",
+            options=ScanOptions(now=NOW, keys=keys),
+        )
+        return result.signatures
+
+    return asyncio.run(run())
+
+
 class CountingLayout(OCILayout):
     """The real layout, counting blob reads."""
 
@@ -213,19 +231,7 @@ def test_layers_sharing_a_blob_read_it_once(tmp_path: Path) -> None:
     algorithm, encoded = bad.split(":")
     (tmp_path / "blobs" / algorithm / encoded).write_bytes(b"tampered")
     store = CountingLayout(tmp_path)
-
-    async def scan() -> list[Signature]:
-        [result] = await scan_image(
-            store,
-            "v1",
-            source=f"oci:{tmp_path}",
-            repo_name="",
-            registry="",
-            options=ScanOptions(now=NOW, keys=keys),
-        )
-        return result.signatures
-
-    signatures = asyncio.run(scan())
+    signatures = scan_layout(store, keys)
     layer_reads = [d for d in store.reads if d != digest]
     assert sorted(layer_reads) == sorted({*layer_reads}) and len(layer_reads) == 2
     assert [s.status for s in signatures] == [Status.VERIFIED] * 4 + [Status.INVALID]
@@ -288,19 +294,7 @@ def test_verifying_ahead_on_threads_gives_the_sequential_answers(
         monkeypatch.setattr(registry, "verify_threads", lambda: threads)
         cosign.clear_caches()
         trust_keys.clear_caches()
-
-        async def run() -> list[Signature]:
-            [result] = await scan_image(
-                OCILayout(tmp_path),
-                "v1",
-                source=f"oci:{tmp_path}",
-                repo_name="",
-                registry="",
-                options=ScanOptions(now=NOW, keys=keys),
-            )
-            return result.signatures
-
-        return asyncio.run(run())
+        return scan_layout(OCILayout(tmp_path), keys)
 
     alone = scan(1)
     assert ahead == [0]
