@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -15,15 +16,18 @@ from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console
 from sigscope.errors import EXIT_FAILED, UsageError
+from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
-from sigscope.sources.revocation import CRLCache, FetchOptions, collect_evidence, default_cache_dir
 from sigscope.trust.certs import utcnow
-from sigscope.trust.notation_verify import DEFAULT_MAX_SIGNATURES, NotationVerdict
 from sigscope.verify import Policy, Verdict, verify
+
+if TYPE_CHECKING:  # the notation and revocation machinery loads only for --notation-config
+    from sigscope.sources.revocation import FetchOptions
+    from sigscope.trust.notation_verify import NotationVerdict
 
 
 def _notation_verdict(
@@ -39,6 +43,7 @@ def _notation_verdict(
     if trust.notation is None:
         return None
     from sigscope.oci.reference import parse_image
+    from sigscope.sources.revocation import collect_evidence
     from sigscope.trust.notation_policy import TrustPolicyError
     from sigscope.trust.notation_verify import NOTATION_FORMATS, revocation_targets, verify_image
 
@@ -74,6 +79,8 @@ class RevocationOptions:
     use_cache: bool = True
 
     def fetch_options(self) -> FetchOptions:
+        from sigscope.sources.revocation import CRLCache, FetchOptions, default_cache_dir
+
         cache = None
         if self.use_cache:
             cache = CRLCache(Path(self.crl_cache) if self.crl_cache else default_cache_dir())

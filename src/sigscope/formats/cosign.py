@@ -37,7 +37,6 @@ from sigscope.formats.bundle import (
 )
 from sigscope.model import Check, Descriptor, Signature, SignatureFormat, SignerIdentity
 from sigscope.trust import certs
-from sigscope.trust import timestamp as timestamps
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
@@ -155,6 +154,9 @@ def _record_timestamp(sig: Signature, data: bytes | None) -> None:
     text = sig.evidence.get("timestamp")
     if text is None:
         return
+    # Imported here: only a layer carrying a timestamp needs the CMS machinery (~35 ms of every start).
+    from sigscope.trust import timestamp as timestamps
+
     try:
         response = read_timestamp_annotation(text.decode())
     except (MalformedError, UnicodeDecodeError) as exc:

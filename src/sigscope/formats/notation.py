@@ -49,6 +49,7 @@ ENVELOPE_MEDIA_TYPES = frozenset({JWS_MEDIA_TYPE, COSE_MEDIA_TYPE})
 
 # notation-go refuses bigger envelopes; a larger blob is not a signature it would ever have written.
 MAX_ENVELOPE_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_SIGNATURES = 100  # notation's --max-signatures default
 
 SCHEME_X509 = "notary.x509"
 SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"

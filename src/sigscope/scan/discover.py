@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
@@ -23,9 +24,11 @@ from sigscope.oci.layout import OCILayout
 from sigscope.oci.store import Repository
 from sigscope.sources import lookaside
 from sigscope.trust.identity import CertificateTrust
-from sigscope.trust.notation_policy import NotationTrust
-from sigscope.trust.pgp import Keyring
-from sigscope.trust.timestamp import TimestampTrust
+
+if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
+    from sigscope.trust.notation_policy import NotationTrust
+    from sigscope.trust.pgp import Keyring
+    from sigscope.trust.timestamp import TimestampTrust
 
 MAX_LAYERS = 1000  # cosign's own bound on a .sig manifest
 MAX_REFERRERS = 256

@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
@@ -26,10 +26,11 @@ from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.identity import CertificateTrust, apply_certificates
 from sigscope.trust.keys import apply_keys, verify_ahead
-from sigscope.trust.notation_policy import NotationTrust
-from sigscope.trust.notation_verify import apply_notation
-from sigscope.trust.pgp import Keyring, apply_keyring
-from sigscope.trust.timestamp import TimestampTrust, apply_timestamp_trust
+
+if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
+    from sigscope.trust.notation_policy import NotationTrust
+    from sigscope.trust.pgp import Keyring
+    from sigscope.trust.timestamp import TimestampTrust
 
 
 @dataclass
@@ -245,12 +246,25 @@ def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signat
 def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
     # Each applies only to the formats its trust material can vouch for and leaves the others untouched.
     # The timestamp goes first: only a verified one gives the certificate checks a signing time.
-    signature = apply_timestamp_trust(signature, ctx.timestamps, ctx.now)
+    # The TSA, notation and OpenPGP machinery is imported only when its trust material was given
+    # (each apply_* leaves a signature as it is without it): most runs need none of it.
+    if ctx.timestamps is not None:
+        from sigscope.trust.timestamp import apply_timestamp_trust
+
+        signature = apply_timestamp_trust(signature, ctx.timestamps, ctx.now)
     signature = apply_certificates(signature, ctx.certificates, ctx.now)
-    # Notation trust policies select statements by repository (host/path); layouts only match "*".
-    scope = f"{ctx.registry}/{ctx.repo_name}" if ctx.registry else None
-    signature = apply_notation(signature, ctx.notation, scope, ctx.now)
-    return apply_keyring(apply_keys(signature, ctx.keys), ctx.gpg_keyring, ctx.now)
+    if ctx.notation is not None:
+        from sigscope.trust.notation_verify import apply_notation
+
+        # Notation trust policies select statements by repository (host/path); layouts only match "*".
+        scope = f"{ctx.registry}/{ctx.repo_name}" if ctx.registry else None
+        signature = apply_notation(signature, ctx.notation, scope, ctx.now)
+    signature = apply_keys(signature, ctx.keys)
+    if ctx.gpg_keyring is not None:
+        from sigscope.trust.pgp import apply_keyring
+
+        signature = apply_keyring(signature, ctx.gpg_keyring, ctx.now)
+    return signature
 
 
 async def _children(

@@ -47,6 +47,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sigscope.formats import notation
+from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Check, Outcome, Signature, SignatureFormat, Status
 from sigscope.trust import certs, notary_certs
 from sigscope.trust import revocation as rev
@@ -62,7 +63,6 @@ from sigscope.trust.notation_policy import (
 from sigscope.trust.truststore import TrustStore
 
 NOTATION_FORMATS = frozenset({SignatureFormat.NOTATION_JWS, SignatureFormat.NOTATION_COSE})
-DEFAULT_MAX_SIGNATURES = 100  # notation's --max-signatures default
 
 CHECK_TRUST_STORE = "trust-store"
 CHECK_IDENTITY = "trusted-identity"
