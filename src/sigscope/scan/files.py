@@ -33,6 +33,7 @@ from sigscope.files import detached
 from sigscope.files.base import HEAD_SIZE, FileResult, FileTrust
 from sigscope.files.cache import ScanCache, stamp
 from sigscope.files.registry import HANDLERS, Classifier
+from sigscope.scan import usable_cpus
 
 # Candidate files per pool task, and tasks in flight per worker before the walk waits for one. Each task
 # costs the walking process a submit, a wake-up and the results' unpickling on the pool's thread, all
@@ -514,13 +515,6 @@ def _done(
         if counter is not None:
             counter.finished()
         yield from results
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # a container's or taskset's share, not the machine's
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def auto_jobs(verify: bool, cpus: int | None = None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient
 from sigscope.oci.store import Repository
+from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.identity import CertificateTrust, apply_certificates
@@ -224,11 +224,7 @@ _AHEAD_BLOCK = 1024
 def verify_threads() -> int:
     """Threads for verifying one image's signatures ahead (trust/keys.verify_ahead): one per usable CPU, at
     most 4."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return min(cpus, 4)
+    return min(usable_cpus(), 4)
 
 
 def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signature]:
