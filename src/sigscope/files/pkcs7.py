@@ -631,28 +631,11 @@ class Tlv:
 
 
 def _walk(data: bytes, at: int, limit: int) -> list[Tlv]:
-    """The values encoded one after another in data[at:limit].
-
-    The common case (low tag number, definite length of at most four octets, in bounds) is decoded
-    here; anything else (a high tag number, an indefinite length, a value running past `limit`) goes
-    to asn1crypto's parser, which decides and words the error exactly as it always did."""
+    """The values encoded one after another in data[at:limit] (each as _first reads it)."""
     out: list[Tlv] = []
-    append = out.append
     while at < limit:
-        first = data[at]
-        body = at + 2
-        if first & 31 != 31 and body <= limit:
-            length = data[at + 1]
-            if length >= 0x80:
-                body += length - 0x80
-                length = int.from_bytes(data[at + 2 : body], "big") if 0x80 < length <= 0x84 else -1
-            end = body + length
-            if length >= 0 and end <= limit:
-                append(Tlv(first >> 6, first & 31, data, at, body, end, end))
-                at = end
-                continue
-        value = _slow(data, at, limit)
-        append(value)
+        value = _first(data, at, limit)
+        out.append(value)
         at = value._end
     return out
 
@@ -672,7 +655,11 @@ def _one(data: bytes, at: int, limit: int, strict: bool) -> Tlv:
 
 
 def _first(data: bytes, at: int, limit: int) -> Tlv:
-    # _walk's decoder for one value (inlined there: a call per value is a noticeable share of a walk)
+    """The value at data[at], which must end by `limit`.
+
+    The common case (low tag number, definite length of at most four octets, in bounds) is decoded
+    here; anything else (a high tag number, an indefinite length, a value running past `limit`) goes
+    to asn1crypto's parser, which decides and words the error exactly as it always did."""
     first = data[at]
     body = at + 2
     if first & 31 != 31 and body <= limit:
