@@ -81,7 +81,7 @@ from sigscope.sign import (
 )
 from sigscope.trust import keys as trust_keys
 from sigscope.trust.certs import utcnow
-from sigscope.trust.keys import apply_keys, load_public_key, verify_ahead
+from sigscope.trust.keys import AHEAD_BLOCK, apply_keys, load_public_key, verify_ahead
 from sigscope.verify import Policy, image_identity, verify
 
 TAG = "v1"
@@ -242,8 +242,8 @@ def main() -> None:
             # image reference.
             def run() -> None:
                 sigs = parse_all(source)
-                for start in range(0, len(sigs), 1024):
-                    block = sigs[start : start + 1024]
+                for start in range(0, len(sigs), AHEAD_BLOCK):
+                    block = sigs[start : start + AHEAD_BLOCK]
                     verify_ahead(block, trusted, threads)
                     for sig in block:
                         apply_keys(sig, trusted)

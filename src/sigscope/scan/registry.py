@@ -25,7 +25,7 @@ from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.identity import CertificateTrust, apply_certificates
-from sigscope.trust.keys import apply_keys, verify_ahead
+from sigscope.trust.keys import AHEAD_BLOCK, apply_keys, verify_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
     from sigscope.trust.notation_policy import NotationTrust
@@ -216,11 +216,6 @@ async def _image(
     return result
 
 
-# Signatures verified ahead on threads per block: half the verified-signature memory (trust/keys.py), so
-# each block's answers are still remembered when apply_keys reaches them.
-_AHEAD_BLOCK = 1024
-
-
 def verify_threads() -> int:
     """Threads for verifying one image's signatures ahead (trust/keys.verify_ahead): one per usable CPU, at
     most 4."""
@@ -228,12 +223,12 @@ def verify_threads() -> int:
 
 
 def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signature]:
-    if not ctx.keys or len(signatures) < 2:
+    if not ctx.keys:
         return [_trust(ctx, s) for s in signatures]
     threads = verify_threads()
     trusted: list[Signature] = []
-    for start in range(0, len(signatures), _AHEAD_BLOCK):
-        block = signatures[start : start + _AHEAD_BLOCK]
+    for start in range(0, len(signatures), AHEAD_BLOCK):
+        block = signatures[start : start + AHEAD_BLOCK]
         verify_ahead(block, ctx.keys, threads)
         trusted.extend(_trust(ctx, s) for s in block)
     return trusted

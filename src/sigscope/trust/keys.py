@@ -174,6 +174,9 @@ def _remember(signed: tuple[bytes, bytes] | None, trusted: _Trusted) -> None:
 
 # Below this many signatures to check, starting threads costs more than the verifies they share out.
 PARALLEL_MIN = 64
+# Signatures handed to verify_ahead at a time (1024): a quarter of the verified-signature memory, so a
+# block's answers are all still remembered when apply_keys reaches them.
+AHEAD_BLOCK = _VERIFIED_MAX // 4
 
 
 def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes], threads: int) -> int:
@@ -184,8 +187,8 @@ def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes]
     several cores. Nothing is decided here: each signature that verified is put in the memory of verified
     signatures (its exact signature and payload bytes -> the very key object that verified them), which
     apply_keys consults first, so it then records the same checks it would have after verifying itself;
-    one that did not verify is left for apply_keys, which tries every key again and says so. Keep the
-    batch at most half the memory's size so none is forgotten before apply_keys gets to it.
+    one that did not verify is left for apply_keys, which tries every key again and says so. Hand it
+    AHEAD_BLOCK signatures at a time so none is forgotten before apply_keys gets to it.
     """
     if threads < 2 or not keys:
         return 0
