@@ -90,6 +90,10 @@ def test_unsigned_and_sniff(tmp_path: Path) -> None:
     assert HANDLER.sniff((DOCS / "signed-rsa.xml").read_bytes()[:HEAD_SIZE], Path("a.xml"))
     assert not HANDLER.sniff((DOCS / "unsigned.xml").read_bytes(), Path("a.xml"))
     assert not HANDLER.sniff(b"PK\x03\x04", Path("a.xml"))
+    # binary data that happens to start like XML (1 file in ~200 of random bytes does)
+    binary = b"<" + random.Random(4).randbytes(HEAD_SIZE - 1)
+    assert b"\0" in binary and not HANDLER.sniff(binary, Path("data.bin"))
+    assert not HANDLER.sniff(b" \r\n<a>\0</a>", Path("a.xml"))
     # A big document whose signature is past the head: sniff defers, inspect finds it.
     big = tmp_path / "big.xml"
     signed = (DOCS / "signed-rsa.xml").read_bytes()

@@ -63,7 +63,9 @@ class XmlDsigHandler:
     first_bytes = _XML_LEADING  # registry.Classifier: what _xml_like can accept first
 
     def sniff(self, head: bytes, path: Path) -> bool:
-        if not _xml_like(head):
+        if not _xml_like(head) or b"\0" in head:
+            # XML in UTF-8 never holds a NUL (and UTF-16 is not _xml_like): binary data that
+            # happens to start with "<" is nobody's, not an unsigned document.
             return False
         # A small file is all in `head`; a big one may carry its signature at the end: inspect decides.
         return DS_BYTES in head or len(head) >= HEAD_SIZE
