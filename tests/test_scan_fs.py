@@ -579,6 +579,10 @@ def test_trusted_root_usage_errors(tmp_path: Path) -> None:
             "--certificate-identity-regexp",
         ),
         (("--trusted-root", str(bad_root), "--certificate-identity-regexp", ".*"), "--trusted-root:"),
+        (
+            ("--trusted-root", str(tmp_path / "absent.json"), "--certificate-identity-regexp", ".*"),
+            "does not exist",
+        ),
     ]
     for args, message in cases:
         result = run("scan", "fs", str(tmp_path), "--verify", *args)

@@ -180,8 +180,10 @@ def load_certificate_trust(
     ca_roots: tuple[str, ...],
     ca_intermediates: tuple[str, ...],
     trusted_root: str | None,
+    root_flags: tuple[str, ...] = ("--ca-roots", "--trusted-root"),
 ) -> CertificateTrust | None:
-    """The certificate flags as one policy; like cosign, roots without an identity are refused."""
+    """The certificate flags as one policy; like cosign, roots without an identity are refused.
+    `root_flags` names the root flags the command has, for the usage errors."""
     from sigscope.trust.identity import CertificateTrust, IdentityPolicy, PolicyError
 
     anchors = bool(ca_roots or trusted_root)
@@ -189,11 +191,13 @@ def load_certificate_trust(
     if not anchors and not asked and not ca_intermediates:
         return None
     if not anchors:
-        raise UsageError("--certificate-identity/--certificate-oidc-issuer need --ca-roots or --trusted-root")
+        raise UsageError(f"--certificate-identity/--certificate-oidc-issuer need {' or '.join(root_flags)}")
     if identity is None and identity_regexp is None:
+        one = len(root_flags) == 1
         raise UsageError(
-            "--ca-roots/--trusted-root need --certificate-identity or --certificate-identity-regexp "
-            "(use --certificate-identity-regexp '.*' to accept any signer under these roots)"
+            f"{'/'.join(root_flags)} need{'s' if one else ''} --certificate-identity or "
+            "--certificate-identity-regexp (use --certificate-identity-regexp '.*' to accept any signer "
+            f"under {'this root' if one else 'these roots'})"
         )
     try:
         policy = IdentityPolicy.build(identity, identity_regexp, issuer, issuer_regexp)

@@ -135,36 +135,30 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
 def _sigstore_root(
     path: str | None, identity: tuple[str | None, str | None, str | None, str | None]
 ) -> bytes | None:
-    """--trusted-root's bytes, checked here (a usage error before anything is scanned), with the identity
-    policy keyless signers must meet: like cosign, a root without an identity is refused."""
+    """--trusted-root's bytes (the worker processes rebuild the root from them), checked here with
+    the identity policy keyless signers must meet: usage errors before anything is scanned."""
     from pathlib import Path
 
+    from sigscope.cli.options import load_certificate_trust
+
+    checked = load_certificate_trust(
+        identity=identity[0],
+        identity_regexp=identity[1],
+        issuer=identity[2],
+        issuer_regexp=identity[3],
+        ca_roots=(),
+        ca_intermediates=(),
+        trusted_root=path,
+        root_flags=("--trusted-root",),
+    )
+    if checked is None or path is None:
+        return None
     from sigscope.errors import UsageError
 
-    if path is None:
-        if any(v is not None for v in identity):
-            raise UsageError("--certificate-identity/--certificate-oidc-issuer need --trusted-root")
-        return None
-    if identity[0] is None and identity[1] is None:
-        raise UsageError(
-            "--trusted-root needs --certificate-identity or --certificate-identity-regexp "
-            "(use --certificate-identity-regexp '.*' to accept any signer under this root)"
-        )
-    from sigscope.trust.identity import IdentityPolicy, PolicyError
-    from sigscope.trust.sigstore_offline import TrustedRootError, load_trusted_root
-
     try:
-        IdentityPolicy.build(*identity)
-    except PolicyError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        data = Path(path).read_bytes()
-        load_trusted_root(data, path)
-    except OSError as exc:
+        return Path(path).read_bytes()
+    except OSError as exc:  # gone since it was loaded a moment ago
         raise UsageError(f"cannot read --trusted-root {path}: {exc.strerror}") from None
-    except TrustedRootError as exc:
-        raise UsageError(f"--trusted-root: {exc}") from None
-    return data
 
 
 def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list[bytes]:
