@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from testbed import RegistryHandle, free_port
+from testbed import RegistryHandle, refused_port
 
 from sigscope.errors import SigscopeError, TooLargeError, UnreachableError, UsageError
 from sigscope.formats import simplesigning
@@ -425,7 +425,7 @@ async def test_http_limits(http_store: StaticServer) -> None:
 
 
 async def test_http_unreachable() -> None:
-    base = f"http://user:secret@127.0.0.1:{free_port()}/sigs"
+    base = f"http://user:secret@127.0.0.1:{refused_port()}/sigs"
     with pytest.raises(UnreachableError) as info:
         await read_signatures(base, "r", DIGEST)
     assert "secret" not in str(info.value)

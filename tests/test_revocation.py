@@ -70,7 +70,19 @@ CRL_VECTORS = (
     / "crl"
     / "testdata"
 )
+# Set afresh before each test (_clock below): the live OCSP responder and CRL stamp their answers with
+# the real clock, and a time taken at import falls behind it by however long the suite has run so far,
+# past the verifier's five minutes of allowed skew on a slow machine.
 NOW = datetime.now(UTC)
+_SOON = datetime.min.replace(tzinfo=UTC)  # a default meaning "shortly after NOW", read when called
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> None:
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 SUBJECT = Descriptor(
     "application/vnd.oci.image.manifest.v1+json",
     "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
@@ -86,7 +98,7 @@ class Peers:
     hang: HangingServer
 
     def evidence(
-        self, *names: str, timeout: float = 2.0, cache: Path | None = None
+        self, *names: str, timeout: float = 10.0, cache: Path | None = None
     ) -> rev.RevocationEvidence:
         options = fetch.FetchOptions(
             ocsp_timeout=timeout, crl_timeout=timeout, cache=fetch.CRLCache(cache) if cache else None
@@ -94,7 +106,7 @@ class Peers:
         return fetch.collect_evidence([rev.Target(self.pki.chain(n)) for n in names], NOW, options)
 
     def status(
-        self, name: str, *, signing_time: datetime | None = None, timeout: float = 2.0
+        self, name: str, *, signing_time: datetime | None = None, timeout: float = 10.0
     ) -> rev.ChainStatus:
         chain = self.pki.chain(name)
         return rev.chain_status(chain, self.evidence(name, timeout=timeout), NOW, signing_time)
@@ -102,9 +114,10 @@ class Peers:
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
-    # openssl ocsp needs its port before the certificates naming it exist: pick it, build, then start.
-    port = free_port()
+    # openssl ocsp needs its port before the certificates naming it exist: pick it, build, then start
+    # (picked after the other servers have bound theirs, which could otherwise be handed the same one).
     with CRLServer() as crl, HangingServer() as hang:
+        port = free_port()
         pki = RevocationPKI(
             tmp_path_factory.mktemp("revocation-pki"),
             f"http://127.0.0.1:{port}/",
@@ -307,9 +320,11 @@ def _response(
     signer: MiniCA | None = None,
     include: list[x509.Certificate] | None = None,
     this_update: datetime | None = None,
-    next_update: datetime | None = NOW + timedelta(hours=1),
+    next_update: datetime | None = _SOON,
     for_cert: x509.Certificate | None = None,
 ) -> bytes:
+    if next_update is _SOON:
+        next_update = NOW + timedelta(hours=1)
     signer = signer or ca
     builder = ocsp.OCSPResponseBuilder().add_response(
         cert=for_cert or leaf.cert,
@@ -432,11 +447,13 @@ def _crl(
     ca: MiniCA,
     entries: list[x509.RevokedCertificate],
     *,
-    next_update: datetime | None = NOW + timedelta(days=1),
+    next_update: datetime | None = _SOON,
     number: int = 1,
     extensions: list[tuple[x509.ExtensionType, bool]] | None = None,
     signer: MiniCA | None = None,
 ) -> x509.CertificateRevocationList:
+    if next_update is _SOON:
+        next_update = NOW + timedelta(days=1)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
@@ -633,7 +650,7 @@ def judged(
     policy: TrustPolicyStatement,
     *,
     tsa: TSAServer | None = None,
-    timeout: float = 2.0,
+    timeout: float = 10.0,
 ) -> NotationResult:
     entity = peers.pki[name]
     blob = build_jws(entity.key, peers.pki.chain(name), tsa=tsa)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed import RegistryHandle, build_layout, cosign_sig_tag, fetch_manifest, free_port, push_layout
+from testbed import RegistryHandle, build_layout, cosign_sig_tag, fetch_manifest, push_layout, refused_port
 from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.pki import PKI
 from testbed.tsa import TSAServer
@@ -132,8 +132,9 @@ def test_sign_attaches_cosigns_annotation(
 def test_sign_with_unreachable_tsa_fails_cleanly(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     layout = tmp_path / "layout"
     digest = build_layout(layout, "v1", seed="sigscope/timestamp/unreachable")
-    result = run("sign", f"oci:{layout}:v1", "--key", str(keys[0]), "--timestamp-url",
-                 f"http://127.0.0.1:{free_port()}/", "--sign-container-identity", "r.example/a")  # fmt: skip
+    dead = f"http://127.0.0.1:{refused_port()}/"
+    result = run("sign", f"oci:{layout}:v1", "--key", str(keys[0]), "--timestamp-url", dead,
+                 "--sign-container-identity", "r.example/a")  # fmt: skip
     one_line_error(result, 2, "cannot connect to TSA")
     index = json.loads((layout / "index.json").read_text())
     assert not any(

@@ -397,10 +397,10 @@ async def test_fetch_timestamp(tsa: TSAServer) -> None:
 
 
 async def test_fetch_unreachable() -> None:
-    from testbed import free_port
+    from testbed import refused_port
 
     with pytest.raises(TSAUnreachable, match="cannot connect"):
-        await fetch_timestamp(f"http://127.0.0.1:{free_port()}/", DATA, timeout=5)
+        await fetch_timestamp(f"http://127.0.0.1:{refused_port()}/", DATA, timeout=5)
 
 
 async def test_fetch_http_error(tsa: TSAServer) -> None:

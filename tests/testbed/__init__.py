@@ -35,6 +35,7 @@ from .registry import (
     RegistryHandle,
     free_port,
     make_tls_files,
+    refused_port,
     registry_binary,
     start_registry,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "push_many",
     "put_tags",
     "read_blob",
+    "refused_port",
     "registry_binary",
     "sha256_digest",
     "start_registry",

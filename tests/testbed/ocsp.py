@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from .registry import free_port
+from .registry import free_port, refused_port
 
 CODE = "code"
 TSA = "tsa"
@@ -80,7 +80,7 @@ def _name(cn: str) -> x509.Name:
 
 def closed_port_url() -> str:
     """An http URL nobody listens on (connection refused)."""
-    return f"http://127.0.0.1:{free_port()}/"
+    return f"http://127.0.0.1:{refused_port()}/"
 
 
 @dataclass

@@ -48,6 +48,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_REFUSING: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections for the rest of the run: bound but never listening, so
+    no server started later can be handed it (as it could a port free_port() found and let go)."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    _REFUSING.append(held)
+    return int(held.getsockname()[1])
+
+
 @dataclass
 class RegistryHandle:
     host: str  # "127.0.0.1:PORT"
