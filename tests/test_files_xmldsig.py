@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -154,6 +155,87 @@ def test_partial_signature_is_reported(tmp_path: Path) -> None:
     assert check(sig, "coverage") is Outcome.FAILED and sig.status is Status.INVALID
     assert "covers only '#p1'" in sig.reason
     assert check(only(DOCS / "signed-rsa.xml"), "coverage") is Outcome.PASSED
+
+
+def _blank_signature(signed: str) -> str:
+    """The ds:Signature of a signed invoice with its values emptied again: a template for xmlsec1."""
+    block = signed[signed.index("  <Signature") : signed.index("</Invoice>")]
+    for element in ("DigestValue", "SignatureValue", "X509Data"):
+        block = re.sub(f"<{element}>.*?</{element}>", f"<{element}/>", block, flags=re.S)
+    return block
+
+
+def _nth(index: int) -> str:
+    return f"(//*[local-name()='Signature'])[{index + 1}]"
+
+
+def test_every_signature_is_verified_as_xmlsec1_does(tmp_path: Path) -> None:
+    """A second whole-document signature added to an EC-signed invoice: it covers the first, which
+    (an enveloped transform removing only its own element) no longer holds. Each is judged by itself."""
+    if shutil.which("xmlsec1") is None:
+        pytest.skip("xmlsec1 not installed (apt-get install -y xmlsec1)")
+    template = tmp_path / "template.xml"
+    second = _blank_signature((DOCS / "signed-rsa.xml").read_text())
+    template.write_text((DOCS / "signed-ec.xml").read_text().replace("</Invoice>", second + "</Invoice>"))
+    two = tmp_path / "two.xml"
+    key = f"{PKI / 'rsa-signer.key'},{PKI / 'rsa-signer.crt'}"
+    subprocess.run(
+        [
+            "xmlsec1",
+            "--sign",
+            "--privkey-pem",
+            key,
+            "--node-xpath",
+            _nth(1),
+            "--output",
+            str(two),
+            str(template),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    def verdicts(path: Path) -> list[tuple[str, Status, str]]:
+        return [(s.location, s.status, s.reason or "") for s in HANDLER.inspect(path, True, TRUST)]
+
+    def xmlsec1_accepts(path: Path, index: int) -> bool:
+        done = subprocess.run(
+            [
+                "xmlsec1",
+                "--verify",
+                "--trusted-pem",
+                str(PKI / "root.crt"),
+                "--node-xpath",
+                _nth(index),
+                str(path),
+            ],
+            capture_output=True,
+        )
+        return done.returncode == 0
+
+    [(first_at, first, why), (second_at, second, _)] = verdicts(two)
+    assert (first_at, second_at) == ("/Invoice/Signature[1]", "/Invoice/Signature[2]")
+    assert first is Status.INVALID and "digest: Digest mismatch" in why
+    assert second is Status.VERIFIED
+    assert [xmlsec1_accepts(two, i) for i in (0, 1)] == [False, True]
+    signers = [s.signer.subject if s.signer else None for s in HANDLER.inspect(two, True, TRUST)]
+    assert signers == [SUBJECT.format("EC Code Signer"), SUBJECT.format("RSA Code Signer")]
+
+    # the second SignatureValue broken: neither holds
+    text = two.read_text()
+    value = text.rindex("<SignatureValue>") + len("<SignatureValue>") + 8
+    broken = tmp_path / "broken.xml"
+    broken.write_text(text[:value] + ("A" if text[value] != "A" else "B") + text[value + 1 :])
+    assert [v[1] for v in verdicts(broken)] == [Status.INVALID, Status.INVALID]
+    assert "signature: " in verdicts(broken)[1][2] and not xmlsec1_accepts(broken, 1)
+
+    # the second signature presenting the first one's certificate: its own key is what it is checked with
+    first_cert = text[text.index("<X509Certificate>") : text.index("</X509Certificate>")]
+    last = text.rindex("<X509Certificate>")
+    swapped = tmp_path / "swapped.xml"
+    swapped.write_text(text[:last] + first_cert + text[text.index("</X509Certificate>", last) :])
+    [_, (_, status, why)] = verdicts(swapped)
+    assert status is Status.INVALID and why.startswith("signature: ")
 
 
 def test_external_entities_are_not_resolved(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,12 +98,7 @@ class XmlDsigHandler:
         for index, element in enumerate(elements):
             sig = self._describe(element, root, tree, now)
             if verify:
-                if index == 0:
-                    self._verify(sig, raw, element, trust, now)
-                else:
-                    sig.checks.append(
-                        Check.skipped("signature", "only the document's first signature is verified")
-                    )
+                self._verify(sig, raw, element, index, trust, now)
             results.append(sig.settle())
         return results
 
@@ -158,7 +154,9 @@ class XmlDsigHandler:
         leaf = leaves[0] if leaves else (found[0] if found else None)
         return [leaf, *[c for c in found if c is not leaf]] if leaf is not None else []
 
-    def _verify(self, sig: FileSignature, raw: bytes, element: Any, trust: FileTrust, now: datetime) -> None:
+    def _verify(
+        self, sig: FileSignature, raw: bytes, element: Any, index: int, trust: FileTrust, now: datetime
+    ) -> None:
         if sig.error:
             return
         chain = self._certificates(element)
@@ -166,7 +164,7 @@ class XmlDsigHandler:
             sig.checks.append(Check.failed("signature", "no certificate in KeyInfo to verify with"))
             return
         references = len(element.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference"))
-        signature, digest = _signxml_verify(raw, chain[0], references)
+        signature, digest = _signxml_verify(raw, chain[0], references, index)
         sig.checks.append(signature)
         sig.checks.append(digest)
         if sig.details["wholeDocument"]:
@@ -198,12 +196,44 @@ def _path(element: Any) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _signxml_verify(raw: bytes, leaf: x509.Certificate, references: int) -> tuple[Check, Check]:
-    """(signature, digest) checks. signxml checks the SignatureValue before the References."""
+@functools.cache
+def _verifier_class() -> type[Any]:
+    """signxml's verifier, made to verify the document's index-th ds:Signature (document order, as
+    inspect counts them) instead of the first it finds. Its signature lookup is a private method, so
+    a signxml without one leaves the verifier as it is, and _signxml_verify skips all but the first."""
+    from signxml.verifier import XMLVerifier
+
+    if not callable(getattr(XMLVerifier, "_get_signature", None)):
+        return XMLVerifier
+
+    class NthSignatureVerifier(XMLVerifier):
+        index = 0
+
+        def _get_signature(self, root: Any) -> Any:
+            # Called on the document and again on each copy signxml makes of it to resolve a Reference:
+            # the same position names the same element in both.
+            return list(root.iter(f"{{{DS}}}Signature"))[self.index]
+
+    return NthSignatureVerifier
+
+
+def _signxml_verify(
+    raw: bytes, leaf: x509.Certificate, references: int, index: int = 0
+) -> tuple[Check, Check]:
+    """(signature, digest) checks of the document's index-th signature. signxml checks the
+    SignatureValue before the References."""
     from lxml import etree
     from signxml.algorithms import SignatureMethod
     from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
     from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+    verifier_class = _verifier_class()
+    if index and verifier_class is XMLVerifier:
+        return Check.skipped("signature", "this signxml verifies only a document's first signature"), (
+            Check.skipped("digest", "not checked")
+        )
+    verifier = verifier_class()
+    verifier.index = index
 
     methods = frozenset(m for m in SignatureConfiguration().signature_methods if "hmac" not in m.value)
     assert all(isinstance(m, SignatureMethod) for m in methods)
@@ -216,7 +246,7 @@ def _signxml_verify(raw: bytes, leaf: x509.Certificate, references: int) -> tupl
         verification_time=leaf.not_valid_before_utc,
     )
     try:
-        XMLVerifier().verify(raw, x509_cert=leaf, expect_config=config)
+        verifier.verify(raw, x509_cert=leaf, expect_config=config)
     except InvalidDigest as exc:
         return Check.passed("signature", "SignatureValue holds over SignedInfo"), Check.failed(
             "digest", _said(exc, "a reference does not match its digest")
