@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from sigscope.errors import IntegrityError
-from sigscope.files import pkcs7
+from sigscope.files import apk, pkcs7
 from sigscope.files.base import FileHandler, FileSignature, FileTrust
 from sigscope.model import Check
 
@@ -227,11 +227,18 @@ class JarHandler:
                 for n in infos
                 if n.upper().startswith("META-INF/") and n.upper().endswith(".SF") and "/" not in n[9:]
             )
+            # APK Signature Scheme v2/v3 signers follow the v1 ones (apk.py); the block is found from the
+            # end record, so any ZIP carrying one is signed, whatever its name.
+            block = apk.find_block(zf.fp)
+            v2 = apk.inspect(zf.fp, block, verify, trust, now)
             if not signature_files:
-                return []
+                return v2
             manifest_name = next((n for n in infos if n.upper() == "META-INF/MANIFEST.MF"), None)
             manifest_raw = archive.read(manifest_name) if manifest_name else None
-            return [self._signer(archive, sf, manifest_raw, verify, trust, now) for sf in signature_files]
+            v1 = [
+                self._signer(archive, sf, manifest_raw, verify, trust, now, block) for sf in signature_files
+            ]
+            return v1 + v2
 
     def _signer(
         self,
@@ -241,6 +248,7 @@ class JarHandler:
         verify: bool,
         trust: FileTrust,
         now: datetime,
+        apk_block: apk.SigningBlock | None = None,
     ) -> FileSignature:
         stem = sf_name[:-3]
         block_name = next(
@@ -313,10 +321,15 @@ class JarHandler:
                 # by jarsigner, so it is no failure here either, but a scan says so.
                 sig.details["missingEntries"] = missing
                 sig.warnings.append(f"{len(missing)} signed entries are missing from the archive")
+        stripping = apk.stripped(sf.main.attributes.get("X-ANDROID-APK-SIGNED"), apk_block, sf_name)
         if data is None:
+            if stripping:
+                sig.warnings.append(stripping)
             return sig.settle()
 
         sig.checks.append(pkcs7.verify_signer(data, sf_raw))
+        if stripping:
+            sig.checks.append(Check.failed("stripping", stripping))
         if coverage is not None and manifest is not None:
             sig.checks.append(_entries_check(archive, manifest, coverage))
             unsigned = sig.details.get("unsignedEntries", [])
