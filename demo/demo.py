@@ -132,11 +132,10 @@ def sign_with_sigscope(host: str, work: Path, key: CosignKey) -> None:
 
 def scan_files() -> None:
     fixtures = ROOT / "tests" / "fixtures" / "files"
-    print("\n# sigscope scan fs: files signed by jarsigner, osslsigncode and xmlsec1, tampered ones included")
-    sigscope(
-        "scan", "fs", str(fixtures / "jar"), str(fixtures / "authenticode"), str(fixtures / "powershell"),
-        str(fixtures / "xml"), "--verify", "--ca-file", str(fixtures / "pki" / "root.crt"),
-    )  # fmt: skip
+    print("\n# sigscope scan fs: signed by jarsigner, apksigner, osslsigncode and xmlsec1, tampered ones too")
+    kinds = ("jar", "apk", "authenticode", "powershell", "xml")
+    root_ca = str(fixtures / "pki" / "root.crt")
+    sigscope("scan", "fs", *(str(fixtures / k) for k in kinds), "--verify", "--ca-file", root_ca)
 
 
 def main() -> None:
