@@ -41,6 +41,7 @@ MIN_SDK = {
     "tampered-signature-v2.apk": 24,
     "key-mismatch-v2.apk": 24,
     "stripped-v1v2v3.apk": 21,
+    "mixed-signers-v1-ec-v2-rsa.apk": 21,
 }
 RSA, EC, SELF = (
     SUBJECT.format(cn) for cn in ("RSA Code Signer", "EC Code Signer", "Self-Signed Code Signer")
@@ -60,6 +61,11 @@ EXPECTED: dict[str, list[tuple[str, Status, str, str | None]]] = {
     "tampered-signature-v2.apk": [("apk-v2", Status.INVALID, RSA, "signature: the RSASSA-PKCS1-v1_5-SHA256")],
     "key-mismatch-v2.apk": [("apk-v2", Status.INVALID, RSA, "certificate: the signer's public key is not")],
     "stripped-v1v2v3.apk": [("jar", Status.INVALID, RSA, "indicates the APK is signed using APK Signature")],
+    # v1 by apksigner (EC), a v2 block by another key added after: each holds, the signer sets differ
+    "mixed-signers-v1-ec-v2-rsa.apk": [
+        ("jar", Status.INVALID, EC, "signers: No APK Signature Scheme v2 signature from this signer"),
+        ("apk-v2", Status.INVALID, RSA, "signers: No JAR signature from this signer"),
+    ],
 }
 
 
@@ -146,6 +152,54 @@ def test_agrees_with_apksigner(name: str) -> None:
         message = next(x for x in (done.stdout + done.stderr).splitlines() if "Signature stripped?" in x)
         # apksigner's words, for the first scheme it names
         assert message[message.index("JAR signature META-INF") :] in found[0].reason
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith("ERROR: ") and line.endswith("from this signer"):
+            # apksig's JAR_SIG_MISSING / V2_SIG_MISSING, in its words, on a row of that scheme
+            kind = "jar" if line.startswith("ERROR: JAR signer") else "apk-v2"
+            words = line.rpartition(": ")[2]
+            assert any(s.kind == kind and f"signers: {words}" in s.reason for s in found), (line, found)
+
+
+def _named(sig: FileSignature, name: str) -> bool:
+    return any(c.name == name for c in sig.checks)
+
+
+def test_v1_and_v2_signers_must_match() -> None:
+    """Both signatures of the mixed fixture hold on their own; only the signer rule fails them."""
+    rows = inspect(APKS / "mixed-signers-v1-ec-v2-rsa.apk")
+    for sig in rows:
+        assert [c.name for c in sig.checks if c.outcome is Outcome.FAILED] == ["signers"], sig.to_json()
+        assert check(sig, "signature") is Outcome.PASSED and check(sig, "digest") is Outcome.PASSED
+    report = inspect(APKS / "mixed-signers-v1-ec-v2-rsa.apk", verify=False)
+    assert [(s.kind, s.status, s.warnings) for s in report] == [
+        ("jar", Status.UNVERIFIED, [apk.V2_SIG_MISSING]),
+        ("apk-v2", Status.UNVERIFIED, [apk.JAR_SIG_MISSING]),
+    ]
+    # One signer for both schemes (and v3): nothing added, verified as before.
+    for verify in (True, False):
+        same = inspect(APKS / "signed-v1v2v3-rsa.apk", verify=verify)
+        assert [s.kind for s in same] == ["jar", "apk-v2", "apk-v3"]
+        assert all(not _named(s, "signers") and not s.warnings for s in same), [s.to_json() for s in same]
+
+
+def test_match_signers_rule() -> None:
+    """apksig compares only v1 with v2, and only when both verified; a mismatch cannot lift a verdict."""
+    ec_v1 = inspect(APKS / "mixed-signers-v1-ec-v2-rsa.apk")[0]
+    (v3,) = inspect(APKS / "signed-v3-ec.apk")
+    rsa_v1 = inspect(APKS / "signed-v1v2v3-rsa.apk")[0]
+    apk.match_signers([rsa_v1], [v3], verify=True)  # RSA v1, EC v3: v3 is not compared
+    assert rsa_v1.status is Status.VERIFIED and v3.status is Status.VERIFIED
+    (broken,) = inspect(APKS / "tampered-signature-v2.apk")  # an invalid v2: no comparison, as apksig
+    jar_row = inspect(APKS / "signed-v1v2v3-rsa.apk")[0]
+    jar_row.signer = ec_v1.signer
+    apk.match_signers([jar_row], [broken], verify=True)
+    assert not _named(jar_row, "signers") and not _named(broken, "signers")
+    assert (jar_row.status, broken.status) == (Status.VERIFIED, Status.INVALID)
+    # A verity-only v2 signer (left unverified) that does not match settles invalid, not back to verified.
+    (v2,) = inspect(APKS / "signed-v2-rsa.apk")
+    v2.status = Status.UNVERIFIED
+    apk.match_signers([jar_row], [v2], verify=True)
+    assert (v2.status, jar_row.status) == (Status.INVALID, Status.INVALID)
 
 
 def _signed_v2(tmp_path: Path) -> tuple[bytes, apk.SigningBlock]:

@@ -17,6 +17,8 @@ Verification follows apksigner (com.android.apksig):
   4. v3/v3.1: the SDK range signed equals the one the signer record states (`sdk-versions`);
   5. v2 carrying the stripping-protection attribute for v3: the v3 block must be there (`stripping`);
   6. the certificate chain to the user's roots, with jarsigner's extendedKeyUsage rule (`trusted-chain`).
+And across schemes (`match_signers`, called by the JAR handler): a v1 (JAR) signer and a v2 signer of the
+same APK must be the same certificates (`signers`).
 APK certificates are usually self-signed: without the certificate in the trust store they are untrusted.
 """
 
@@ -295,6 +297,38 @@ def stripped(declared: str | None, block: SigningBlock | None, sf_name: str) -> 
                 "but no such signature was found. Signature stripped?"
             )
     return None
+
+
+# apksig's words for a signer one of the two schemes lacks (Issue.JAR_SIG_MISSING, Issue.V2_SIG_MISSING)
+JAR_SIG_MISSING = "No JAR signature from this signer"
+V2_SIG_MISSING = "No APK Signature Scheme v2 signature from this signer"
+
+
+def match_signers(v1: Sequence[FileSignature], v2: Sequence[FileSignature], verify: bool) -> None:
+    """apksig's rule for an APK both JAR-signed and v2-signed: the two signer sets are the same certificates.
+
+    Each row whose leaf certificate the other scheme lacks gets a failed `signers` check (a warning without
+    --verify). As apksig, only when both schemes verified (here: no row of either is invalid), and only v1
+    against v2: v3 signers are matched by lineage, which apksig checks apart."""
+    v2_rows = [s for s in v2 if s.kind == "apk-v2"]
+    if not v1 or not v2_rows or any(s.status is Status.INVALID for s in (*v1, *v2_rows)):
+        return
+
+    def leaves(rows: Sequence[FileSignature]) -> set[str]:
+        # certs.summarize's thumbprint: SHA-256 of the certificate's DER, as apksig compares the encodings
+        return {s.signer.sha256 for s in rows if s.signer is not None and s.signer.sha256}
+
+    pairs = ((v1, leaves(v2_rows), V2_SIG_MISSING), (v2_rows, leaves(v1), JAR_SIG_MISSING))
+    for rows, others, message in pairs:
+        for sig in rows:
+            if sig.signer is not None and sig.signer.sha256 in others:
+                continue
+            if not verify:
+                sig.warnings.append(message)
+                continue
+            # A failed integrity check settles invalid, which _record's UNVERIFIED override never lifts.
+            sig.checks.append(Check.failed("signers", message))
+            sig.settle()
 
 
 # ---------------------------------------------------------------------------------------------- records

@@ -238,6 +238,7 @@ class JarHandler:
             v1 = [
                 self._signer(archive, sf, manifest_raw, verify, trust, now, block) for sf in signature_files
             ]
+            apk.match_signers(v1, v2, verify)
             return v1 + v2
 
     def _signer(

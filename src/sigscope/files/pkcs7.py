@@ -264,7 +264,9 @@ def _verify_raw(
 ) -> bool:
     try:
         key = cert.public_key()
-        scheme = algorithm.signature_algo
+        # id-ecPublicKey in place of ecdsa-with-SHA* (apksigner's JAR signer writes it): ECDSA with the
+        # digestAlgorithm, as jarsigner and apksigner read it.
+        scheme = "ecdsa" if algorithm["algorithm"].dotted == _EC_PUBLIC_KEY else algorithm.signature_algo
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise IntegrityError(f"unsupported signature algorithm or key: {exc}") from None
     # The digest of a "sha256_rsa"-style OID wins over the SignerInfo's digestAlgorithm, as OpenSSL does.
@@ -289,7 +291,8 @@ def _verify_raw(
     return True
 
 
-_PLAIN_SCHEMES = {"rsassa_pkcs1v15", "rsa", "ecdsa", "dsa", "rsassa_pss"}
+_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+_PLAIN_SCHEMES = {"rsassa_pkcs1v15", "rsa", "ecdsa", "dsa", "rsassa_pss", _EC_PUBLIC_KEY}
 
 
 # Anything a malformed input can make the parsers raise, for the handlers' last line of defence.
