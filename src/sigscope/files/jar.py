@@ -363,7 +363,7 @@ class JarHandler:
 
 def _signature_algorithm(data: pkcs7.SignerData) -> str:
     try:
-        return f"{data.digest_algorithm}with{data.signer_info['signature_algorithm'].signature_algo}"
+        return f"{data.digest_algorithm}with{pkcs7.signature_scheme(data.signer_info['signature_algorithm'])}"
     except pkcs7.PARSE_ERRORS:
         return data.digest_algorithm
 

@@ -264,9 +264,7 @@ def _verify_raw(
 ) -> bool:
     try:
         key = cert.public_key()
-        # id-ecPublicKey in place of ecdsa-with-SHA* (apksigner's JAR signer writes it): ECDSA with the
-        # digestAlgorithm, as jarsigner and apksigner read it.
-        scheme = "ecdsa" if algorithm["algorithm"].dotted == _EC_PUBLIC_KEY else algorithm.signature_algo
+        scheme = signature_scheme(algorithm)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise IntegrityError(f"unsupported signature algorithm or key: {exc}") from None
     # The digest of a "sha256_rsa"-style OID wins over the SignerInfo's digestAlgorithm, as OpenSSL does.
@@ -293,6 +291,15 @@ def _verify_raw(
 
 _EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 _PLAIN_SCHEMES = {"rsassa_pkcs1v15", "rsa", "ecdsa", "dsa", "rsassa_pss", _EC_PUBLIC_KEY}
+
+
+def signature_scheme(algorithm: algos.SignedDigestAlgorithm) -> str:
+    """asn1crypto's scheme name of a signatureAlgorithm (ValueError when unknown). id-ecPublicKey in place
+    of ecdsa-with-SHA* (apksigner's JAR signer writes it) is ECDSA with the digestAlgorithm, as jarsigner
+    and apksigner read it."""
+    if algorithm["algorithm"].dotted == _EC_PUBLIC_KEY:
+        return "ecdsa"
+    return str(algorithm.signature_algo)
 
 
 # Anything a malformed input can make the parsers raise, for the handlers' last line of defence.
@@ -1072,7 +1079,7 @@ def _signature_scheme(der: bytes) -> str | None:
         return _SCHEMES[der]
     scheme: str | None
     try:
-        scheme = str(algos.SignedDigestAlgorithm.load(der).signature_algo)
+        scheme = signature_scheme(algos.SignedDigestAlgorithm.load(der))
     except PARSE_ERRORS:
         scheme = None
     if len(_SCHEMES) < 4096:  # hostile input must not grow this
