@@ -42,6 +42,8 @@ MIN_SDK = {
     "key-mismatch-v2.apk": 24,
     "stripped-v1v2v3.apk": 21,
     "mixed-signers-v1-ec-v2-rsa.apk": 21,
+    "signed-v3-rotated-ec-rsa.apk": 28,
+    "tampered-lineage-v3.apk": 28,
 }
 RSA, EC, SELF = (
     SUBJECT.format(cn) for cn in ("RSA Code Signer", "EC Code Signer", "Self-Signed Code Signer")
@@ -65,6 +67,12 @@ EXPECTED: dict[str, list[tuple[str, Status, str, str | None]]] = {
     "mixed-signers-v1-ec-v2-rsa.apk": [
         ("jar", Status.INVALID, EC, "signers: No APK Signature Scheme v2 signature from this signer"),
         ("apk-v2", Status.INVALID, RSA, "signers: No JAR signature from this signer"),
+    ],
+    # apksigner rotate from ec-signer to rsa-signer, v3-signed by rsa-signer with that lineage
+    "signed-v3-rotated-ec-rsa.apk": [("apk-v3", Status.VERIFIED, RSA, None)],
+    # the lineage's signature over the RSA certificate changed, the v3 signed data re-signed by rsa-signer
+    "tampered-lineage-v3.apk": [
+        ("apk-v3", Status.INVALID, RSA, "lineage: certificate 2: the ECDSA-SHA256 signature does not verify")
     ],
 }
 
@@ -158,6 +166,9 @@ def test_agrees_with_apksigner(name: str) -> None:
             kind = "jar" if line.startswith("ERROR: JAR signer") else "apk-v2"
             words = line.rpartition(": ")[2]
             assert any(s.kind == kind and f"signers: {words}" in s.reason for s in found), (line, found)
+    if "proof-of-rotation record with signature(s) that did not verify" in done.stdout + done.stderr:
+        # apksig's V3_SIG_POR_DID_NOT_VERIFY: our lineage check fails that row
+        assert any(s.kind == "apk-v3" and "lineage: " in s.reason for s in found), found
 
 
 def _named(sig: FileSignature, name: str) -> bool:
@@ -311,7 +322,13 @@ def test_malformed_signer_is_an_invalid_record(tmp_path: Path) -> None:
     assert "signer" in sig.reason and "claims" in sig.reason
 
 
-SIGNED = ["signed-v2-rsa.apk", "signed-v3-ec.apk", "signed-v1v2v3-rsa.apk", "signed-v2-self.apk"]
+SIGNED = [
+    "signed-v2-rsa.apk",
+    "signed-v3-ec.apk",
+    "signed-v1v2v3-rsa.apk",
+    "signed-v2-self.apk",
+    "signed-v3-rotated-ec-rsa.apk",
+]
 
 
 def _fixture(name: str, tmp_path: Path) -> tuple[bytes, Path, apk.SigningBlock]:
@@ -408,3 +425,129 @@ def test_stripped_rule() -> None:
     assert message is not None and "Scheme v3" in message and "Signature stripped?" in message
     assert apk.stripped("2", None, "META-INF/A.SF") is not None
     assert apk.stripped("7", None, "META-INF/A.SF") is None  # schemes apksigner does not know are ignored
+
+
+# ------------------------------------------------------------------------------------------ key rotation
+
+ROTATED = APKS / "signed-v3-rotated-ec-rsa.apk"
+ROTATION_FLAGS = ["installed data", "shared uid", "permission", "auth"]  # apksigner rotate's defaults
+
+
+def test_lineage_is_reported_oldest_first() -> None:
+    for verify in (False, True):
+        (sig,) = inspect(ROTATED, verify=verify)
+        assert sig.details["proofOfRotation"] is True
+        lineage = sig.details["lineage"]
+        assert [n["subject"] for n in lineage] == [EC, RSA]
+        assert sig.signer is not None and lineage[-1]["sha256"] == sig.signer.sha256
+        assert [n["flags"] for n in lineage] == [ROTATION_FLAGS, ROTATION_FLAGS]
+        assert "signatureAlgorithm" not in lineage[0] and lineage[1]["signatureAlgorithm"] == "ECDSA-SHA256"
+    assert check(sig, "lineage") is Outcome.PASSED and sig.status is Status.VERIFIED
+    (plain,) = inspect(APKS / "signed-v3-ec.apk")
+    assert "lineage" not in plain.details and not _named(plain, "lineage")  # no lineage, no check
+
+
+def test_lineage_agrees_with_apksigner() -> None:
+    """`apksigner lineage --print-certs` (31.x's `verify --print-certs` shows only the signer) names the
+    same certificates, in the same order, with the same capabilities."""
+    if shutil.which("apksigner") is None:
+        pytest.skip("apksigner not installed (apt-get install -y apksigner)")
+    done = subprocess.run(
+        ["apksigner", "lineage", "--in", str(ROTATED), "--print-certs"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    theirs: list[tuple[str, str, list[str]]] = []  # subject, SHA-256, capabilities
+    for line in done.stdout.splitlines():
+        name, _, value = (part.strip() for part in line.partition(":"))
+        if name.endswith("in lineage certificate DN"):
+            theirs.append((value.replace(", ", ","), "", []))
+        elif name.endswith("in lineage certificate SHA-256 digest"):
+            theirs[-1] = (theirs[-1][0], value, theirs[-1][2])
+        elif name.startswith("Has ") and value == "true":
+            theirs[-1][2].append(name.removeprefix("Has ").removesuffix(" capability").replace("UID", "uid"))
+    (sig,) = inspect(ROTATED)
+    ours = [(n["subject"], n["sha256"], n["flags"]) for n in sig.details["lineage"]]
+    assert ours == theirs, (ours, done.stdout)
+
+
+def _lineage() -> tuple[bytes, apk.Signer]:
+    """The rotated fixture's proof-of-rotation value and its v3 signer."""
+    with ROTATED.open("rb") as handle:
+        block = apk.find_block(handle)
+    assert block is not None
+    (signer,) = apk.parse_signers("v3", block.schemes["v3"])
+    (value,) = [v for a, v in signer.attributes if a == 0x3BA06F8C]
+    return value, signer
+
+
+def _node(der: bytes, signed_algorithm: int, flags: int, algorithm: int, signature: bytes) -> bytes:
+    signed = struct.pack("<I", len(der)) + der + struct.pack("<I", signed_algorithm)
+    body = struct.pack("<I", len(signed)) + signed + struct.pack("<II", flags, algorithm)
+    body += struct.pack("<I", len(signature)) + signature
+    return struct.pack("<I", len(body)) + body
+
+
+def _failed(value: bytes, signer: apk.Signer) -> str:
+    """The lineage check's failure on a lineage blob (malformed blobs fail as the row would)."""
+    try:
+        nodes = apk.parse_lineage(value)
+    except SigscopeError as exc:
+        return f"malformed: {exc}"
+    result = apk.lineage_check(nodes, signer.certificates[0])
+    assert result.outcome is Outcome.FAILED, result
+    return result.detail
+
+
+def test_lineage_check_negatives() -> None:
+    value, signer = _lineage()
+    nodes = apk.parse_lineage(value)
+    assert apk.lineage_check(nodes, signer.certificates[0]).outcome is Outcome.PASSED
+    first, second = nodes
+    # a byte of the second certificate's signature (by the first's key) changed
+    bad = bytearray(second.signature)
+    bad[-5] ^= 1
+    tampered = struct.pack("<I", 1) + _node(first.der, 0, first.flags, first.algorithm, first.signature)
+    tampered += _node(second.der, second.signed_algorithm, second.flags, second.algorithm, bytes(bad))
+    assert "certificate 2: the ECDSA-SHA256 signature does not verify" in _failed(tampered, signer)
+    # the signed algorithm is not the one the previous node names
+    other = apk.parse_lineage(value)
+    other[0].algorithm = 0x0202
+    assert "not the ECDSA-SHA512" in apk.lineage_check(other, signer.certificates[0]).detail
+    # the last certificate is not the signer's: the EC certificate alone, or the lineage for another signer
+    alone = struct.pack("<I", 1) + _node(first.der, 0, first.flags, 0, b"")
+    assert _failed(alone, signer) == apk.POR_CERT_MISMATCH
+    assert apk.lineage_check(nodes, first.der).detail == apk.POR_CERT_MISMATCH
+    assert apk.lineage_check([], signer.certificates[0]).detail == apk.POR_CERT_MISMATCH
+    # the same certificate twice
+    twice = struct.pack("<I", 1) + _node(first.der, 0, first.flags, first.algorithm, b"") * 2
+    assert "appears twice" in _failed(twice, signer)
+    # truncated anywhere, an unknown version, an unreadable certificate: malformed, never a traceback
+    for cut in (0, 2, 4, 7, 20, len(value) // 2, len(value) - 1):
+        assert _failed(value[:cut], signer).startswith(("malformed", "APK signing certificate")), cut
+    assert "version 2" in _failed(struct.pack("<I", 2) + value[4:], signer)
+    junk = struct.pack("<I", 1) + _node(b"\x30\x03\x02\x01\x01", 0, 0, 0, b"")
+    assert "unreadable certificate" in _failed(junk, signer)
+
+
+def test_broken_lineage_makes_the_row_invalid() -> None:
+    """The v3 row with its parsed lineage replaced (the signed bytes untouched, so the signature still holds):
+    the lineage check alone makes it invalid; a report only warns."""
+    value, signer = _lineage()
+    with ROTATED.open("rb") as handle:
+        block = apk.find_block(handle)
+        assert block is not None
+        now = datetime.now(UTC)
+        for lineage, reason in (
+            (value[:-3], "lineage: malformed lineage: "),
+            (struct.pack("<I", 1), "lineage: " + apk.POR_CERT_MISMATCH),
+        ):
+            signer.attributes = [(0x3BA06F8C, lineage)]  # as parsed: the signed bytes still hold
+            sig = apk._record(handle, block, signer, True, TRUST, now, {})
+            assert sig.status is Status.INVALID and reason in sig.reason, sig.to_json()
+            assert check(sig, "signature") is Outcome.PASSED
+            report = apk._record(handle, block, signer, False, TRUST, now, {})
+            assert report.status is Status.UNVERIFIED
+            if reason.startswith("lineage: malformed"):
+                assert "lineage" not in report.details and report.warnings[0].startswith("malformed lineage")
+            else:
+                assert report.details["lineage"] == [] and not report.warnings

@@ -16,6 +16,8 @@ Verification follows apksigner (com.android.apksig):
      computed, so a signer listing only those is never more than unverified;
   4. v3/v3.1: the SDK range signed equals the one the signer record states (`sdk-versions`);
   5. v2 carrying the stripping-protection attribute for v3: the v3 block must be there (`stripping`);
+     v3 carrying a proof-of-rotation lineage: each certificate in it is signed by the one before, and the
+     last is the signer's (`lineage`; the nodes are reported in details["lineage"], oldest first);
   6. the certificate chain to the user's roots, with jarsigner's extendedKeyUsage rule (`trusted-chain`).
 And across schemes (`match_signers`, called by the JAR handler): a v1 (JAR) signer and a v2 signer of the
 same APK must be the same certificates (`signers`).
@@ -284,6 +286,113 @@ def parse_signers(scheme: str, value: bytes) -> list[Signer]:
     return signers
 
 
+# ------------------------------------------------------------------------------------------- lineage
+
+_LINEAGE_VERSION = 1
+# apksig's SigningCertificateLineage capabilities, which the platform grants a past certificate
+LINEAGE_FLAGS = ((1, "installed data"), (2, "shared uid"), (4, "permission"), (8, "rollback"), (16, "auth"))
+# apksig's words for a signer whose certificate is not the lineage's last (Issue.V3_SIG_POR_CERT_MISMATCH)
+POR_CERT_MISMATCH = (
+    "APK signing certificate differs from the associated certificate found in the signer's "
+    "SigningCertificateLineage."
+)
+
+
+@dataclass
+class LineageNode:
+    """One certificate of a v3 proof-of-rotation record (apksig's SigningCertificateNode)."""
+
+    certificate: x509.Certificate
+    der: bytes
+    signed_data: bytes  # the certificate and signed_algorithm, as the previous node's key signed them
+    signed_algorithm: int  # the algorithm the previous node signed this one with (0 for the first)
+    flags: int
+    algorithm: int  # the algorithm this node signs the next one with (0 for the last)
+    signature: bytes  # by the previous node's key over signed_data (unused for the first)
+
+
+def parse_lineage(value: bytes) -> list[LineageNode]:
+    """The nodes of a proof-of-rotation attribute, oldest first: a uint32 version (1), then length-prefixed
+    nodes, each the length-prefixed signed data (length-prefixed certificate, uint32 algorithm), uint32
+    flags, uint32 algorithm and the length-prefixed signature. Signatures are not checked here."""
+    reader = _Reader(value, "the v3 signing certificate lineage")
+    version = reader.u32("the version")
+    if version != _LINEAGE_VERSION:
+        raise IntegrityError(f"the v3 signing certificate lineage has version {version}, not 1")
+    nodes: list[LineageNode] = []
+    while reader.remaining():
+        what = f"the v3 signing certificate lineage, certificate {len(nodes) + 1}"
+        node = _Reader(reader.prefixed(f"certificate {len(nodes) + 1}"), what)
+        signed_data = node.prefixed("signed data")
+        flags, algorithm = node.u32("flags"), node.u32("signature algorithm")
+        signature = node.prefixed("signature")
+        signed = _Reader(signed_data, f"{what}, signed data")
+        der = signed.prefixed("certificate")
+        signed_algorithm = signed.u32("signature algorithm")
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise IntegrityError(f"{what}: unreadable certificate: {exc}") from None
+        nodes.append(
+            LineageNode(certificate, der, signed_data, signed_algorithm, flags, algorithm, signature)
+        )
+    return nodes
+
+
+def lineage_details(nodes: Sequence[LineageNode], now: datetime) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for number, node in enumerate(nodes):
+        info = pkcs7.summarize(node.certificate, now)
+        entry: dict[str, object] = {
+            "subject": info.subject,
+            "sha256": info.sha256,
+            "flags": [name for bit, name in LINEAGE_FLAGS if node.flags & bit],
+            "flagsValue": node.flags,
+        }
+        if number:
+            entry["signatureAlgorithm"] = algorithm_name(node.signed_algorithm)
+        out.append(entry)
+    return out
+
+
+def lineage_check(nodes: Sequence[LineageNode], signer_certificate: bytes) -> Check:
+    """apksig's proof-of-rotation rules: each certificate after the first is signed by the one before it,
+    with the algorithm that one names (and names in the signed data too); no certificate twice; the last
+    is the signer's own."""
+    seen: set[bytes] = set()
+    for number, node in enumerate(nodes, 1):
+        if node.der in seen:
+            return Check.failed("lineage", f"certificate {number} appears twice in the lineage")
+        seen.add(node.der)
+        if number == 1:
+            continue
+        previous = nodes[number - 2]
+        if node.signed_algorithm != previous.algorithm:
+            return Check.failed(
+                "lineage",
+                f"certificate {number}: the signed algorithm {algorithm_name(node.signed_algorithm)} is not "
+                f"the {algorithm_name(previous.algorithm)} certificate {number - 1} names",
+            )
+        algorithm = ALGORITHMS.get(previous.algorithm)
+        if algorithm is None:
+            return Check.failed(
+                "lineage",
+                f"certificate {number}: unsupported signature algorithm {algorithm_name(previous.algorithm)}",
+            )
+        try:
+            key = previous.certificate.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            return Check.failed("lineage", f"certificate {number - 1}'s key is unusable: {exc}")
+        problem = _verify(key, algorithm, node.signature, node.signed_data, f"certificate {number - 1}'s")
+        if problem:
+            return Check.failed("lineage", f"certificate {number}: {problem} (by certificate {number - 1})")
+    if not nodes or nodes[-1].der != signer_certificate:
+        return Check.failed("lineage", POR_CERT_MISMATCH)
+    return Check.passed(
+        "lineage", f"{len(nodes)} certificates, each signed by the one before; the last is the signer's"
+    )
+
+
 def stripped(declared: str | None, block: SigningBlock | None, sf_name: str) -> str | None:
     """apksigner's anti-stripping rule for a v1 signature: an `X-Android-APK-Signed` scheme must be there."""
     if not declared:
@@ -378,8 +487,21 @@ def _record(
     if signer.sdk is not None:
         details["minSdkVersion"], details["maxSdkVersion"] = signer.sdk
     attribute_ids = {a for a, _ in signer.attributes}
+    lineage: list[LineageNode] | None = None
+    lineage_error = ""
     if signer.scheme != "v2":
         details["proofOfRotation"] = _PROOF_OF_ROTATION in attribute_ids
+        records = [v for a, v in signer.attributes if a == _PROOF_OF_ROTATION]
+        try:
+            if len(records) > 1:
+                raise IntegrityError("the signed data holds more than one proof-of-rotation attribute")
+            if records:
+                lineage = parse_lineage(records[0])
+                details["lineage"] = lineage_details(lineage, now)
+        except IntegrityError as exc:
+            lineage_error = f"malformed lineage: {exc.message}"
+            if not verify:
+                sig.warnings.append(lineage_error)
     contents = sorted(
         {
             ALGORITHMS[a].content
@@ -425,6 +547,10 @@ def _record(
                     f"the SDK range signed {signer.signed_sdk} differs from the signer record's {signer.sdk}",
                 )
             )
+    if lineage_error:
+        sig.checks.append(Check.failed("lineage", lineage_error))
+    elif lineage is not None:
+        sig.checks.append(lineage_check(lineage, signer.certificates[0]))
     for attr_id, attr_value in signer.attributes:
         if signer.scheme == "v2" and attr_id == _STRIPPING_PROTECTION and len(attr_value) >= 4:
             (also,) = struct.unpack_from("<I", attr_value)
@@ -457,30 +583,33 @@ def _signature_check(signer: Signer, key: PublicKeyTypes | None) -> Check:
         listed = ", ".join(algorithm_name(a) for a, _ in signer.signatures)
         return Check.failed("signature", f"no supported signature algorithm ({listed})")
     for alg_id, value in supported:
-        algorithm = ALGORITHMS[alg_id]
-        if not isinstance(key, algorithm.key):
-            return Check.failed(
-                "signature", f"{algorithm.name} does not fit the signer's {_key_name(key)} key"
-            )
-        chosen = _HASHES[algorithm.hash]()
-        try:
-            if isinstance(key, rsa.RSAPublicKey):
-                pad: padding.AsymmetricPadding = (
-                    padding.PSS(padding.MGF1(_HASHES[algorithm.hash]()), algorithm.pss_salt)
-                    if algorithm.pss_salt
-                    else padding.PKCS1v15()
-                )
-                key.verify(value, signer.signed_data, pad, chosen)
-            elif isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(value, signer.signed_data, ec.ECDSA(chosen))
-            elif isinstance(key, dsa.DSAPublicKey):
-                key.verify(value, signer.signed_data, chosen)
-        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-            return Check.failed(
-                "signature", f"the {algorithm.name} signature does not verify over the signed data"
-            )
+        problem = _verify(key, ALGORITHMS[alg_id], value, signer.signed_data, "the signer's")
+        if problem:
+            return Check.failed("signature", problem)
     names = ", ".join(ALGORITHMS[a].name for a, _ in supported)
     return Check.passed("signature", f"{_key_name(key)} signature with {names}")
+
+
+def _verify(key: PublicKeyTypes, algorithm: Algorithm, value: bytes, data: bytes, whose: str) -> str | None:
+    """Why `value` is not `algorithm`'s signature over `data` under `key`, None when it is."""
+    if not isinstance(key, algorithm.key):
+        return f"{algorithm.name} does not fit {whose} {_key_name(key)} key"
+    chosen = _HASHES[algorithm.hash]()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            pad: padding.AsymmetricPadding = (
+                padding.PSS(padding.MGF1(_HASHES[algorithm.hash]()), algorithm.pss_salt)
+                if algorithm.pss_salt
+                else padding.PKCS1v15()
+            )
+            key.verify(value, data, pad, chosen)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(value, data, ec.ECDSA(chosen))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(value, data, chosen)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return f"the {algorithm.name} signature does not verify over the signed data"
+    return None
 
 
 def _key_name(key: PublicKeyTypes) -> str:
