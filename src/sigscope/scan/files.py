@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -493,17 +494,29 @@ def scan_fs(
     if options.jobs <= 0:
         for item in items:
             if isinstance(item, _Candidate):
-                yield from _done(
-                    options, counter, [item], [inspect_file(item.path, item.handler, options.verify)]
-                )
-            elif isinstance(item, _Layout):
-                yield from scan_layout(item.path, trust)
+                yield from _in_process(options, counter, [item])
             else:
-                yield item
+                yield from _passed_on(item, trust)
     else:
         yield from _pooled(items, options, counter, trust)
     if counter is not None:
         counter.flush()
+
+
+def _passed_on(item: _Layout | FileResult, trust: FileTrust) -> Iterator[FileResult]:
+    """What the walk yields besides candidates: an OCI layout to scan, or a result it already has."""
+    if isinstance(item, _Layout):
+        yield from scan_layout(item.path, trust)
+    else:
+        yield item
+
+
+def _in_process(
+    options: FsScanOptions, counter: Counter | None, batch: list[_Candidate]
+) -> Iterator[FileResult]:
+    yield from _done(
+        options, counter, batch, [inspect_file(c.path, c.handler, options.verify) for c in batch]
+    )
 
 
 def _done(
@@ -534,30 +547,22 @@ def _pooled(
     counter: Counter | None,
     trust: FileTrust,
 ) -> Iterator[FileResult]:
-    batch: list[_Candidate] = []
-    # Until a whole batch of candidates is waiting there is nothing a pool could overlap with the walk:
-    # a tree with a handful of signed files is read in this process and never forks.
-    for item in items:
-        if isinstance(item, _Candidate):
-            batch.append(item)
-            if len(batch) >= BATCH:
-                break
-        elif isinstance(item, _Layout):
-            yield from scan_layout(item.path, trust)
-        else:
-            yield item
-    else:
-        yield from _done(
-            options, counter, batch, [inspect_file(c.path, c.handler, options.verify) for c in batch]
-        )
-        return
     in_flight: dict[concurrent.futures.Future[list[list[FileResult]]], list[_Candidate]] = {}
     limit = options.jobs * _LIMIT_PER_JOB
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=options.jobs, initializer=_init_worker, initargs=(options.trust,)
-    ) as pool:
+    batch: list[_Candidate] = []
+    with contextlib.ExitStack() as stack:
+        pool: concurrent.futures.ProcessPoolExecutor | None = None
 
         def submit() -> None:
+            nonlocal pool
+            if pool is None:
+                # Forked only once a whole batch of candidates waits: before that there is nothing a
+                # pool could overlap with the walk, and a tree with a handful of signed files never forks.
+                pool = stack.enter_context(
+                    concurrent.futures.ProcessPoolExecutor(
+                        max_workers=options.jobs, initializer=_init_worker, initargs=(options.trust,)
+                    )
+                )
             future = pool.submit(_inspect_batch, [(c.path, c.handler) for c in batch], options.verify)
             in_flight[future] = list(batch)
             batch.clear()
@@ -574,18 +579,17 @@ def _pooled(
                 candidates = in_flight.pop(future)
                 yield from _done(options, counter, candidates, future.result())
 
-        submit()
         for item in items:
             if isinstance(item, _Candidate):
                 batch.append(item)
                 if len(batch) >= BATCH:
                     submit()
                     yield from collect(wait=len(in_flight) >= limit)
-            elif isinstance(item, _Layout):
-                yield from scan_layout(item.path, trust)
             else:
-                yield item
-        if batch:
+                yield from _passed_on(item, trust)
+        if batch and pool is None:
+            yield from _in_process(options, counter, batch)
+        elif batch:
             submit()
         while in_flight:
             yield from collect(wait=True)
