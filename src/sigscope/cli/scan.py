@@ -137,8 +137,6 @@ def _sigstore_root(
 ) -> bytes | None:
     """--trusted-root's bytes (the worker processes rebuild the root from them), checked here with
     the identity policy keyless signers must meet: usage errors before anything is scanned."""
-    from pathlib import Path
-
     from sigscope.cli.options import load_certificate_trust
 
     checked = load_certificate_trust(
@@ -151,14 +149,7 @@ def _sigstore_root(
         trusted_root=path,
         root_flags=("--trusted-root",),
     )
-    if checked is None or path is None:
-        return None
-    from sigscope.errors import UsageError
-
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:  # gone since it was loaded a moment ago
-        raise UsageError(f"cannot read --trusted-root {path}: {exc.strerror}") from None
+    return checked.sigstore.raw if checked is not None and checked.sigstore is not None else None
 
 
 def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list[bytes]:

@@ -49,6 +49,7 @@ class SigstoreTrust:
     fulcio_roots: tuple[x509.Certificate, ...]
     fulcio_intermediates: tuple[x509.Certificate, ...]
     source: str
+    raw: bytes  # the JSON it was read from: what a worker process is handed to rebuild it
 
 
 def load_trusted_root(data: bytes, source: str = "trusted root") -> SigstoreTrust:
@@ -76,7 +77,11 @@ def load_trusted_root(data: bytes, source: str = "trusted root") -> SigstoreTrus
         for cert in chain:
             (roots if certs.is_self_signed(cert) else intermediates).append(cert)
     return SigstoreTrust(
-        root=root, fulcio_roots=tuple(roots), fulcio_intermediates=tuple(intermediates), source=source
+        root=root,
+        fulcio_roots=tuple(roots),
+        fulcio_intermediates=tuple(intermediates),
+        source=source,
+        raw=data,
     )
 
 
