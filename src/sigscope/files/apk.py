@@ -51,8 +51,9 @@ SCHEMES = {0x7109871A: "v2", 0xF05368C0: "v3", 0x1B93AD61: "v3.1"}
 _SCHEME_NUMBERS = {"2": "v2", "3": "v3"}  # X-Android-APK-Signed values apksigner knows
 MAX_BLOCK_SIZE = 64 * 1024 * 1024  # real blocks are kilobytes; beyond this it is an attack, not a signature
 _CHUNK = 1 << 20
-_EOCD = struct.Struct("<4s4H2LH")
-_EOCD_MAGIC = b"PK\x05\x06"
+# The ZIP end of central directory record (the JAR reader checks its entry count with it too)
+EOCD = struct.Struct("<4s4H2LH")
+EOCD_MAGIC = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
 
 _STRIPPING_PROTECTION = 0xBEEFF00D  # v2 signed-data attribute: "also signed with scheme <uint32>"
@@ -132,16 +133,16 @@ def _end_record(handle: IO[bytes], size: int) -> tuple[int, bytes, bool] | None:
     file (exact, as apksig wants), else the last one zipfile would settle for."""
     # The usual case, no comment, costs one small read; otherwise the whole window a comment allows.
     last: tuple[int, bytes, bool] | None = None
-    for window in (_EOCD.size, _EOCD.size + 0xFFFF):
+    for window in (EOCD.size, EOCD.size + 0xFFFF):
         start = max(0, size - window)
         tail = _read_at(handle, start, size - start, "the ZIP end record")
-        at = len(tail) - _EOCD.size
+        at = len(tail) - EOCD.size
         while at >= 0:
-            at = tail.rfind(_EOCD_MAGIC, 0, at + 4)
+            at = tail.rfind(EOCD_MAGIC, 0, at + 4)
             if at < 0:
                 break
             (comment,) = struct.unpack_from("<H", tail, at + 20)
-            if at + _EOCD.size + comment == len(tail):
+            if at + EOCD.size + comment == len(tail):
                 return start + at, tail[at:], True
             if last is None:
                 last = start + at, tail[at:], False
@@ -162,7 +163,7 @@ def find_block(handle: IO[bytes]) -> SigningBlock | None:
     if found is None:
         return None
     eocd_offset, eocd, exact = found
-    _sig, _disk, _cd_disk, _here, _total, cd_size, cd_offset, _comment = _EOCD.unpack_from(eocd)
+    _sig, _disk, _cd_disk, _here, _total, cd_size, cd_offset, _comment = EOCD.unpack_from(eocd)
     if eocd_offset >= 20 and _read_at(handle, eocd_offset - 20, 4, "the ZIP64 locator") == _ZIP64_LOCATOR:
         return None  # Android refuses ZIP64 APKs; such a file cannot carry a v2+ signature
     if cd_offset < 32 or cd_offset > eocd_offset:

@@ -21,7 +21,6 @@ import binascii
 import functools
 import hashlib
 import os
-import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -162,9 +161,6 @@ class _Archive:
         return _read(self.zf, info)
 
 
-_EOCD = struct.Struct("<4s4H2LH")
-
-
 def _check_entry_count(path: Path, handle: IO[bytes], parsed: int) -> None:
     """The end record's entry count must match the central directory zipfile parsed.
 
@@ -175,14 +171,14 @@ def _check_entry_count(path: Path, handle: IO[bytes], parsed: int) -> None:
     try:
         # `handle` is the archive's own (zipfile seeks before each read of its own)
         size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - _EOCD.size - 0xFFFF))
+        handle.seek(max(0, size - apk.EOCD.size - 0xFFFF))
         tail = handle.read()
     except OSError as exc:
         raise IntegrityError(f"cannot read {path}: {exc}") from None
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < _EOCD.size:
+    at = tail.rfind(apk.EOCD_MAGIC)
+    if at < 0 or len(tail) - at < apk.EOCD.size:
         raise IntegrityError("ZIP end of central directory record not found")
-    _sig, _disk, _cd_disk, _here, total, _size, _offset, _comment = _EOCD.unpack_from(tail, at)
+    _sig, _disk, _cd_disk, _here, total, _size, _offset, _comment = apk.EOCD.unpack_from(tail, at)
     if total != 0xFFFF and total != parsed:
         raise IntegrityError(f"invalid central directory: {total} entries declared, {parsed} readable")
 
