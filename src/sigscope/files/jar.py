@@ -268,7 +268,9 @@ class JarHandler:
             if verify:
                 data = pkcs7.load_signed_data(block, block_name)
                 signer_cert, intermediates = data.signer_cert, data.intermediates
-                signature_algorithm = _signature_algorithm(data)
+                signature_algorithm = pkcs7.signature_algorithm_name(
+                    data.digest_algorithm, data.signer_info["signature_algorithm"].dump()
+                )
                 stamp = pkcs7.read_timestamp(data, now, verify=True, roots=trust.roots)
             else:  # a report: the same facts from the DER readers, nothing verified
                 facts = pkcs7.report_signer(block, now, block_name)
@@ -355,13 +357,6 @@ class JarHandler:
                 ),
             )
         return sig.settle()
-
-
-def _signature_algorithm(data: pkcs7.SignerData) -> str:
-    try:
-        return f"{data.digest_algorithm}with{pkcs7.signature_scheme(data.signer_info['signature_algorithm'])}"
-    except pkcs7.PARSE_ERRORS:
-        return data.digest_algorithm
 
 
 def _norm(name: str) -> str:

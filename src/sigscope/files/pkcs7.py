@@ -1021,7 +1021,7 @@ class ReportSigner:
     signer_cert: x509.Certificate | None
     intermediates: list[x509.Certificate]
     digest_algorithm: str
-    signature_algorithm: str  # as jar.py's _signature_algorithm spells it
+    signature_algorithm: str  # signature_algorithm_name's spelling
     content_type: str
     content: Tlv | None
     signing_time: datetime | None
@@ -1043,10 +1043,7 @@ def report_signer(der: bytes, now: datetime, what: str = "signature block") -> R
         algorithm = next(
             f for f in fields[3:] if f.cls == _UNIVERSAL and f.tag == _SEQUENCE
         )  # signatureAlgorithm: the first SEQUENCE after the digest algorithm and the signed attributes
-        scheme = _signature_scheme(algorithm.der)
-        signature_algorithm = (
-            f"{signer.digest_algorithm}with{scheme}" if scheme is not None else signer.digest_algorithm
-        )
+        signature_algorithm = signature_algorithm_name(signer.digest_algorithm, algorithm.der)
         times = signer.signed.get("1.2.840.113549.1.9.5")
         try:
             signed_at = der_time(times[0]) if times else None
@@ -1066,6 +1063,13 @@ def report_signer(der: bytes, now: datetime, what: str = "signature block") -> R
         signing_time=signed_at,
         timestamp=_report_timestamp(signer, pool, now),
     )
+
+
+def signature_algorithm_name(digest_algorithm: str, algorithm_der: bytes) -> str:
+    """ "sha256withrsassa_pkcs1v15" for a SignerInfo's digest algorithm and signatureAlgorithm (the digest
+    alone when the scheme is unknown), the same for a report and for --verify."""
+    scheme = _signature_scheme(algorithm_der)
+    return f"{digest_algorithm}with{scheme}" if scheme is not None else digest_algorithm
 
 
 _SCHEMES: dict[bytes, str | None] = {}
