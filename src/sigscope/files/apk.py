@@ -487,12 +487,11 @@ def _record(
     details["signatureAlgorithms"] = [algorithm_name(a) for a, _ in signer.signatures]
     if signer.sdk is not None:
         details["minSdkVersion"], details["maxSdkVersion"] = signer.sdk
-    attribute_ids = {a for a, _ in signer.attributes}
     lineage: list[LineageNode] | None = None
     lineage_error = ""
     if signer.scheme != "v2":
-        details["proofOfRotation"] = _PROOF_OF_ROTATION in attribute_ids
         records = [v for a, v in signer.attributes if a == _PROOF_OF_ROTATION]
+        details["proofOfRotation"] = bool(records)
         try:
             if len(records) > 1:
                 raise IntegrityError("the signed data holds more than one proof-of-rotation attribute")
