@@ -201,7 +201,7 @@ def test_truncated_and_bit_flipped_never_crash(name: str, tmp_path: Path) -> Non
         for cut in sorted({1, 2, 10, len(data) // 2, len(data) - 300, len(data) - 40, len(data) - 1})
     ]
 
-    def still_verified(variant: bytes) -> None:
+    def still_verified(variant: bytes, _sig: FileSignature) -> None:
         # Only the unsigned parts may change: certificates the block carries beyond the
         # signer's, unsigned attributes (the timestamp: then reported failed), base64 padding.
         assert _script_text(variant, name) == _script_text(data, name)

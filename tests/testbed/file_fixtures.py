@@ -46,10 +46,14 @@ def bit_flips(data: bytes, rng: random.Random, count: int = 60) -> list[bytes]:
 
 
 def inspect_mangled(
-    handler: FileHandler, target: Path, variants: Iterable[bytes], on_verified: Callable[[bytes], None]
+    handler: FileHandler,
+    target: Path,
+    variants: Iterable[bytes],
+    on_verified: Callable[[bytes, FileSignature], None],
 ) -> None:
     """Write each variant to `target` and inspect it with and without verification: a clean
-    SigscopeError or signatures that serialize; `on_verified` asserts why a still-verified one may be."""
+    SigscopeError or signatures that serialize; `on_verified(variant, signature)` asserts why a
+    still-verified signature may be."""
     for variant in variants:
         target.write_bytes(variant)
         for verify in (False, True):
@@ -60,4 +64,4 @@ def inspect_mangled(
             for sig in result:
                 sig.to_json()
                 if sig.status is Status.VERIFIED:
-                    on_verified(variant)
+                    on_verified(variant, sig)
