@@ -81,7 +81,7 @@ from sigscope.sign import (
 )
 from sigscope.trust import keys as trust_keys
 from sigscope.trust.certs import utcnow
-from sigscope.trust.keys import AHEAD_BLOCK, apply_keys, load_public_key, verify_ahead
+from sigscope.trust.keys import apply_keys, judge_ahead, load_public_key
 from sigscope.verify import Policy, image_identity, verify
 
 TAG = "v1"
@@ -236,17 +236,12 @@ def main() -> None:
         def ahead(
             source: Layers, trusted: Sequence[PublicKeyTypes], *, judge: str | None = None
         ) -> Callable[[], None]:
-            # scan_image's trust step as scan/registry.py _trust_all runs it: the signatures verified
-            # ahead on `threads` threads (cryptography lets go of the GIL while verifying), then
-            # apply_keys finds each in the verified-signature memory; `judge`: then the policy for that
-            # image reference.
+            # scan_image's trust step (trust.keys.judge_ahead, as scan/registry.py runs it): the
+            # signatures verified ahead on `threads` threads (cryptography lets go of the GIL while
+            # verifying), then apply_keys finds each in the verified-signature memory; `judge`: then the
+            # policy for that image reference.
             def run() -> None:
-                sigs = parse_all(source)
-                for start in range(0, len(sigs), AHEAD_BLOCK):
-                    block = sigs[start : start + AHEAD_BLOCK]
-                    verify_ahead(block, trusted, threads)
-                    for sig in block:
-                        apply_keys(sig, trusted)
+                sigs = judge_ahead(parse_all(source), trusted, threads, lambda s: apply_keys(s, trusted))
                 if judge is not None:
                     judge_all(judge, sigs)
                 elif any(sig.status is not Status.VERIFIED for sig in sigs):

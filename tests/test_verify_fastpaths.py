@@ -281,14 +281,14 @@ def test_verifying_ahead_on_threads_gives_the_sequential_answers(
 
     digest = asyncio.run(build())
     ahead: list[int] = []
-    real = registry.verify_ahead
+    real = trust_keys.verify_ahead
 
     def counting(signatures: list[Signature], keys: list[object], threads: int) -> int:
         verified = real(signatures, keys, threads)  # type: ignore[arg-type]
         ahead.append(verified)
         return verified
 
-    monkeypatch.setattr(registry, "verify_ahead", counting)
+    monkeypatch.setattr(trust_keys, "verify_ahead", counting)
 
     def scan(threads: int) -> list[Signature]:
         monkeypatch.setattr(registry, "verify_threads", lambda: threads)

@@ -25,7 +25,7 @@ from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.identity import CertificateTrust, apply_certificates
-from sigscope.trust.keys import AHEAD_BLOCK, apply_keys, verify_ahead
+from sigscope.trust.keys import apply_keys, judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
     from sigscope.trust.notation_policy import NotationTrust
@@ -225,13 +225,7 @@ def verify_threads() -> int:
 def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signature]:
     if not ctx.keys:
         return [_trust(ctx, s) for s in signatures]
-    threads = verify_threads()
-    trusted: list[Signature] = []
-    for start in range(0, len(signatures), AHEAD_BLOCK):
-        block = signatures[start : start + AHEAD_BLOCK]
-        verify_ahead(block, ctx.keys, threads)
-        trusted.extend(_trust(ctx, s) for s in block)
-    return trusted
+    return judge_ahead(signatures, ctx.keys, verify_threads(), lambda s: _trust(ctx, s))
 
 
 def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:

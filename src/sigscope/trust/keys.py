@@ -7,7 +7,7 @@ face loads the keys, this module only decides.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 from cryptography.hazmat.primitives import serialization
@@ -188,7 +188,7 @@ def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes]
     signatures (its exact signature and payload bytes -> the very key object that verified them), which
     apply_keys consults first, so it then records the same checks it would have after verifying itself;
     one that did not verify is left for apply_keys, which tries every key again and says so. Hand it
-    AHEAD_BLOCK signatures at a time so none is forgotten before apply_keys gets to it.
+    AHEAD_BLOCK signatures at a time so none is forgotten before apply_keys gets to it (judge_ahead does).
     """
     if threads < 2 or not keys:
         return 0
@@ -245,6 +245,23 @@ def verify_ahead(signatures: Sequence[Signature], keys: Sequence[PublicKeyTypes]
                 _remember(signed, candidate)
                 verified += 1
     return verified
+
+
+def judge_ahead(
+    signatures: Sequence[Signature],
+    keys: Sequence[PublicKeyTypes],
+    threads: int,
+    judge: Callable[[Signature], Signature],
+) -> list[Signature]:
+    """`judge` (apply_keys, or a chain of apply_* ending in it) applied to each signature, with the cosign
+    ones verified ahead on `threads` threads first, AHEAD_BLOCK at a time so that none is forgotten
+    before `judge` meets it."""
+    judged: list[Signature] = []
+    for start in range(0, len(signatures), AHEAD_BLOCK):
+        block = signatures[start : start + AHEAD_BLOCK]
+        verify_ahead(block, keys, threads)
+        judged.extend(judge(s) for s in block)
+    return judged
 
 
 def apply_keys(signature: Signature, keys: Sequence[PublicKeyTypes]) -> Signature:
