@@ -2,5 +2,5 @@
 # The main job: install what is needed, start a local registry, fill it with images, and show what sigscope sees.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-exec "${PYTHON:-python3}" demo/demo.py "$@"
+PY="$(bash scripts/setup.sh --print-python)"
+exec "$PY" demo/demo.py "$@"
