@@ -18,14 +18,28 @@ from testbed import (
     ALICE_USER,
     RegistryHandle,
     TokenServer,
+    absent,
     build_layout,
     layout_digest,
     push_layout,
     registry_binary,
     start_registry,
+    vectors,
 )
 
 ALICE = {ALICE_USER: ALICE_PASSWORD}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "vectors: reads ../shared/vectors (skipped when absent, failed under CI=true)"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture starts a registry for a test that could not run anyway.
+    if item.get_closest_marker("vectors") is not None and not vectors.available():
+        vectors.unavailable()
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +47,11 @@ def registry_bin() -> str:
     """Path of ``docker-registry``; skips when it (or skopeo, needed to push images) is not installed."""
     binary = registry_binary()
     if binary is None:
-        pytest.skip("docker-registry not installed (apt-get install -y docker-registry; .ci/run does this)")
+        absent.unavailable(
+            "docker-registry not installed (apt-get install -y docker-registry; .ci/run does this)"
+        )
     if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed (apt-get install -y skopeo; .ci/run does this)")
+        absent.unavailable("skopeo not installed (apt-get install -y skopeo; .ci/run does this)")
     return binary
 
 
@@ -167,7 +183,7 @@ def skopeo13() -> str:
     try:
         return ensure_skopeo13()
     except PeerMissing as exc:
-        pytest.skip(f"trixie skopeo unavailable (scripts/install-skopeo-trixie.sh): {exc}")
+        absent.unavailable(f"trixie skopeo unavailable (scripts/install-skopeo-trixie.sh): {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +196,7 @@ def cosign_key(skopeo13: str, tmp_path_factory: pytest.TempPathFactory) -> Cosig
 def gpg_home() -> Iterator[GpgHome]:
     """Temporary GNUPGHOME, one ed25519 signing key (``.fingerprint``, ``.key_id``); agent stopped after."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg; scripts/setup.sh does this)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg; scripts/setup.sh does this)")
     with GpgHome("sigscope test signer <signer@sigscope.test>") as home:
         yield home
 
@@ -218,7 +234,7 @@ from testbed.tsa import TSAServer  # noqa: E402
 def tsa_pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     """A fresh code-signing/timestamping PKI (testbed.pki.build_pki) in a session tmp dir."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed (apt-get install -y openssl)")
+        absent.unavailable("openssl not installed (apt-get install -y openssl)")
     return build_pki(tmp_path_factory.mktemp("tsa-pki"))
 
 

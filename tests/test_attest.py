@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from testbed import RegistryHandle, build_layout, fetch_blob, fetch_manifest, layout_digest, push_layout
+from testbed import (
+    RegistryHandle,
+    build_layout,
+    fetch_blob,
+    fetch_manifest,
+    layout_digest,
+    push_layout,
+    vectors,
+)
 from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.proxy import RegistryProxy
 
@@ -47,14 +55,11 @@ NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 DSSE = "application/vnd.dsse.envelope.v1+json"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SLSA1 = "https://slsa.dev/provenance/v1"
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 
 
 def vector(relative: str) -> Path:
-    path = VECTORS / relative
-    if not path.exists():
-        pytest.skip(f"test vector {relative} not found under {VECTORS} (../shared/vectors)")
-    return path
+    return vectors.require(VECTORS / relative)
 
 
 def run(*args: str, password: str | None = PASSWORD) -> subprocess.CompletedProcess[str]:

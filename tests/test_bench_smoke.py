@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from testbed import absent
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -27,7 +27,7 @@ def run(script: str, *args: str) -> str:
 
 def test_scan_fs_benchmark_runs(tmp_path: Path) -> None:
     if not (BENCH.parent / "tests" / "fixtures" / "files" / "jar" / "signed-rsa.jar").is_file():
-        pytest.skip("signed-file fixtures not built (tests/fixtures/files)")
+        absent.unavailable("signed-file fixtures not built (tests/fixtures/files)")
     out = run("scan_fs.py", "--files", "400", "--signed", "40", "--rounds", "1", "--keep", str(tmp_path))
     for row in ("baseline: read 4 KiB", "classify only", "report --jobs 0, distinct", "--verify --jobs 2"):
         assert row in out

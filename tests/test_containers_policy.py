@@ -28,6 +28,7 @@ from testbed import (
     sign_gpg,
     skopeo_verify,
     stock_skopeo,
+    vectors,
     write_registries_d,
 )
 from testbed.cli import run_sigscope as run
@@ -37,12 +38,10 @@ from sigscope.keys import generate, write_key_pair
 from sigscope.model import Signature, SignatureFormat
 from sigscope.trust import containers_policy as cp
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "containers-image" / "signature"
+VECTORS = vectors.ROOT / "containers-image" / "signature"
 FIXTURES = VECTORS / "fixtures"
 OTHER_GPG_KEY = FIXTURES / "public-key-2.gpg"
-needs_vectors = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"containers/image vectors not found at {VECTORS}"
-)
+needs_vectors = pytest.mark.vectors
 KEY_PASSWORD = "cpol-test-pw"
 
 
@@ -173,9 +172,12 @@ def test_json_shows_scope_and_requirements(bed: Bed) -> None:
 
 
 def test_wrong_key_rejected(bed: Bed) -> None:
-    if not OTHER_GPG_KEY.is_file():
-        pytest.skip(f"vector key {OTHER_GPG_KEY} missing")
-    result = agree(bed, docker_policy({"": [signed_by(bed, OTHER_GPG_KEY)]}), bed.image("gpg:1.0"), False)
+    result = agree(
+        bed,
+        docker_policy({"": [signed_by(bed, vectors.require(OTHER_GPG_KEY))]}),
+        bed.image("gpg:1.0"),
+        False,
+    )
     assert "NO_PUBKEY" in result.stderr
 
 
@@ -529,7 +531,7 @@ def test_layout_scopes() -> None:
 REKOR = VECTORS / "internal" / "testdata"
 
 
-@pytest.mark.skipif(not (REKOR / "rekor-set").is_file(), reason="containers/image rekor vectors missing")
+@pytest.mark.vectors
 def test_rekor_set_vector() -> None:
     import base64
 
@@ -580,7 +582,7 @@ FULCIO_DIGEST = "sha256:fa93b01658e3a5a1686dc3ae55f170d8de487006fb53a28efcd12ab0
 FULCIO_REPO = "test-repo-2100826901021538654/alpine"
 
 
-@pytest.mark.skipif(not (REKOR / "rekor-set").is_file(), reason="containers/image rekor vectors missing")
+@pytest.mark.vectors
 def test_fulcio_requirement_on_vector() -> None:
     def judge(
         fulcio: dict[str, str], signature: Signature, rekor: Path = REKOR / "rekor.pub"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from testbed import absent
 from testbed.cli import run_sigscope
 from testbed.file_fixtures import FIXTURES, PKI, SUBJECT, TRUST, bit_flips, inspect_mangled
 from testbed.file_fixtures import check_outcome as check
@@ -140,7 +141,7 @@ def test_v1_reports_stripping_without_verify_as_a_warning() -> None:
 def test_agrees_with_apksigner(name: str) -> None:
     """apksigner's exit 0 is exactly "no record invalid"; our `verified` additionally needs trust."""
     if shutil.which("apksigner") is None:
-        pytest.skip("apksigner not installed (apt-get install -y apksigner)")
+        absent.unavailable("apksigner not installed (apt-get install -y apksigner)")
     done = subprocess.run(
         ["apksigner", "verify", "-v", "--min-sdk-version", str(MIN_SDK[name]), str(APKS / name)],
         capture_output=True,
@@ -447,7 +448,7 @@ def test_lineage_agrees_with_apksigner() -> None:
     """`apksigner lineage --print-certs` (31.x's `verify --print-certs` shows only the signer) names the
     same certificates, in the same order, with the same capabilities."""
     if shutil.which("apksigner") is None:
-        pytest.skip("apksigner not installed (apt-get install -y apksigner)")
+        absent.unavailable("apksigner not installed (apt-get install -y apksigner)")
     done = subprocess.run(
         ["apksigner", "lineage", "--in", str(ROTATED), "--print-certs"], capture_output=True, text=True
     )

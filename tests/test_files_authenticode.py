@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from testbed import absent
 
 from sigscope.errors import SigscopeError
 from sigscope.files import authenticode
@@ -447,7 +448,7 @@ def legacy_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root, a SHA-1-signed intermediate and SHA-1-signed leaves (cryptography refuses to make or accept
     them, so openssl makes them), and unsigned.exe signed by each leaf with osslsigncode."""
     if shutil.which("osslsigncode") is None:
-        pytest.skip("osslsigncode is not installed")
+        absent.unavailable("osslsigncode is not installed")
     d = tmp_path_factory.mktemp("legacy")
     (d / "ext.cnf").write_text(_LEGACY_EXTENSIONS)
     _openssl(

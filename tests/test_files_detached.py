@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from testbed import absent, vectors
 from testbed.signing import GpgHome
 
 from sigscope.files.base import FileTrust
@@ -21,15 +22,7 @@ from sigscope.trust.pgp import load_keyring
 
 FIXTURES = Path(__file__).parent / "fixtures" / "files"
 PKI = FIXTURES / "pki"
-ASSETS = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "vectors"
-    / "sigstore-sigstore-python"
-    / "test"
-    / "assets"
-)
+ASSETS = vectors.ROOT / "sigstore-sigstore-python" / "test" / "assets"
 
 
 def _cert(name: str) -> x509.Certificate:
@@ -46,7 +39,7 @@ def _trust(**kwargs: object) -> FileTrust:
 @pytest.fixture(scope="module")
 def gpg() -> Iterator[GpgHome]:
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg)")
     with GpgHome("detached signer <detached@sigscope.test>") as home:
         yield home
 
@@ -54,7 +47,7 @@ def gpg() -> Iterator[GpgHome]:
 @pytest.fixture(scope="module")
 def other_gpg() -> Iterator[GpgHome]:
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg)")
     with GpgHome("someone else <else@sigscope.test>", algo="rsa") as home:
         yield home
 
@@ -200,9 +193,7 @@ def test_cosign_blob_key_only(tmp_path: Path) -> None:
 
 @pytest.fixture
 def assets() -> Path:
-    if not ASSETS.is_dir():
-        pytest.skip(f"sigstore-python vectors not present at {ASSETS} (see ../shared/vectors/VECTORS.md)")
-    return ASSETS
+    return vectors.require(ASSETS)
 
 
 def test_sigstore_bundle_names_the_file(assets: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from testbed import absent
 from testbed.file_fixtures import (
     FIXTURES,
     PKI,
@@ -114,7 +115,7 @@ def test_verdicts(name: str) -> None:
 def test_agrees_with_jarsigner_strict(name: str, tmp_path: Path) -> None:
     """Our `verified` is exactly jarsigner's exit 0 with the test root in its keystore."""
     if shutil.which("jarsigner") is None:
-        pytest.skip("jarsigner not installed (apt-get install -y openjdk-17-jdk-headless)")
+        absent.unavailable("jarsigner not installed (apt-get install -y openjdk-17-jdk-headless)")
     done = subprocess.run(
         [*JARSIGNER_VERIFY, str(JARS / name)],
         capture_output=True,
@@ -207,7 +208,7 @@ def test_sniff() -> None:
 def test_fresh_jarsigner_signature(tmp_path: Path) -> None:
     """The jarsigner on this machine, now: RSA-signed with an extra directory entry and a nested jar."""
     if shutil.which("jarsigner") is None:
-        pytest.skip("jarsigner not installed")
+        absent.unavailable("jarsigner not installed")
     path = tmp_path / "fresh.ear"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
@@ -285,7 +286,7 @@ def _same_signed_content(original: Path, changed: Path) -> bool:
 def _sha1_chain(tmp: Path, eku: str | None) -> tuple[x509.Certificate, x509.Certificate]:
     """A root and a leaf it signed with SHA-1, made by openssl (cryptography no longer signs SHA-1)."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+        absent.unavailable("openssl not installed")
     tmp.mkdir(exist_ok=True)
 
     def ssl(*args: str) -> None:
@@ -325,7 +326,7 @@ def test_sha1_chains_fall_back_to_pyhanko_certvalidator(tmp_path: Path) -> None:
 def test_two_signers_and_dsa(tmp_path: Path) -> None:
     """Signed twice (RSA from the test PKI, then a DSA key keytool makes): one row per signer."""
     if shutil.which("jarsigner") is None or shutil.which("keytool") is None:
-        pytest.skip("jarsigner/keytool not installed")
+        absent.unavailable("jarsigner/keytool not installed")
     store = tmp_path / "dsa.p12"
     subprocess.run(
         [*KEYTOOL_DSA, "-keystore", str(store), *P12],
@@ -349,7 +350,7 @@ def test_two_signers_and_dsa(tmp_path: Path) -> None:
 def test_removed_signed_entry_is_reported_as_jarsigner_sees_it(tmp_path: Path) -> None:
     """java.util.jar verifies the entries present: removing a signed one is a warning, not a failure."""
     if shutil.which("jarsigner") is None:
-        pytest.skip("jarsigner not installed")
+        absent.unavailable("jarsigner not installed")
     path = tmp_path / "removed.jar"
     with zipfile.ZipFile(JARS / "signed-rsa.jar") as old, zipfile.ZipFile(path, "w") as new:
         for info in old.infolist():

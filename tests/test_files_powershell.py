@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from testbed import absent
 from testbed.file_fixtures import (
     FIXTURES,
     PKI,
@@ -77,7 +78,7 @@ def test_verdicts(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_agrees_with_osslsigncode(name: str) -> None:
     if shutil.which("osslsigncode") is None:
-        pytest.skip("osslsigncode not installed (apt-get install -y osslsigncode)")
+        absent.unavailable("osslsigncode not installed (apt-get install -y osslsigncode)")
     done = subprocess.run(
         [*OSSL_VERIFY, str(SCRIPTS / name)],
         capture_output=True,
@@ -150,7 +151,7 @@ def test_unsigned_and_sniff(tmp_path: Path) -> None:
 def test_large_script_reads_the_tail(tmp_path: Path) -> None:
     """A block at the end of a script bigger than the tail window is found without verification."""
     if shutil.which("osslsigncode") is None:
-        pytest.skip("osslsigncode not installed")
+        absent.unavailable("osslsigncode not installed")
     script = tmp_path / "big.ps1"
     script.write_bytes(("# padding line\r\n" * (powershell.TAIL_SIZE // 8)).encode())
     signed = _sign(script, tmp_path / "big-signed.ps1")
@@ -178,7 +179,7 @@ def _sign(src: Path, dst: Path, entity: str = "rsa-signer") -> Path:
 )
 def test_fresh_osslsigncode_signatures(content: bytes, tmp_path: Path) -> None:
     if shutil.which("osslsigncode") is None:
-        pytest.skip("osslsigncode not installed")
+        absent.unavailable("osslsigncode not installed")
     script = tmp_path / "s.ps1"
     script.write_bytes(content)
     signed = _sign(script, tmp_path / "signed.ps1")

@@ -12,20 +12,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from testbed import vectors
 
 from sigscope.formats import bundle
 from sigscope.model import Check, Outcome, Signature, SignatureFormat, Status
 from sigscope.trust import certs
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 COSIGN_BUNDLE = VECTORS / "sigstore-cosign" / "pkg" / "cosign" / "testdata" / "oci-attestation.sigstore.json"
 PY_ASSETS = VECTORS / "sigstore-sigstore-python" / "test" / "assets"
 GO = VECTORS / "sigstore-sigstore-go"
 GO_BUNDLES = GO / "pkg" / "testing" / "data" / "bundles"
 
-pytestmark = pytest.mark.skipif(
-    not COSIGN_BUNDLE.is_file(), reason=f"shared test vectors not found at {VECTORS} (see VECTORS.md)"
-)
+pytestmark = pytest.mark.vectors
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ELSEWHERE = "sha256:" + "ab" * 32

@@ -7,25 +7,23 @@ import hashlib
 import json
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from testbed import vectors
 
 from sigscope.formats import cosign, dsse
 from sigscope.model import Check, Descriptor, Outcome, Signature, SignatureFormat, Status
 from sigscope.trust import certs
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 CONNAISSEUR = VECTORS / "sse-secure-systems-connaisseur" / "test" / "testdata" / "cosign"
 TESTIMAGE = CONNAISSEUR / "securesystemsengineering" / "testimage"
 COSIGN = VECTORS / "sigstore-cosign"
 SIGSTORE_PYTHON = VECTORS / "sigstore-sigstore-python" / "test" / "assets"
 
-pytestmark = pytest.mark.skipif(
-    not TESTIMAGE.is_dir(), reason=f"shared test vectors not found at {VECTORS} (see VECTORS.md)"
-)
+pytestmark = pytest.mark.vectors
 
 # After every certificate in these vectors expired: expiry is reported, never a reason for a check to fail.
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from testbed import vectors
 
 from sigscope.formats import notation
 from sigscope.formats.notation import (
@@ -34,9 +35,8 @@ from sigscope.formats.notation import (
 from sigscope.model import Descriptor, Manifest, Outcome, Signature, SignatureFormat, Status
 from sigscope.oci import mediatypes
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
-if not (VECTORS / "notaryproject-notation-go").is_dir():
-    pytest.skip(f"Notary Project vectors not found under {VECTORS}", allow_module_level=True)
+VECTORS = vectors.ROOT
+pytestmark = pytest.mark.vectors
 
 NOTATION_GO = VECTORS / "notaryproject-notation-go"
 MOCK = NOTATION_GO / "internal" / "mock" / "testdata"

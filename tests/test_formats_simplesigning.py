@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from testbed import absent, vectors
 
 from sigscope.formats import simplesigning as ss
 from sigscope.model import Outcome, Signature, SignatureFormat, Status
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 FIXTURES = VECTORS / "containers-image" / "signature" / "fixtures"
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 OTHER_DIGEST = "sha256:" + "ab" * 32
@@ -29,9 +30,7 @@ TEST_KEY_ID = "E932F44B23E8DD43"
 TEST_KEY_FPR = "08CD26E446E2E95249B7A405E932F44B23E8DD43"
 SUBKEY_ID = "D75B3109B3BAAEAF"
 
-needs_vectors = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"containers/image vectors not found at {FIXTURES}"
-)
+needs_vectors = pytest.mark.vectors
 
 
 def fixture(name: str) -> bytes:
@@ -782,7 +781,7 @@ class GpgKey:
 def gpg_keys() -> Iterator[dict[str, GpgKey]]:
     """Throwaway RSA and Ed25519 signing keys in a private GNUPGHOME; the agent is stopped afterwards."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg)")
     # A short path: gpg-agent's socket path must fit in sun_path.
     home = Path(tempfile.mkdtemp(prefix="ssgpg-"))
     home.chmod(0o700)
@@ -916,7 +915,7 @@ def test_gpg_encrypted_and_signed(gpg_keys: dict[str, GpgKey]) -> None:
 
 def test_skopeo_standalone_sign(gpg_keys: dict[str, GpgKey], tmp_path: Path) -> None:
     if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed (apt-get install -y skopeo)")
+        absent.unavailable("skopeo not installed (apt-get install -y skopeo)")
     key = gpg_keys["rsa"]
     manifest = tmp_path / "manifest.json"
     manifest.write_bytes(b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}')

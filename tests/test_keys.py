@@ -18,6 +18,7 @@ from testbed import (
     RegistryHandle,
     sigstore_policy,
     skopeo_verify,
+    vectors,
     write_registries_d,
 )
 from testbed.cli import assert_clean_failure as one_line_error
@@ -43,15 +44,12 @@ from sigscope.keys.cosign_keys import envelope_kdf
 from sigscope.trust import certs
 from sigscope.trust.keys import load_public_key
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 KEYS_DIR = VECTORS / "sigstore-cosign" / "extracted-from-pkg-cosign-keys_test.go"
 
 
 def vector(name: str) -> bytes:
-    path = KEYS_DIR / name
-    if not path.is_file():
-        pytest.skip(f"cosign key vectors not present ({path})")
-    return path.read_bytes()
+    return vectors.require(KEYS_DIR / name).read_bytes()
 
 
 def pub(key: object) -> bytes:

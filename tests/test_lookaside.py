@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from testbed import RegistryHandle, refused_port
+from testbed import RegistryHandle, absent, refused_port
 
 from sigscope.errors import SigscopeError, TooLargeError, UnreachableError, UsageError
 from sigscope.formats import simplesigning
@@ -449,7 +449,7 @@ class Signer:
 def signer() -> Iterator[Signer]:
     """A throwaway GPG signing key (private GNUPGHOME, no passphrase); its agent is stopped afterwards."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg)")
     home = Path(tempfile.mkdtemp(prefix="lagpg-"))  # short: gpg-agent's socket path has a length limit
     home.chmod(0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}

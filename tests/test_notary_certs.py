@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from testbed import vectors
 
 from sigscope.model import Outcome
 from sigscope.trust import notary_certs
@@ -25,12 +26,11 @@ from sigscope.trust.truststore import (
     validate_store_certificates,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 CORE_X509 = VECTORS / "notaryproject-notation-core-go" / "x509"
 MATRIX = CORE_X509 / "extracted-from-codesigning_cert_validations_test.go"
 STORES = VECTORS / "notaryproject-notation-go" / "verifier" / "testdata" / "truststore"
-if not MATRIX.is_dir() or not STORES.is_dir():
-    pytest.skip(f"Notary Project vectors not found under {VECTORS}", allow_module_level=True)
+pytestmark = pytest.mark.vectors
 
 
 def pem(name: str) -> x509.Certificate:
@@ -38,12 +38,14 @@ def pem(name: str) -> x509.Certificate:
     return cert
 
 
-ROOT, INT1, INT2, LEAF = (
-    pem("rootCertPem"),
-    pem("intermediateCertPem1"),
-    pem("intermediateCertPem2"),
-    pem("codeSigningLeafPem"),
-)
+# Read at import for brevity below; without the vectors every test here is skipped by its marker.
+if vectors.available():
+    ROOT, INT1, INT2, LEAF = (
+        pem("rootCertPem"),
+        pem("intermediateCertPem1"),
+        pem("intermediateCertPem2"),
+        pem("codeSigningLeafPem"),
+    )
 
 
 def failure(chain: list[x509.Certificate], signing_time: datetime | None = None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from testbed import vectors
 
 from sigscope.trust.notation_policy import (
     Action,
@@ -24,7 +25,7 @@ from sigscope.trust.notation_policy import (
 )
 from sigscope.trust.truststore import StoreRef, TrustStoreError
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 VERIFIER = VECTORS / "notaryproject-notation-go" / "verifier" / "testdata"
 
 WABBIT = "x509.subject: C=US, ST=WA, O=wabbit-networks.io, OU=Security Tools"
@@ -191,7 +192,9 @@ def test_dn_parsing_and_matching() -> None:
     assert parse_dn(r"C=US,S=WA,O=a\,b\ ,CN=x") == {"C": "US", "ST": "WA", "O": "a,b ", "CN": "x"}
     assert parse_dn(r"C=US;ST=WA;O=\41cme") == {"C": "US", "ST": "WA", "O": "Acme"}
     wanted = parse_dn("C=US, ST=WA, O=Notary")
-    cert = x509.load_pem_x509_certificate((VERIFIER / "verifier" / "signing-cert.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate(
+        vectors.require(VERIFIER / "verifier" / "signing-cert.pem").read_bytes()
+    )
     subject = certificate_dn(cert)
     assert subject["CN"] == "SomeCN" and is_subset_dn(wanted, subject) is False
     assert is_subset_dn(parse_dn("C=US, ST=WA, O=SomeOrg, OU=SomeOU"), subject)
@@ -199,7 +202,9 @@ def test_dn_parsing_and_matching() -> None:
 
 
 def test_certificate_subject_with_hex_form_never_matches() -> None:
-    cert = x509.load_pem_x509_certificate((VERIFIER / "verifier" / "bad-cert.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate(
+        vectors.require(VERIFIER / "verifier" / "bad-cert.pem").read_bytes()
+    )
     with pytest.raises(TrustPolicyError, match="=#"):
         certificate_dn(cert)
 

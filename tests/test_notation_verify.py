@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from testbed import RegistryHandle
+from testbed import RegistryHandle, vectors
 from testbed.cli import run_sigscope as sigscope
 from testbed.notation_vectors import ENVELOPES, NOTATION_TESTDATA, push_notation_vector, vectors_available
 
@@ -37,10 +37,9 @@ from sigscope.trust.notation_verify import (
 )
 from sigscope.trust.truststore import StoreRef, TrustStore, load_trust_store
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 NOTATION_GO = VECTORS / "notaryproject-notation-go"
-if not NOTATION_GO.is_dir():
-    pytest.skip(f"Notary Project vectors not found under {VECTORS}", allow_module_level=True)
+pytestmark = pytest.mark.vectors
 MOCK = NOTATION_GO / "internal" / "mock" / "testdata"
 SIG_ENV = NOTATION_GO / "verifier" / "testdata" / "timestamp" / "sigEnv"
 STORES = NOTATION_GO / "verifier" / "testdata" / "truststore"
@@ -559,7 +558,7 @@ def notation_config(directory: Path, scope: str, identity: str = ALPINE, *, leve
 @pytest.fixture(scope="module")
 def served(registry: RegistryHandle, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     if not vectors_available():
-        pytest.skip("notation-go vectors not available")
+        vectors.unavailable("the notation-go vector layout is incomplete")
     work = tmp_path_factory.mktemp("notation-verify")
     pushed = push_notation_vector(
         registry.host,

@@ -25,13 +25,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from testbed import GpgHome, PeerMissing, SignedRegistry
+from testbed import GpgHome, PeerMissing, SignedRegistry, vectors
 
 from sigscope.formats import simplesigning as ss
 from sigscope.model import Outcome, Signature, SignatureFormat, Status
 from sigscope.trust import pgp
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 FIXTURES = VECTORS / "containers-image" / "signature" / "fixtures"
 # After every fixture signature was made (the latest, subkey-revoked, is from 2025-07-23) and after
 # expired.signature lapsed (2025-06-24).
@@ -44,9 +44,7 @@ SUBKEY_UID = "c/image test key with subkey"
 REVOKED_PRIMARY_FPR = "6D88C5A1993648A17B2BB0DC6B8499AF63388D63"
 PASSPHRASE_KEY_FPR = "F2B501009F78B0B340221A12A3CD242DA6028093"
 
-needs_vectors = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"containers/image vectors not found at {FIXTURES}"
-)
+needs_vectors = pytest.mark.vectors
 
 
 def fixture(name: str) -> bytes:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from testbed import RegistryHandle
+from testbed import RegistryHandle, vectors
 from testbed.cli import run_sigscope as sigscope
 from testbed.images import _session, _upload_blob, build_layout, layout_digest, push_layout, read_blob
 from testbed.notation_vectors import (
@@ -61,15 +61,7 @@ from sigscope.trust.truststore import StoreRef, TrustStore
 if shutil.which("openssl") is None:
     pytest.skip("openssl not installed (apt-get install -y openssl)", allow_module_level=True)
 
-CRL_VECTORS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "vectors"
-    / "notaryproject-notation-core-go"
-    / "revocation"
-    / "crl"
-    / "testdata"
-)
+CRL_VECTORS = vectors.ROOT / "notaryproject-notation-core-go" / "revocation" / "crl" / "testdata"
 # Set afresh before each test (_clock below): the live OCSP responder and CRL stamp their answers with
 # the real clock, and a time taken at import falls behind it by however long the suite has run so far,
 # past the verifier's five minutes of allowed skew on a slow machine.
@@ -561,9 +553,7 @@ def test_pure_delta_crl_rules(pure: tuple[MiniCA, MiniCA]) -> None:
         rev.validate_bundle(good_delta, None, ca.cert, NOW)
 
 
-@pytest.mark.skipif(
-    not CRL_VECTORS.is_dir(), reason=f"notation-core-go CRL vectors not found under {CRL_VECTORS}"
-)
+@pytest.mark.vectors
 def test_notation_core_go_crl_vectors() -> None:
     base = rev.load_crl((CRL_VECTORS / "crlWithMultipleFreshestCRLs.crl").read_bytes())
     urls = rev.freshest_crl_urls(base.extensions)

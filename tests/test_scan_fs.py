@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from testbed import build_layout
+from testbed import absent, build_layout, vectors
 from testbed.cli import run_sigscope as run
 from testbed.signing import GpgHome
 
@@ -27,15 +27,7 @@ from sigscope.keys import generate, write_key_pair
 FIXTURES = Path(__file__).parent / "fixtures" / "files"
 PKI = FIXTURES / "pki"
 JARS = FIXTURES / "jar"
-ASSETS = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "vectors"
-    / "sigstore-sigstore-python"
-    / "test"
-    / "assets"
-)
+ASSETS = vectors.ROOT / "sigstore-sigstore-python" / "test" / "assets"
 PASSWORD = "scan-fs-test"
 
 
@@ -80,9 +72,9 @@ def _sign_blob(artifact: Path) -> None:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if shutil.which("gpg") is None:
-        pytest.skip("gpg not installed (apt-get install -y gnupg)")
+        absent.unavailable("gpg not installed (apt-get install -y gnupg)")
     if not (JARS / "signed-rsa.jar").is_file():
-        pytest.skip("JAR fixtures not built yet (tests/fixtures/files/jar)")
+        absent.unavailable("JAR fixtures not built yet (tests/fixtures/files/jar)")
     base = tmp_path_factory.mktemp("scan-fs")
     root = base / "tree"
     (root / "plain" / "deeper").mkdir(parents=True)
@@ -205,7 +197,7 @@ def test_json_keeps_sigscan_shape_with_rich_fields(tree: Tree) -> None:
 
 def test_jq_projection(tree: Tree) -> None:
     if shutil.which("jq") is None:
-        pytest.skip("jq not installed")
+        absent.unavailable("jq not installed")
     scan = run("scan", "fs", str(tree.root), "--output", "json")
     projected = subprocess.run(
         ["jq", "-c", ".filesystem.signatures[] | {path, subjectname, countersigner}"],
@@ -391,7 +383,7 @@ def test_pool_starts_only_with_a_batch_waiting(tmp_path: Path, monkeypatch: pyte
     """A pool is forked only once a whole batch of claimed files is waiting; below that the scan stays in
     this process; either way every file is answered, in the pool as in-process."""
     if not (JARS / "signed-rsa.jar").is_file():
-        pytest.skip("JAR fixtures not built yet (tests/fixtures/files/jar)")
+        absent.unavailable("JAR fixtures not built yet (tests/fixtures/files/jar)")
     import concurrent.futures
 
     from sigscope.report.files import FsSummary
@@ -459,7 +451,7 @@ def test_only_signed_files_are_hashed_whole_and_copies_agree(
     """A claimed file that turns out unsigned is never hashed whole (no content memo makes it so); a
     signed one is, for its digest; copies give the same answer, a changed copy its own."""
     if not (JARS / "signed-rsa.jar").is_file():
-        pytest.skip("JAR fixtures not built yet (tests/fixtures/files/jar)")
+        absent.unavailable("JAR fixtures not built yet (tests/fixtures/files/jar)")
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -512,8 +504,7 @@ PRODUCTION_ROOT = SIGSTORE_STORE / "tuf-repo-cdn.sigstore.dev" / "trusted_root.j
 def test_keyless_bundles_verify_offline_against_a_trusted_root(tmp_path: Path) -> None:
     """--trusted-root: the sigstore library checks Fulcio chain, SCT, log entry and signature offline and
     the --certificate-* policy must hold; without it a keyless certificate is merely expired."""
-    if not STAGING_ROOT.is_file():
-        pytest.skip(f"sigstore-python vectors not found at {ASSETS.parents[1]} (../shared/vectors)")
+    vectors.require(STAGING_ROOT)
     for name in ("bundle.txt", "bundle.txt.sigstore", "bundle_v3.txt", "bundle_v3.txt.sigstore"):
         shutil.copy(ASSETS / name, tmp_path / name)
     root = str(tmp_path)

@@ -24,6 +24,7 @@ from testbed import (
     push_layout,
     skopeo_verify,
     stock_skopeo,
+    vectors,
     write_registries_d,
 )
 
@@ -31,7 +32,7 @@ from sigscope.formats import simplesigning as ss
 from sigscope.keys.gpg import GpgError, GpgSigner
 from sigscope.sign_simple import build_atomic_payload
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "containers-image" / "signature"
+VECTORS = vectors.ROOT / "containers-image" / "signature"
 OTHER_KEY = VECTORS / "fixtures" / "public-key-2.gpg"
 
 
@@ -164,7 +165,7 @@ def test_sign_and_stock_skopeo_accepts(
         skopeo, gpg_policy(public), registries_d, f"{registry.host}/{repo}@{digest}", tmp_path
     )
     assert by_digest.returncode == 0, by_digest.stderr
-    wrong = skopeo_verify(skopeo, gpg_policy(OTHER_KEY), registries_d, image, tmp_path)
+    wrong = skopeo_verify(skopeo, gpg_policy(vectors.require(OTHER_KEY)), registries_d, image, tmp_path)
     assert wrong.returncode != 0
     # sigscope's own --gpg-keyring verification agrees
     mine = run(

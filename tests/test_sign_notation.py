@@ -25,7 +25,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from testbed import RegistryHandle, build_layout, fetch_blob, fetch_manifest, push_layout
+from testbed import RegistryHandle, build_layout, fetch_blob, fetch_manifest, push_layout, vectors
 from testbed.cli import assert_clean_failure
 from testbed.cli import run_sigscope as run
 from testbed.pki import PKI
@@ -56,7 +56,7 @@ from sigscope.trust.notation_policy import parse_policy
 from sigscope.trust.notation_verify import evaluate
 from sigscope.trust.truststore import StoreRef, TrustStore
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = vectors.ROOT
 CORE = VECTORS / "notaryproject-notation-core-go" / "signature"
 NOTATION_GO = VECTORS / "notaryproject-notation-go" / "internal" / "testdata"
 VECTOR_SUBJECT = Descriptor(
@@ -83,9 +83,7 @@ INTEGRITY = (
 
 
 def vector(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"test vector {path} not found (../shared/vectors)")
-    return path
+    return vectors.require(path)
 
 
 def b64url_decode(text: str) -> bytes:

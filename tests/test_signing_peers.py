@@ -29,6 +29,7 @@ from testbed import (
     sigstore_policy,
     skopeo_verify,
     stock_skopeo,
+    vectors,
 )
 from testbed.notation_vectors import (
     COSE_MEDIA_TYPE,
@@ -36,7 +37,6 @@ from testbed.notation_vectors import (
     NOTATION_TESTDATA,
     THUMBPRINT_ANNOTATION,
     VECTOR_SUBJECT_DIGEST,
-    vectors_available,
 )
 
 COSIGN_REFS = ["signed/cosign:1.0", "signed/cosign2:1.0", "signed/multi:1.0"]
@@ -179,7 +179,7 @@ def test_notation_signature_reachable_through_fallback_tag(signed_registry: Sign
     sr = signed_registry
     push = sr.notation
     if push is None:
-        pytest.skip(f"signed/notation:1.0 not pushed: {sr.notation_skipped}")
+        vectors.unavailable(f"signed/notation:1.0 not pushed: {sr.notation_skipped}")
     subject_digest, sig_digest = push
     assert subject_digest == VECTOR_SUBJECT_DIGEST == sr.images["signed/notation:1.0"]
     # distribution 2.8 refuses the vector subject (its layer blob is not in the vectors)
@@ -210,7 +210,7 @@ def test_notation_signature_reachable_through_fallback_tag(signed_registry: Sign
     assert entries[0]["annotations"] == manifest["annotations"]
 
 
-@pytest.mark.skipif(not vectors_available(), reason="notation-go vectors not found (SIGSCOPE_VECTORS)")
+@pytest.mark.vectors
 def test_notation_layout_uses_referrers_tag(tmp_path: Path) -> None:
     layout, subject, sig_digest = notation_layout(tmp_path / "layout", formats=("cose", "jws"))
     assert subject == VECTOR_SUBJECT_DIGEST

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +190,35 @@ async def test_session_fixtures_work_from_async_tests(registry: RegistryHandle) 
         async with session.get(f"{registry.url}/v2/demo/multi/tags/list") as r:
             assert r.status == 200
             assert (await r.json())["tags"] == ["latest"]
+
+
+def _run_vectors_test(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One cheap vectors-marked test, run with the vectors pointed at a directory that is not there."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | env_extra
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_formats_cosign.py::test_capture_digests_match_tag_names",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_absent_vectors_skip_locally_and_fail_under_ci(tmp_path: Path) -> None:
+    absent = str(tmp_path / "no-vectors")
+    local = _run_vectors_test({"SIGSCOPE_VECTORS": absent})
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert " skipped" in local.stdout and "failed" not in local.stdout
+    assert "shared test vectors not found at " + absent in local.stdout
+    ci = _run_vectors_test({"SIGSCOPE_VECTORS": absent, "CI": "true"})
+    assert ci.returncode == 1 and " error" in ci.stdout, ci.stdout  # failed in setup: an error
+    assert "CI=true needs it" in ci.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed import vectors
 
 from sigscope.formats import bundle as bundle_format
 from sigscope.formats import cosign
@@ -37,9 +38,8 @@ from sigscope.trust.sigstore_offline import (
     verify_bundle,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
-if not VECTORS.is_dir():
-    pytest.skip(f"test vectors not found at {VECTORS} (../shared/vectors)", allow_module_level=True)
+VECTORS = vectors.ROOT
+pytestmark = pytest.mark.vectors
 
 PY = VECTORS / "sigstore-sigstore-python"
 ASSETS = PY / "test" / "assets"

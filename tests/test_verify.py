@@ -21,6 +21,7 @@ from testbed import (
     cosign_sig_tag,
     layout_digest,
     push_layout,
+    vectors,
 )
 from testbed.cli import run_sigscope as run
 from testbed.forge import push_cosign_signature, push_image
@@ -32,7 +33,7 @@ from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.verify import Policy, annotations_check, reference_check, verify
 
 PASSWORD = "verify-test-pw"
-PGP_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "containers-image" / "signature"
+PGP_FIXTURES = vectors.ROOT / "containers-image" / "signature"
 OTHER_KEYRING = PGP_FIXTURES / "fixtures" / "public-key-2.gpg"
 
 
@@ -312,7 +313,7 @@ def test_gpg_simple_signature(signed_registry: SignedRegistry) -> None:
     assert data["signatures"][0]["format"] == "simple-signing"
     assert data["signatures"][0]["signer"]["pgp"]["keyId"]
 
-    other = verify_cli(image, "--gpg-keyring", str(OTHER_KEYRING), *trust)
+    other = verify_cli(image, "--gpg-keyring", str(vectors.require(OTHER_KEYRING)), *trust)
     assert other.returncode == 1
     assert any("wrong key" in line for line in failed_lines(other)), other.stderr
     # a cosign key says nothing about a GPG signature

@@ -18,7 +18,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,12 @@ from typing import Any
 
 import requests
 
+from . import vectors
 from .images import REF_NAME, _session, _upload_blob, sha256_digest
 from .registry import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
 
 #: Root of the notation-go vectors (override with ``SIGSCOPE_VECTORS``, the directory holding ``VECTORS.md``).
-VECTORS_ROOT = Path(os.environ.get("SIGSCOPE_VECTORS", "/work/shared/vectors"))
+VECTORS_ROOT = vectors.ROOT
 NOTATION_TESTDATA = VECTORS_ROOT / "notaryproject-notation-go" / "internal" / "testdata"
 VECTOR_LAYOUT = NOTATION_TESTDATA / "oci-layout"
 VECTOR_LAYOUT_TAG = "v2"
