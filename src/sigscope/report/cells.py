@@ -19,6 +19,7 @@ from typing import Literal
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
@@ -32,6 +33,7 @@ __all__ = [
     "cut_end",
     "cut_middle",
     "natural_width",
+    "print_fields",
     "print_whole",
     "printable",
     "short_digest",
@@ -168,6 +170,20 @@ def status_cell(status: str, style: StyleType, flags: Iterable[str] = (), *, sta
     if stacked:
         return Text.assemble((status, style), ("\n" + "\n".join(flags), "dim"))
     return Text.assemble((status, style), f" ({', '.join(flags)})")
+
+
+def print_fields(console: Console, rows: Iterable[tuple[str, str]]) -> None:
+    """`label  value` lines, labels aligned; a value that does not fit beside its label goes whole on the next
+    line, indented, wrapped only at words: a digest or reference stays one piece to copy."""
+    rows = list(rows)
+    indent = max((cell_len(label) for label, _ in rows), default=0) + 2
+    for label, value in rows:
+        shown = printable(value)
+        if indent + cell_len(shown) <= console.width:
+            console.print(Text.assemble((label.ljust(indent), "bold"), shown), no_wrap=True, crop=False)
+        else:
+            console.print(Text(label, style="bold"))
+            console.print(Padding(Text(shown), (0, 0, 0, 2)))
 
 
 def natural_width(console: Console, renderable: RenderableType) -> int:
