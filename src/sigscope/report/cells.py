@@ -183,7 +183,7 @@ def print_fields(console: Console, rows: Iterable[tuple[str, str]]) -> None:
             console.print(Text.assemble((label.ljust(indent), "bold"), shown), no_wrap=True, crop=False)
         else:
             console.print(Text(label, style="bold"))
-            console.print(Padding(Text(shown), (0, 0, 0, 2)))
+            console.print(Padding(Text(shown), (0, 0, 0, 2), expand=False))
 
 
 def natural_width(console: Console, renderable: RenderableType) -> int:
