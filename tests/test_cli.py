@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from testbed import ALICE_PASSWORD, ALICE_USER, RegistryHandle
 from testbed.cli import assert_clean_failure
 
@@ -47,8 +48,13 @@ def test_ls_tags_with_digests_in_a_namespace(registry: RegistryHandle) -> None:
     tags = {(r["name"], t["tag"]): t for r in data["repositories"] for t in r["tags"]}
     assert tags[("demo/alpine", "1.0")]["digest"] == registry.images["demo/alpine:1.0"]
     assert tags[("demo/multi", "latest")]["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    pretty = run("ls", f"{registry.host}/demo", "--tags", "--insecure")
-    assert registry.images["demo/alpine:1.0"] in pretty.stdout
+    # The digest whole where the line has room for it, `sha256:` and 8 hex digits where not; never folded.
+    digest = registry.images["demo/alpine:1.0"]
+    roomy = run("ls", f"{registry.host}/demo", "--tags", "--insecure", env={"COLUMNS": "200"})
+    assert digest in roomy.stdout
+    narrow = run("ls", f"{registry.host}/demo", "--tags", "--insecure", env={"COLUMNS": "80"})
+    assert digest not in narrow.stdout and f"{digest[:15]}…" in narrow.stdout
+    assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
 
 
 def test_inspect_image_and_index(registry: RegistryHandle) -> None:

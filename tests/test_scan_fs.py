@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from rich.cells import cell_len
 from testbed import absent, build_layout, vectors
 from testbed.cli import run_sigscope as run
 from testbed.signing import GpgHome
@@ -294,11 +295,19 @@ def test_every_output_parses(tree: Tree) -> None:
     parser.feed(page)
     assert page.startswith("<!DOCTYPE html>") and parser.tags.count("tr") >= expected
 
+    # Pretty shows paths below the scanned directory, so what it shows does not depend on where tmp_path is.
     for output in ("pretty", "wide"):
-        shown = run("scan", "fs", target, "-o", output)
-        assert shown.returncode == 0 and "signed-rsa.jar" in shown.stdout
-        assert "error:" in shown.stdout and shown.stdout.rstrip().splitlines()[-1].startswith("Found ")
-        assert "\x1b[" not in shown.stdout  # no progress bar or colour codes in a pipe
+        shown = run("scan", "fs", target, "-o", output, env={"COLUMNS": "80"})
+        assert shown.returncode == 0 and "jars/signed-rsa.jar" in shown.stdout
+        assert "error: broken/truncated.jar: " in shown.stdout or output == "wide"
+        assert (
+            "Found 7 signatures" in shown.stdout and "\x1b[" not in shown.stdout
+        )  # no bar or colours in a pipe
+        lines = shown.stdout.splitlines()
+        if output == "pretty":
+            assert max(cell_len(line) for line in lines) <= 80
+        else:  # whole paths, one row per line, however long tmp_path is
+            assert any(line.startswith("│ " + str(tree.root / "jars" / "signed-rsa.jar")) for line in lines)
 
 
 def test_include_and_exclude(tree: Tree) -> None:

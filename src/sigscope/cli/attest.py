@@ -30,6 +30,7 @@ from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
+from sigscope.report.cells import cell
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import REFERRERS_LEGACY, docker_identity
 from sigscope.trust.certs import utcnow
@@ -131,9 +132,9 @@ def _print_pretty(verdict: AttestationVerdict) -> None:
             statement = judged.statement or {}
             table.add_row(
                 str(judged.signature.format),
-                str(statement.get("predicateType", "-")),
-                judged.signature.location,
-                "ok" if judged.satisfied else judged.reason,
+                cell(str(statement.get("predicateType", "-"))),
+                cell(judged.signature.location),
+                cell("ok" if judged.satisfied else judged.reason),
             )
         console.print(table)
     console.print(verdict.summary)

@@ -19,6 +19,7 @@ from sigscope.model import Manifest
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
 from sigscope.oci.store import open_image
+from sigscope.report.cells import DigestCell, Fit, print_fields
 from sigscope.scan.registry import ImageResult, ScanOptions, scan_image
 from sigscope.trust.certs import utcnow
 
@@ -143,44 +144,42 @@ def _human(size: int | None) -> str:
 def _print_pretty(result: Inspection) -> None:
     data = result.to_json()
     console = stdout_console()
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("Reference", result.reference)
-    table.add_row("Digest", data["digest"])
-    table.add_row("Media type", data["mediaType"])
-    table.add_row("Manifest size", f"{data['size']} B")
+    rows: list[tuple[str, str]] = [
+        ("Reference", result.reference),
+        ("Digest", data["digest"]),
+        ("Media type", data["mediaType"]),
+        ("Manifest size", f"{data['size']} B"),
+    ]
     if "artifactType" in data:
-        table.add_row("Artifact type", data["artifactType"])
+        rows.append(("Artifact type", data["artifactType"]))
     if result.manifest.is_index:
-        table.add_row("Manifests", str(len(result.platforms)))
+        rows.append(("Manifests", str(len(result.platforms))))
     else:
-        table.add_row("Total size", _human(result.total_size))
-        table.add_row("Layers", str(data["layers"]))
+        rows += [("Total size", _human(result.total_size)), ("Layers", str(data["layers"]))]
         if result.config:
             platform = "/".join(
                 str(result.config[k]) for k in ("os", "architecture", "variant") if k in result.config
             )
             if platform:
-                table.add_row("Platform", platform)
-            table.add_row("Config", result.config["digest"])
+                rows.append(("Platform", platform))
+            rows.append(("Config", result.config["digest"]))
     if "subject" in data:
-        table.add_row("Subject", data["subject"]["digest"])
+        rows.append(("Subject", data["subject"]["digest"]))
     for key, value in (data.get("annotations") or {}).items():
-        table.add_row("Annotation", f"{key}={value}")
-    console.print(table)
+        rows.append(("Annotation", f"{key}={value}"))
+    print_fields(console, rows)
     if result.manifest.is_index:
         children = Table(title="Manifests", title_justify="left")
         children.add_column("Platform")
-        children.add_column("Digest", no_wrap=True)
-        children.add_column("Size", justify="right")
+        children.add_column("Digest")
+        children.add_column("Size", justify="right", no_wrap=True)
         children.add_column("Media type")
         for child in result.platforms:
             children.add_row(
-                child.get("platform") or child.get("artifactType") or "-",
-                child["digest"],
+                Fit(child.get("platform") or child.get("artifactType") or "-", where="end"),
+                DigestCell(child["digest"]),
                 str(child["size"]),
-                child["mediaType"],
+                Fit(child["mediaType"], where="end"),
             )
         console.print(children)
     if result.signatures is not None:

@@ -17,6 +17,7 @@ from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_image, parse_registry_target
 from sigscope.oci.store import Repository
+from sigscope.report.cells import DigestCell, Fit, cell
 
 
 @dataclass
@@ -110,29 +111,31 @@ async def list_layout(path: str, progress: Tracker) -> Listing:
 
 
 def _print_pretty(listing: Listing, with_tags: bool) -> None:
+    """Names are cut in their middle and digests shortened rather than folded when the console is narrow."""
     console = stdout_console()
     if not with_tags:
         table = Table(
-            title=f"{len(listing.repositories)} repositories on {listing.source}", title_justify="left"
+            title=cell(f"{len(listing.repositories)} repositories on {listing.source}"), title_justify="left"
         )
         table.add_column("Repository")
         for repo in listing.repositories:
-            table.add_row(repo.name)
+            table.add_row(Fit(repo.name))
         console.print(table)
         return
-    table = Table(title=f"{listing.source}", title_justify="left")
+    table = Table(title=cell(listing.source), title_justify="left")
     table.add_column("Repository")
     table.add_column("Tag")
-    table.add_column("Digest", no_wrap=True)
+    table.add_column("Digest")
     table.add_column("Media type")
     for repo in listing.repositories:
         if repo.error:
-            table.add_row(repo.name, "", f"[red]error: {repo.error}[/red]", "")
+            table.add_row(Fit(repo.name), "", cell(f"error: {repo.error}", style="red"), "")
         for tag in repo.tags or []:
             if tag.error:
-                table.add_row(repo.name, tag.tag, f"[red]error: {tag.error}[/red]", "")
+                table.add_row(Fit(repo.name), Fit(tag.tag), cell(f"error: {tag.error}", style="red"), "")
             else:
-                table.add_row(repo.name, tag.tag, tag.digest or "", tag.media_type or "")
+                media = Fit(tag.media_type or "", where="end")
+                table.add_row(Fit(repo.name), Fit(tag.tag), DigestCell(tag.digest or ""), media)
     console.print(table)
 
 

@@ -22,6 +22,7 @@ from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
 from sigscope.oci.store import open_image
+from sigscope.report.cells import cell
 from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
 from sigscope.trust import containers_policy as cp
@@ -88,14 +89,17 @@ def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
     console.print(f"policy {policy_path}: {subject.transport} identity {subject.identity}")
     console.print(f"scope: {verdict.selection.source}")
     table = Table(box=None, pad_edge=False)
-    for column in ("#", "Requirement", "Result", "Why"):
-        table.add_column(column, overflow="fold")
+    # Wrapped at words, never folded mid-word; the result is never cut.
+    table.add_column("#", no_wrap=True)
+    table.add_column("Requirement")
+    table.add_column("Result", no_wrap=True)
+    table.add_column("Why")
     for result in verdict.results:
         table.add_row(
             str(result.index + 1),
-            result.requirement.describe(),
+            cell(result.requirement.describe()),
             "accepted" if result.accepted else "rejected",
-            result.reason,
+            cell(result.reason),
         )
     console.print(table)
     console.print(("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}")

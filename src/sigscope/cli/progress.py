@@ -9,6 +9,8 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sigscope.report.cells import UNBOUNDED
+
 
 class Tracker(Protocol):
     def add_total(self, n: int) -> None: ...
@@ -55,9 +57,15 @@ def tracker(description: str, *, enabled: bool = True) -> Iterator[Tracker]:
         yield _Bar(progress, description)
 
 
-def stdout_console(width: int = 240) -> Console:
-    """Rich output for stdout; in a pipe, wide enough that digests and names are never folded."""
+def stdout_console(output: str = "pretty") -> Console:
+    """Rich output for stdout.
+
+    `pretty` fits a window: a terminal's width; in a pipe, rich's own rule: $COLUMNS if set, else the width of
+    the terminal on stdin or stderr (`sigscope … | less`), else 80. `wide` is for grep and logs: in a pipe it
+    is unbounded, every row one line whatever its length; on a terminal, the terminal's width decides only
+    whether details move beneath the table (`report.cells.print_whole`). Machine formats never come here.
+    """
     console = Console()
-    if not console.is_terminal:
-        console = Console(width=width, soft_wrap=False)
+    if output == "wide" and not console.is_terminal:
+        return Console(width=UNBOUNDED)
     return console

@@ -33,7 +33,7 @@ def scan_group() -> None:
 async def _run(
     target: str, registry_options: RegistryOptions, options: ScanOptions, output: str, fail_on: set[str]
 ) -> int:
-    console = stdout_console(width=400 if output == "wide" else 240)
+    console = stdout_console(output)
     is_layout = target.startswith("oci:")
     source = target if is_layout else parse_registry_target(target)[0]
     renderer = make_renderer(output, sys.stdout, console, source)
@@ -366,8 +366,8 @@ def scan_fs_cmd(
         cache=cache,
     )
     directories = ",".join(paths)
-    console = stdout_console(width=400 if output == "wide" else 240)
-    renderer = make_fs_renderer(output, sys.stdout, console, directories)
+    console = stdout_console(output)
+    renderer = make_fs_renderer(output, sys.stdout, console, directories, paths)
     stats = FsStats()
     summary = FsSummary(directories, stats=stats)
     try:

@@ -20,6 +20,8 @@ from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
+from sigscope.report.cells import cell
+from sigscope.report.render import STATUS_WIDTH
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
 from sigscope.trust.certs import utcnow
@@ -92,14 +94,17 @@ class RevocationOptions:
 def _signature_table(rows: list[tuple[Signature, str, bool, str]]) -> Table:
     """One row per judged signature: (signature, status, satisfied, why not)."""
     table = Table(box=None, pad_edge=False)
-    for column in ("Format", "Status", "Signer", "Result"):
-        table.add_column(column)
+    # A status is never cut; the signer and the reason wrap at words (cells from `cell`: names escaped).
+    table.add_column("Format", no_wrap=True)
+    table.add_column("Status", no_wrap=True, min_width=STATUS_WIDTH)
+    table.add_column("Signer")
+    table.add_column("Result")
     for sig, status, satisfied, reason in rows:
         table.add_row(
             str(sig.format),
             status,
-            sig.signer.display_name if sig.signer is not None else "-",
-            "ok" if satisfied else reason,
+            cell(sig.signer.display_name if sig.signer is not None else "-"),
+            cell("ok" if satisfied else reason),
         )
     return table
 

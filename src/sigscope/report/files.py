@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import html
 import io
+import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
-from rich.text import Text
 
 from sigscope.files.base import FileResult, FileSignature
 from sigscope.model import Status
-from sigscope.report.render import OUTPUTS, STATUS_STYLE
+from sigscope.report.cells import Fit, cell, natural_width, print_whole, status_cell
+from sigscope.report.render import (
+    FLOORS,
+    OUTPUTS,
+    STATUS_STYLE,
+    STATUS_WIDTH,
+    fitted,
+    print_note,
+    print_title,
+)
 from sigscope.report.scaffold import (
     TOOL,
     certificate_columns,
@@ -220,68 +230,116 @@ class _Collector:
             self.errors.append(result)
 
 
+def _flags(signature: FileSignature) -> list[str]:
+    return [f for f, on in (("self-signed", self_signed(signature)), ("expired", expired(signature))) if on]
+
+
 class TableRenderer(_Collector):
-    def __init__(self, console: Console, title: str, *, wide: bool) -> None:
+    """As the registry scan's (`report.render.TableRenderer`): `pretty` fits the console, `wide` is whole."""
+
+    def __init__(self, console: Console, title: str, *, wide: bool, roots: Sequence[str] = ()) -> None:
         super().__init__()
         self.console = console
         self.title = title
         self.wide = wide
+        # Pretty shows paths below the directories scanned (the title names them), as `tree` does: on a narrow
+        # terminal the room goes to what differs from row to row.
+        base = os.path.commonpath(roots) if roots else ""
+        self.base = "" if base in ("", ".", "/") else base.rstrip("/") + "/"
+
+    def _shown(self, path: str) -> str:
+        return path[len(self.base) :] if self.base and path.startswith(self.base) else path
+
+    def _sorted(self) -> list[tuple[FileResult, FileSignature]]:
+        return sorted(self.rows, key=lambda r: r[0].path)
+
+    def _pretty(self, compact: bool) -> tuple[Table, dict[int, tuple[int, int]]]:
+        """Compact, for a narrow console: the countersigner beneath the signer, flags beneath the status.
+        Returned with its flexible columns, for `shrink_to_fit`."""
+        table = Table()
+        table.add_column("Path")
+        table.add_column("Type", no_wrap=True)
+        table.add_column("Signer")
+        if not compact:
+            table.add_column("Countersigner")
+        table.add_column("Status", no_wrap=True, min_width=STATUS_WIDTH)
+        for result, signature in self._sorted():
+            status = str(signature.status)
+            signer = Fit(subject_name(signature), where="end")
+            stamp = countersigner(signature)
+            cells: list[RenderableType] = [Fit(self._shown(result.path)), cell(signature.kind)]
+            if not compact:
+                cells += [signer, Fit(stamp, where="end")]
+            elif stamp:
+                cells.append(Group(signer, Fit(f"countersigned by {stamp}", style="dim", where="end")))
+            else:
+                cells.append(signer)
+            cells.append(
+                status_cell(status, STATUS_STYLE.get(status, ""), _flags(signature), stacked=compact)
+            )
+            table.add_row(*cells)
+        path, name = FLOORS[compact]
+        flexible = {0: (3, path), 2: (2, name)}
+        if not compact:
+            flexible[3] = (1, name)
+        return table, flexible
+
+    def _wide(self, *, details: bool) -> Table:
+        table = Table()
+        for name in ("Path", "Type", "Signer", "Countersigner", "Issuer", "Digest", "Serial / thumbprint"):
+            table.add_column(name, no_wrap=True)
+        for name in ("Timestamp", "Chain", "Status", *(["Details"] if details else [])):
+            table.add_column(name, no_wrap=True)
+        for result, signature in self._sorted():
+            cert = signature.signer
+            stamp = signature.timestamp
+            status = str(signature.status)
+            cells: list[RenderableType] = [
+                cell(result.path),
+                cell(signature.kind),
+                cell(subject_name(signature)),
+                cell(countersigner(signature)),
+                cell(cert.issuer if cert else ""),
+                cell(result.digest or ""),
+                cell(f"{cert.serial} {cert.sha256}" if cert else ""),
+                cell(stamp.time.isoformat() if stamp is not None and stamp.time else ""),
+                cell(signature.chain_status),
+                status_cell(status, STATUS_STYLE.get(status, ""), _flags(signature), stacked=False),
+            ]
+            if details:
+                cells.append(cell("; ".join(_details(signature))))
+            table.add_row(*cells)
+        return table
 
     def finish(self, summary: FsSummary) -> None:
-        table = Table(title=self.title, title_justify="left")
-        table.add_column("Path", overflow="fold")
-        table.add_column("Type")
-        table.add_column("Signer", overflow="fold")
-        table.add_column("Countersigner", overflow="fold")
+        console = self.console
+        print_title(console, self.title, whole=self.wide)
         if self.wide:
-            table.add_column("Issuer", overflow="fold")
-            table.add_column("Digest", no_wrap=True)
-            table.add_column("Serial / thumbprint", overflow="fold")
-            table.add_column("Timestamp")
-            table.add_column("Chain", overflow="fold")
-        table.add_column("Status")
-        if self.wide:
-            table.add_column("Details", overflow="fold")
-        for result, signature in sorted(self.rows, key=lambda r: r[0].path):
-            cells: list[str | Text] = [
-                result.path,
-                signature.kind,
-                subject_name(signature),
-                countersigner(signature),
-            ]
-            if self.wide:
-                cert = signature.signer
-                stamp = signature.timestamp
-                cells += [
-                    cert.issuer if cert else "",
-                    result.digest or "",
-                    f"{cert.serial}\n{cert.sha256}" if cert else "",
-                    stamp.time.isoformat() if stamp is not None and stamp.time else "",
-                    signature.chain_status,
-                ]
-            flags = [
-                f
-                for f, on in (("self-signed", self_signed(signature)), ("expired", expired(signature)))
-                if on
-            ]
-            status = str(signature.status)
-            cells.append(
-                Text(status + (f" ({', '.join(flags)})" if flags else ""), style=STATUS_STYLE.get(status, ""))
-            )
-            if self.wide:
-                details = [signature.location] + ([signature.reason] if signature.reason else [])
-                cells.append("\n".join(d for d in details if d))
-            table.add_row(*cells)
-        self.console.print(table)
-        if not self.wide:
+            table = self._wide(details=True)
+            beneath = False
+            if console.is_terminal and natural_width(console, table) > console.width:
+                narrower = self._wide(details=False)
+                if natural_width(console, narrower) <= console.width:
+                    table, beneath = narrower, True
+            print_whole(console, table)
+            if beneath:
+                for result, signature in self._sorted():
+                    for detail in _details(signature):
+                        print_note(console, "details", result.path, detail, whole=True)
+        else:
+            console.print(fitted(console, self._pretty))
             for result, signature in self.rows:
                 if signature.status is Status.INVALID:
-                    self.console.print(
-                        Text(f"invalid: {result.path} {signature.kind}: {signature.reason}", style="red")
-                    )
+                    where = self._shown(result.path)
+                    print_note(console, "invalid", where, f"{signature.kind}: {signature.reason}")
         for result in sorted(self.errors, key=lambda r: r.path):
-            self.console.print(Text(f"error: {result.path}: {result.error}", style="red"))
-        self.console.print(summary.line)
+            where = result.path if self.wide else self._shown(result.path)
+            print_note(console, "error", where, result.error or "", whole=self.wide)
+        console.print(cell(summary.line))
+
+
+def _details(signature: FileSignature) -> list[str]:
+    return [d for d in (signature.location, signature.reason) if d]
 
 
 class JSONRenderer:
@@ -484,9 +542,11 @@ class HTMLRenderer(_Collector):
         self.out.write(buf.getvalue())
 
 
-def make_fs_renderer(output: str, out: IO[str], console: Console, directories: str) -> FsRenderer:
+def make_fs_renderer(
+    output: str, out: IO[str], console: Console, directories: str, roots: Sequence[str] = ()
+) -> FsRenderer:
     if output in ("pretty", "wide"):
-        return TableRenderer(console, directories, wide=output == "wide")
+        return TableRenderer(console, directories, wide=output == "wide", roots=roots)
     if output == "json":
         return JSONRenderer(out, directories)
     if output == "ndjson":

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from sigscope.model import Status
+from sigscope.report.cells import (
+    Fit,
+    cell,
+    cut_middle,
+    natural_width,
+    print_whole,
+    printable,
+    short_digest,
+    shrink_to_fit,
+    status_cell,
+)
 from sigscope.report.records import FORMAT_COLUMNS, format_marks, signature_entry, signer_names
 from sigscope.report.scaffold import (
     TOOL,
@@ -43,6 +55,23 @@ STATUS_STYLE = {
     "unsigned": "dim",
     "error": "bold red",
 }
+# The longest status word (integrity-ok): a status is never cut.
+STATUS_WIDTH = max(len(status) for status in STATUS_STYLE)
+# How narrow a path and a name may be cut: in the roomy table before the compact one is tried, in the compact.
+FLOORS = {False: (40, 24), True: (16, 12)}
+
+Layout = Callable[[bool], tuple[Table, dict[int, tuple[int, int]]]]
+
+
+def fitted(console: Console, layout: Layout) -> Table:
+    """The roomy table (`layout(False)`) as it is when it fits, or with its paths and names cut no shorter
+    than `FLOORS[False]`; else the compact one (`layout(True)`), its paths and names sharing what is left."""
+    table, flexible = layout(False)
+    if natural_width(console, table) <= console.width or shrink_to_fit(console, table, flexible):
+        return table
+    table, flexible = layout(True)
+    shrink_to_fit(console, table, flexible)
+    return table
 
 
 class Renderer(Protocol):
@@ -58,7 +87,59 @@ def image_status(result: ImageResult) -> str:
     return str(worst) if worst is not None else "unsigned"
 
 
+def _flags(result: ImageResult) -> list[str]:
+    return [
+        flag
+        for flag, on in (
+            ("self-signed", any(self_signed(s) for s in result.signatures)),
+            ("expired", any(expired(s) for s in result.signatures)),
+        )
+        if on
+    ]
+
+
+def _details(result: ImageResult) -> list[str]:
+    details = [result.error] if result.error else []
+    details += result.problems
+    details += [
+        f"{s.format} {s.location}: {s.reason}" for s in result.signatures if s.status is Status.INVALID
+    ]
+    details += [f"{a.artifact_type} ({'signed' if a.signed else 'unsigned'})" for a in result.attachments]
+    return [d for d in details if d]
+
+
+def _notes(result: ImageResult) -> list[tuple[str, str]]:
+    """What pretty output says beneath the table: (kind, text) for each error and invalid signature."""
+    notes = [("error", problem) for problem in ([result.error] if result.error else []) + result.problems]
+    notes += [
+        ("invalid", f"{s.format} {s.location}: {s.reason}")
+        for s in result.signatures
+        if s.status is Status.INVALID
+    ]
+    return notes
+
+
+def print_note(console: Console, kind: str, path: str, text: str, *, whole: bool = False) -> None:
+    """`kind: path: text` on its own lines, wrapped at words; unless `whole`, a path longer than half the line
+    loses its middle."""
+    shown = printable(path) if whole else cut_middle(printable(path), max(24, console.width // 2))
+    console.print(Text.assemble(f"{kind}: ", shown, ": ", printable(text), style="red"))
+
+
+def print_title(console: Console, title: str, *, whole: bool) -> None:
+    """A table's title on its own line: whole for `wide`, else cut in its middle to the console's width."""
+    if whole:
+        print_whole(console, cell(title, style="table.title"))
+    else:
+        console.print(Fit(title, style="table.title"))
+
+
 class TableRenderer:
+    """`pretty` fits the console: a digest shortened, a path cut in its middle, one row per line where it can;
+    errors and invalid signatures are told beneath the table, wrapped at words. `wide` is for grep and logs:
+    every value whole, one row per line, never wrapped (see `print_whole`); on a terminal too narrow for it,
+    its Details column moves beneath the table when that is enough to fit."""
+
     def __init__(self, console: Console, source: str, *, wide: bool) -> None:
         self.console = console
         self.source = source
@@ -68,66 +149,91 @@ class TableRenderer:
     def add(self, result: ImageResult) -> None:
         self.results.append(result)
 
-    def finish(self, summary: Summary) -> None:
-        table = Table(title=self.source, title_justify="left")
-        table.add_column("Path", overflow="fold")
-        table.add_column("Digest", no_wrap=True)
-        for column, _ in FORMAT_COLUMNS:
-            table.add_column(column.capitalize(), justify="center")
-        table.add_column("Signer", overflow="fold")
-        if self.wide:
-            table.add_column("Issuer", overflow="fold")
-            table.add_column("Platform")
-        table.add_column("Status")
-        if self.wide:
-            table.add_column("Details", overflow="fold")
-        for result in sorted(self.results, key=lambda r: (r.repository, r.path, r.platform or "")):
-            digest = result.digest if self.wide else result.digest[:19]
+    def _sorted(self) -> list[ImageResult]:
+        return sorted(self.results, key=lambda r: (r.repository, r.path, r.platform or ""))
+
+    def _pretty(self, compact: bool) -> tuple[Table, dict[int, tuple[int, int]]]:
+        """Roomy: a Digest column, one ✅/❌ column per format, flags beside the status. Compact, for a narrow
+        console: the digest beneath the path, the formats present as words, flags beneath the status.
+        Returned with its flexible columns, for `shrink_to_fit`."""
+        table = Table()
+        table.add_column("Path")
+        if compact:
+            # As narrow as its longest word: the room is better spent on paths and signers.
+            table.add_column("Formats", max_width=max(len(c) for c, _ in FORMAT_COLUMNS))
+        else:
+            table.add_column("Digest", no_wrap=True)
+            for column, _ in FORMAT_COLUMNS:
+                table.add_column(column.capitalize(), justify="center", no_wrap=True)
+        table.add_column("Signer")
+        table.add_column("Status", no_wrap=True, min_width=STATUS_WIDTH)
+        for result in self._sorted():
             marks = format_marks(result)
-            cells: list[str | Text] = [
-                result.path if not result.parent else f"  └ {result.platform or result.digest}"
-            ]
-            cells.append(digest)
-            cells.extend("✅" if marks[column] else "❌" for column, _ in FORMAT_COLUMNS)
-            signers = signer_names(result)
-            cells.append("\n".join(signers) if self.wide else ", ".join(signers))
-            if self.wide:
-                issuers = sorted(
-                    {s.signer.issuer_name for s in result.signatures if s.signer and s.signer.issuer_name}
-                )
-                cells.append("\n".join(issuers))
-                cells.append(result.platform or "")
+            name = Fit(result.path if not result.parent else f"  └ {result.platform or result.digest}")
+            digest = cell(short_digest(result.digest), style="dim" if compact else "")
+            cells: list[RenderableType]
+            if compact:
+                formats = " ".join(column for column, _ in FORMAT_COLUMNS if marks[column])
+                cells = [Group(name, digest) if result.digest else name, Text(formats)]
+            else:
+                cells = [name, digest, *("✅" if marks[column] else "❌" for column, _ in FORMAT_COLUMNS)]
+            cells.append(Fit(", ".join(signer_names(result)), where="end"))
             status = image_status(result)
-            flags = []
-            if any(self_signed(s) for s in result.signatures):
-                flags.append("self-signed")
-            if any(expired(s) for s in result.signatures):
-                flags.append("expired")
-            label = status + (f" ({', '.join(flags)})" if flags else "")
-            cells.append(Text(label, style=STATUS_STYLE.get(status, "")))
-            if self.wide:
-                details = [result.error] if result.error else []
-                details += result.problems
-                details += [
-                    f"{s.format} {s.location}: {s.reason}"
-                    for s in result.signatures
-                    if s.status is Status.INVALID
-                ]
-                details += [
-                    f"{a.artifact_type} ({'signed' if a.signed else 'unsigned'})" for a in result.attachments
-                ]
-                cells.append("\n".join(d for d in details if d))
+            cells.append(status_cell(status, STATUS_STYLE.get(status, ""), _flags(result), stacked=compact))
             table.add_row(*cells)
-        self.console.print(table)
-        for result in self.results:
-            if not self.wide:
-                for problem in ([result.error] if result.error else []) + result.problems:
-                    self.console.print(Text(f"error: {result.path}: {problem}", style="red"))
-            for signature in result.signatures:
-                if signature.status is Status.INVALID and not self.wide:
-                    where = f"{result.path} {signature.format} {signature.location}"
-                    self.console.print(Text(f"invalid: {where}: {signature.reason}", style="red"))
-        self.console.print(summary.line)
+        path_floor, name_floor = FLOORS[compact]
+        return table, {0: (3, path_floor), len(table.columns) - 2: (2, name_floor)}
+
+    def _wide(self, *, details: bool) -> Table:
+        table = Table()
+        centered = {c.capitalize() for c, _ in FORMAT_COLUMNS}
+        for name in ("Path", "Digest", *(c.capitalize() for c, _ in FORMAT_COLUMNS), "Signer", "Issuer"):
+            table.add_column(name, no_wrap=True, justify="center" if name in centered else "left")
+        table.add_column("Platform", no_wrap=True)
+        table.add_column("Status", no_wrap=True)
+        if details:
+            table.add_column("Details", no_wrap=True)
+        for result in self._sorted():
+            marks = format_marks(result)
+            issuers = sorted(
+                {s.signer.issuer_name for s in result.signatures if s.signer and s.signer.issuer_name}
+            )
+            status = image_status(result)
+            cells = [
+                cell(result.path if not result.parent else f"  └ {result.platform or result.digest}"),
+                cell(result.digest),
+                *(Text("✅" if marks[column] else "❌") for column, _ in FORMAT_COLUMNS),
+                cell("; ".join(signer_names(result))),
+                cell("; ".join(issuers)),
+                cell(result.platform or ""),
+                status_cell(status, STATUS_STYLE.get(status, ""), _flags(result), stacked=False),
+            ]
+            if details:
+                cells.append(cell("; ".join(_details(result))))
+            table.add_row(*cells)
+        return table
+
+    def finish(self, summary: Summary) -> None:
+        console = self.console
+        print_title(console, self.source, whole=self.wide)
+        if self.wide:
+            table = self._wide(details=True)
+            beneath = False
+            if console.is_terminal and natural_width(console, table) > console.width:
+                narrower = self._wide(details=False)
+                if natural_width(console, narrower) <= console.width:
+                    table, beneath = narrower, True
+            print_whole(console, table)
+            if beneath:
+                for result in self._sorted():
+                    for detail in _details(result):
+                        print_note(console, "details", result.path, detail, whole=True)
+        else:
+            console.print(fitted(console, self._pretty))
+            for result in self.results:
+                for kind, text in _notes(result):
+                    print_note(console, kind, result.path, text)
+        console.print(cell(summary.line))
 
 
 class JSONRenderer:
