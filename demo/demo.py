@@ -14,9 +14,13 @@ What goes in:
 - library/alpine, team/db, plain/unsigned: unsigned.
 
 Then sigscope signs for itself: a cosign signature with an RFC 3161 timestamp from a local `openssl ts` TSA
-and a CycloneDX attestation on team/db, a Notary Project signature (test CA from
+and a CycloneDX attestation on team/db, a Notary Project signature (test CA and trust policy from
 `sigscope cert generate-test`) on library/alpine, each verified back; and a filesystem scan of the project's
-signed-file fixtures (JAR, PE, MSI, CAB, PowerShell, XML), verified against their test root.
+signed-file fixtures (JAR, APK, PE, MSI, CAB, PowerShell, XML), verified against their test root.
+
+Commands are shown as you would type them, with paths relative to the directory they run in (the demo's
+scratch directory, or tests/fixtures/files for the file scan); after a table, a note explains each row a
+newcomer would question. Everything is meant to read well in a 100-column terminal.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -38,18 +43,64 @@ sys.path.insert(0, str(ROOT / "tests"))
 import testbed  # noqa: E402
 from testbed.forge import make_pki, pem, push_cosign_signature, push_image  # noqa: E402
 from testbed.pki import build_pki  # noqa: E402
-from testbed.signing import CosignKey, GpgHome, build_signed_registry, ensure_skopeo13, make_cosign_key  # noqa: E402
+from testbed.signing import (  # noqa: E402
+    CosignKey,
+    GpgHome,
+    SignedRegistry,
+    build_signed_registry,
+    ensure_skopeo13,
+    make_cosign_key,
+)
 from testbed.tsa import TSAServer  # noqa: E402
 
 from sigscope.oci.client import RegistryClient, RegistryOptions  # noqa: E402
 
+WIDTH = 100  # the demo's text (commands, notes) fits a terminal this wide
+# Where commands run, so they can name files relative to it (set by main: the scratch directory).
+CWD: Path = Path.cwd()
 
-def sigscope(*args: str) -> None:
-    command = ["sigscope", *args]
-    print(f"\n$ {shlex.join(command)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "sigscope", *args], check=False)
+
+def shown(command: list[str], width: int = WIDTH) -> str:
+    """`$ sigscope …` as one would type it, continued with backslashes to stay within `width` columns; lines
+    break only before an option, so an option and its value stay together."""
+    units: list[str] = []
+    for word in (shlex.quote(w) for w in command):
+        if units and not word.startswith("-") and units[-1].startswith("-") and " " not in units[-1]:
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    lines: list[str] = []
+    line = "$"
+    for unit in units:
+        if len(line) + 1 + len(unit) > width - 2 and line not in ("$", "   "):
+            lines.append(line + " \\")
+            line = "   "
+        line += " " + unit
+    return "\n".join([*lines, line])
+
+
+def sigscope(*args: str, cwd: Path | None = None) -> None:
+    print("\n" + shown(["sigscope", *args]), flush=True)
+    result = subprocess.run([sys.executable, "-m", "sigscope", *args], check=False, cwd=cwd or CWD)
     if result.returncode not in (0, 1):
         raise SystemExit(f"demo: sigscope exited with {result.returncode}")
+
+
+def notes(*rows: tuple[str, str]) -> None:
+    """One note per row a newcomer would question: `row` and why it reads as it does."""
+    print("\nWhy these rows read as they do:")
+    for row, why in rows:
+        text = textwrap.fill(f"{row}: {why}", width=WIDTH, initial_indent="  - ", subsequent_indent="    ")
+        print(text)
+    sys.stdout.flush()
+
+
+def rel(path: Path) -> str:
+    """`path` relative to where the commands run (shorter commands, narrower tables)."""
+    try:
+        return str(path.relative_to(CWD))
+    except ValueError:
+        return str(path)
 
 
 async def add_certificate_signed_images(host: str) -> None:
@@ -72,73 +123,99 @@ async def add_certificate_signed_images(host: str) -> None:
         await push_image(client, "library/alpine", "3.20", "alpine")
 
 
+def scan_registry(host: str, signed: SignedRegistry) -> None:
+    """What sigscope sees without trust material, one image in detail, then with the signers' keys."""
+    keys, registries_d = signed.cosign_keys, rel(signed.registries_d)
+    sigscope("scan", "registry", host, "--insecure", "--registries.d", registries_d, "--platforms")
+    rows = [
+        ("signed/cosign, cosign2, multi", "key-only cosign signatures: `unverified` until --key is given"),
+        ("signed/multi's platforms", "`unsigned`: skopeo signed the index's digest, not each platform"),
+        ("signed/gpg", "a GPG signature from the lookaside (--registries.d); --gpg-keyring verifies it"),
+        ("team/api", "`integrity-ok`: signature and chain hold; trusting its CA takes --ca-roots"),
+        ("team/tool", "`integrity-ok (self-signed)`: sound, but nobody vouches for a self-signed cert"),
+        ("team/web:2.0", "`invalid`: its payload names team/web:1.9's digest (the line under the table)"),
+        ("library/alpine, team/db", "unsigned for now: sigscope signs them further down"),
+    ]
+    if signed.notation is not None:
+        rows.insert(
+            3, ("signed/notation", "notation-go's self-signed test vector: sound; no trust policy given")
+        )
+    notes(*rows)
+
+    sigscope("inspect", f"{host}/team/api:1.4.2", "--insecure", "--signatures")
+
+    # With trust material: the first cosign key and the GPG signer's public key.
+    sigscope(
+        "scan", "registry", host, "--insecure", "--repo", "signed/*", "--registries.d", registries_d,
+        "--key", rel(keys[0].public_key), "--gpg-keyring", rel(signed.gpg_public_key),
+    )  # fmt: skip
+    notes(
+        (
+            "signed/cosign2",
+            "`untrusted`: a row shows its worst signature, and one is by cosign-1 (not given)",
+        ),
+        ("signed/notation", "still `integrity-ok`: this scan has keys, but no notation trust policy"),
+    )
+    print("\n# verify asks whether enough signatures hold (--threshold, default 1): cosign2 passes")
+    sigscope("verify", f"{host}/signed/cosign2:1.0", "--insecure", "--key", rel(keys[0].public_key))
+
+
 def sign_with_sigscope(host: str, work: Path, key: CosignKey) -> None:
     """sigscope as the signer: cosign + timestamp, an attestation, and a Notary Project signature."""
     os.environ["COSIGN_PASSWORD"] = key.passphrase  # how cosign users hand over the key password
     print("\n# sigscope signs: cosign format with an RFC 3161 timestamp, an attestation, a Notary signature")
     with TSAServer(build_pki(work / "pki").dir, workdir=work / "tsa") as tsa:
         db = f"{host}/team/db:15"
-        sigscope("sign", db, "--insecure", "--key", str(key.private_key), "--timestamp-url", tsa.url)
+        sigscope("sign", db, "--insecure", "--key", rel(key.private_key), "--timestamp-url", tsa.url)
         sbom = work / "sbom.cdx.json"
         sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}))
         sigscope(
-            "attest", db, "--insecure", "--key", str(key.private_key), "--predicate", str(sbom),
+            "attest", db, "--insecure", "--key", rel(key.private_key), "--predicate", rel(sbom),
             "--type", "cyclonedx",
         )  # fmt: skip
         sigscope(
-            "verify", db, "--insecure", "--key", str(key.public_key),
-            "--timestamp-certificate-chain", str(tsa.chain_path),
+            "verify", db, "--insecure", "--key", rel(key.public_key),
+            "--timestamp-certificate-chain", rel(tsa.chain_path),
         )  # fmt: skip
-        sigscope("verify-attestation", db, "--insecure", "--key", str(key.public_key), "--type", "cyclonedx")
+        sigscope("verify-attestation", db, "--insecure", "--key", rel(key.public_key), "--type", "cyclonedx")
 
-    notation = work / "notation"
-    certs = work / "certs"
+    # A test CA, its leaf, the notation trust store and a trust policy trusting them: all from generate-test.
     sigscope(
-        "cert",
-        "generate-test",
-        "demo.example",
-        "--output-dir",
-        str(certs),
-        "--notation-config",
-        str(notation),
-    )
-    (notation / "trustpolicy.oci.json").write_text(
-        json.dumps(
-            {
-                "version": "1.0",
-                "trustPolicies": [
-                    {
-                        "name": "demo",
-                        "registryScopes": ["*"],
-                        "signatureVerification": {"level": "strict"},
-                        "trustStores": ["ca:demo.example"],
-                        "trustedIdentities": ["*"],
-                    }
-                ],
-            }
-        )
+        "cert", "generate-test", "demo.example", "--output-dir", "certs", "--notation-config", "notation"
     )
     alpine = f"{host}/library/alpine:3.20"
     sigscope(
-        "sign", alpine, "--insecure", "--format", "notation", "--key", str(certs / "demo.example.key"),
-        "--cert", str(certs / "demo.example.crt"),
+        "sign", alpine, "--insecure", "--format", "notation", "--key", "certs/demo.example.key",
+        "--cert", "certs/demo.example.crt",
     )  # fmt: skip
-    sigscope("verify", alpine, "--insecure", "--notation-config", str(notation))
+    sigscope("verify", alpine, "--insecure", "--notation-config", "notation")
     sigscope(
         "scan", "registry", host, "--insecure", "--repo", "team/db", "--repo", "library/alpine",
-        "--key", str(key.public_key), "--notation-config", str(notation),
+        "--key", rel(key.public_key), "--notation-config", "notation",
     )  # fmt: skip
 
 
 def scan_files() -> None:
     fixtures = ROOT / "tests" / "fixtures" / "files"
     print("\n# sigscope scan fs: signed by jarsigner, apksigner, osslsigncode and xmlsec1, tampered ones too")
+    print(f"# (in {fixtures.relative_to(ROOT)}; pki/root.crt is the test root that issued the signers)")
     kinds = ("jar", "apk", "authenticode", "powershell", "xml")
-    root_ca = str(fixtures / "pki" / "root.crt")
-    sigscope("scan", "fs", *(str(fixtures / k) for k in kinds), "--verify", "--ca-file", root_ca)
+    sigscope("scan", "fs", *kinds, "--verify", "--ca-file", "pki/root.crt", cwd=fixtures)
+    notes(
+        ("authenticode/tampered-ts.exe, tampered-legacy-ts.exe", "`verified`: the flipped byte is in the "
+         "timestamp's own signature, an unsigned attribute the signer never signed: digest and signature "
+         "hold, so the timestamp is set aside (a warning in -o json) and the chain is judged now"),
+        ("powershell/signed-bad-tsa.ps1", "`verified` too: its TSA lacks timeStamping; timestamp set aside"),
+        ("untrusted.exe, signed-untrusted.jar", "`untrusted`: sound, but their CA is not in --ca-file"),
+        ("server-only.exe, signed-server-only.jar", "`untrusted`: a serverAuth certificate, not codeSigning"),
+        ("(expired) rows", "the signer's certificate expired and no timestamp dates the signature"),
+        ("apk/signed-v2-self.apk", "APK signers are self-signed: trusted only if --ca-file holds that cert"),
+        ("jar/unsigned-entry.jar, unsigned-in-manifest.jar", "`invalid`: entries added after signing"),
+    )  # fmt: skip
 
 
 def main() -> None:
+    global CWD
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -149,6 +226,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sigscope-demo-") as tmp:
         work = Path(tmp)
+        CWD = work
         print("Preparing skopeo 1.18 (cosign-format signing) ...", flush=True)
         skopeo13 = ensure_skopeo13()
         keys = [
@@ -161,20 +239,14 @@ def main() -> None:
             signed = build_signed_registry(work / "signed", skopeo13=skopeo13, cosign_keys=keys, gpg=gpg)
             asyncio.run(add_certificate_signed_images(signed.host))
             host = signed.host
-            registries_d = str(signed.registries_d)
-            sigscope("scan", "registry", host, "--insecure", "--registries.d", registries_d, "--platforms")
-            sigscope("inspect", f"{host}/team/api:1.4.2", "--insecure", "--signatures")
-            # With trust material: the first cosign key and the GPG signer's public key.
-            sigscope(
-                "scan", "registry", host, "--insecure", "--repo", "signed/*", "--registries.d", registries_d,
-                "--key", str(keys[0].public_key), "--gpg-keyring", str(signed.gpg_public_key),
-            )  # fmt: skip
+            print(f"Registry: {host} (plain HTTP, hence --insecure)\nCommands run in {work}")
+            scan_registry(host, signed)
             sign_with_sigscope(host, work, keys[0])
             scan_files()
             if args.keep:
                 print(
                     f"\nRegistry left running on {host} (plain HTTP: use --insecure; "
-                    f"GPG lookaside: --registries.d {registries_d}). Ctrl-C to stop."
+                    f"GPG lookaside: --registries.d {signed.registries_d}). Ctrl-C to stop."
                 )
                 while True:
                     time.sleep(3600)

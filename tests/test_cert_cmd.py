@@ -138,6 +138,10 @@ def test_generated_certificate_signs_and_verifies(tmp_path: Path) -> None:
         }
         (directory / "trustpolicy.json").write_text(json.dumps(document))
 
+    # generate-test wrote config/trustpolicy.oci.json: the signature verifies with nothing written by hand
+    verified = run("verify", f"oci:{layout}:v1", "--notation-config", str(config))
+    assert verified.returncode == 0, verified.stderr
+    (config / "trustpolicy.oci.json").unlink()
     policy(config, made["trustedIdentity"], "wabbit-networks.io")
     verified = run("verify", f"oci:{layout}:v1", "--notation-config", str(config))
     assert verified.returncode == 0, verified.stderr
@@ -156,3 +160,93 @@ def test_validity_window_is_respected() -> None:
     notary_certs.validate_code_signing_chain(made.chain, NOW + timedelta(hours=23))
     with pytest.raises(notary_certs.CertRequirementError, match="invalid at signing time"):
         notary_certs.validate_code_signing_chain(made.chain, NOW + timedelta(days=2))
+
+
+# ---------------------------------------------------------------- the trust policy it writes
+
+
+def test_trust_policy_document_is_read_back_by_the_reader(tmp_path: Path) -> None:
+    from sigscope.cli.cert import trust_policy_document
+    from sigscope.trust.notation_policy import TrustPolicyError, load_notation_trust, parse_policy
+
+    made = generate_test_certificate("wabbit-networks.io", now=NOW)
+    identity = trusted_identity(made.leaf)
+    scoped = parse_policy(
+        json.dumps(
+            trust_policy_document("wabbit-networks.io", identity, ("registry.example/net/app",))
+        ).encode()
+    )
+    [statement] = scoped.statements
+    assert statement.level.name == "strict"
+    assert statement.trust_stores == (StoreRef("ca", "wabbit-networks.io"),)
+    assert [raw for raw, _ in statement.identities.subjects] == [identity]
+    assert not statement.identities.wildcard
+    assert scoped.select("registry.example/net/app") is statement
+    with pytest.raises(TrustPolicyError, match="no applicable trust policy"):
+        scoped.select("registry.example/other")
+
+    # what the CLI writes into a notation configuration directory loads with its trust store
+    config = tmp_path / "notation"
+    out = generate(tmp_path / "keys", "wabbit-networks.io", "--notation-config", str(config))
+    assert out["trustPolicy"] == str(config / "trustpolicy.oci.json")
+    trust = load_notation_trust(config)
+    [written] = trust.policy.statements
+    assert written.registry_scopes == ("*",) and trust.policy.select(None) is written
+    assert [raw for raw, _ in written.identities.subjects] == [out["trustedIdentity"]]
+    anchor = certs.load_pem_chain(Path(out["ca"]).read_bytes())
+    assert trust.store.certificates([StoreRef("ca", "wabbit-networks.io")], "ca") == anchor
+
+
+def test_trust_policy_is_never_overwritten_by_default(tmp_path: Path) -> None:
+    config = tmp_path / "notation"
+    config.mkdir()
+    mine = b'{"version": "1.0", "trustPolicies": []}'
+    (config / "trustpolicy.json").write_bytes(mine)  # the legacy name counts too
+    out = generate(tmp_path, "acme", "--notation-config", str(config), "--force")
+    assert out["trustPolicy"] is None and out["existingTrustPolicy"] == str(config / "trustpolicy.json")
+    assert (config / "trustpolicy.json").read_bytes() == mine
+    assert not (config / "trustpolicy.oci.json").exists()
+    args = ("--output-dir", str(tmp_path), "--notation-config", str(config), "--force")
+    pretty = run("cert", "generate-test", "acme", *args)
+    assert pretty.returncode == 0 and "left as is" in pretty.stdout and '"ca:acme"' in pretty.stdout
+
+    # a re-run over its own policy says it already trusts the certificate
+    fresh = tmp_path / "fresh"
+    generate(tmp_path / "k1", "acme", "--notation-config", str(fresh))
+    again = run("cert", "generate-test", "acme", "--output-dir", str(tmp_path / "k1"), "--notation-config",
+                str(fresh), "--force")  # fmt: skip
+    assert again.returncode == 0 and "already trusts ca:acme" in again.stdout, again.stdout
+
+    none = generate(tmp_path / "k2", "acme", "--notation-config", str(tmp_path / "bare"), "--no-trust-policy")
+    assert none["trustPolicy"] is None and not (tmp_path / "bare" / "trustpolicy.oci.json").exists()
+
+
+def test_trust_policy_file_and_scopes(tmp_path: Path) -> None:
+    from sigscope.trust.notation_policy import load_notation_trust
+
+    policy = tmp_path / "policy.json"
+    out = generate(
+        tmp_path, "acme", "--trust-store", str(tmp_path / "store"), "--trust-policy", str(policy),
+        "--registry-scope", "registry.example/team/api", "--registry-scope", "localhost:5000/team/web",
+    )  # fmt: skip
+    assert out["trustPolicy"] == str(policy)
+    trust = load_notation_trust(policy_file=policy, store_dir=tmp_path / "store")
+    assert trust.policy.statements[0].registry_scopes == (
+        "registry.example/team/api",
+        "localhost:5000/team/web",
+    )
+    # an explicit file is a file like the others: kept unless --force
+    kept = run("cert", "generate-test", "other", "--output-dir", str(tmp_path), "--trust-policy", str(policy))
+    assert kept.returncode == 2 and "--force" in kept.stderr
+    for bad, message in (
+        (("--trust-policy", "p.json", "--registry-scope", "https://registry.example/app"), "registry scope"),
+        (
+            ("--trust-policy", "p.json", "--registry-scope", "*", "--registry-scope", "r.example/app"),
+            "combined",
+        ),
+        (("--registry-scope", "registry.example/app"), "needs a trust policy"),
+        (("--trust-policy", "p.json", "--no-trust-policy"), "not both"),
+    ):
+        result = run("cert", "generate-test", "bad", "--output-dir", str(tmp_path / "bad"), *bad)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "bad").exists() and not Path("p.json").exists()

@@ -19,6 +19,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sigscope.cli.options import OUTPUT_BASIC
 from sigscope.errors import UsageError
+from sigscope.trust.notation_policy import POLICY_FILES, TrustPolicyError, parse_policy, validate_scope
+from sigscope.trust.truststore import StoreRef
 
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
 _CURVES: dict[str, ec.EllipticCurve] = {
@@ -151,6 +153,57 @@ def trusted_identity(cert: x509.Certificate) -> str:
     return "x509.subject:" + cert.subject.rfc4514_string()
 
 
+def trust_policy_document(
+    store_name: str, identity: str, scopes: tuple[str, ...] = ("*",)
+) -> dict[str, object]:
+    """A notation trust policy (version 1.0) with one strict statement: artifacts in `scopes` must be signed
+    by a chain in the trust store `ca:store_name` whose leaf has the subject `identity` names."""
+    return {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": store_name,
+                "registryScopes": list(scopes),
+                "signatureVerification": {"level": "strict"},
+                "trustStores": [f"ca:{store_name}"],
+                "trustedIdentities": [identity],
+            }
+        ],
+    }
+
+
+def _check_scopes(scopes: tuple[str, ...]) -> None:
+    for scope in scopes:
+        if scope != "*":
+            try:
+                validate_scope(scope)
+            except TrustPolicyError as exc:
+                raise UsageError(f"--registry-scope: {exc}") from None
+    if "*" in scopes and len(scopes) > 1:
+        raise UsageError("--registry-scope '*' cannot be combined with other scopes")
+
+
+def _policy_bytes(store_name: str, identity: str, scopes: tuple[str, ...], path: Path) -> bytes:
+    data = (json.dumps(trust_policy_document(store_name, identity, scopes), indent=2) + "\n").encode()
+    parse_policy(data, str(path))  # what `verify --notation-config` will read must be valid, always
+    return data
+
+
+def _trusts(policy: Path, store_name: str, identity: str) -> bool:
+    """Whether an existing policy file has a statement naming `ca:store_name` and `identity` (or `*`)."""
+    try:
+        document = parse_policy(policy.read_bytes(), str(policy))
+    except (OSError, TrustPolicyError):
+        return False
+    return any(
+        StoreRef("ca", store_name) in statement.trust_stores
+        and (
+            statement.identities.wildcard or any(raw == identity for raw, _ in statement.identities.subjects)
+        )
+        for statement in document.statements
+    )
+
+
 def _pem(certs: tuple[x509.Certificate, ...]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
@@ -204,7 +257,28 @@ def cert_group() -> None:
     type=click.Path(file_okay=False),
     help="Add the CA to DIR/truststore/x509/ca/NAME/NAME.crt (a notation configuration directory).",
 )
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option(
+    "--trust-policy",
+    "trust_policy",
+    type=click.Path(dir_okay=False),
+    help="Write a notation trust policy trusting ca:NAME and the leaf's subject to this file. With "
+    "--notation-config one is written to DIR/trustpolicy.oci.json anyway when DIR has none.",
+)
+@click.option(
+    "--no-trust-policy",
+    is_flag=True,
+    help="With --notation-config: write no trust policy, even when DIR has none.",
+)
+@click.option(
+    "--registry-scope",
+    "registry_scopes",
+    multiple=True,
+    metavar="SCOPE",
+    help="registryScopes of the written trust policy (host/repository, repeatable; default '*': all).",
+)
+@click.option(
+    "--force", is_flag=True, help="Overwrite existing files (never an existing --notation-config policy)."
+)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 def generate_test_cmd(
     name: str,
@@ -214,6 +288,9 @@ def generate_test_cmd(
     self_signed: bool,
     trust_store: str | None,
     notation_config: str | None,
+    trust_policy: str | None,
+    no_trust_policy: bool,
+    registry_scopes: tuple[str, ...],
     force: bool,
     output: str,
 ) -> None:
@@ -221,9 +298,15 @@ def generate_test_cmd(
     `notation cert generate-test`: the key (unencrypted PKCS#8, mode 0600), the chain and the CA certificate;
     with --trust-store / --notation-config the CA is added to the trust store under `ca:NAME`.
 
+    With --notation-config DIR a trust policy is written too, DIR/trustpolicy.oci.json, unless DIR already
+    has one (trustpolicy.oci.json or trustpolicy.json, never overwritten) or --no-trust-policy: one strict
+    statement for --registry-scope (default '*') trusting `ca:NAME` and the leaf's subject, so
+    `verify --notation-config DIR` works at once. --trust-policy FILE writes that policy to FILE instead.
+
     \b
     Examples:
-      sigscope cert generate-test wabbit-networks.io --trust-store ./truststore
+      sigscope cert generate-test wabbit-networks.io --notation-config ~/.config/notation
+      sigscope cert generate-test acme --trust-store ./truststore --trust-policy ./trustpolicy.json
       sigscope cert generate-test release --key-type ecdsa-p384 --output-dir keys --days 30
     """
     if not _STORE_NAME.fullmatch(name):
@@ -243,7 +326,26 @@ def generate_test_cmd(
         else None
     )
     store_path = store_root / "x509" / "ca" / name / f"{name}.crt" if store_root is not None else None
-    _check_free([p for p in (key_path, cert_path, ca_path, store_path) if p is not None], force)
+    if no_trust_policy and trust_policy is not None:
+        raise UsageError("give --trust-policy or --no-trust-policy, not both")
+    if registry_scopes and trust_policy is None and (notation_config is None or no_trust_policy):
+        raise UsageError(
+            "--registry-scope needs a trust policy to write (--trust-policy or --notation-config)"
+        )
+    scopes = registry_scopes or ("*",)
+    _check_scopes(scopes)
+    policy_path: Path | None = None
+    existing_policy: Path | None = None
+    if trust_policy is not None:
+        policy_path = Path(trust_policy)
+    elif notation_config is not None and not no_trust_policy:
+        config = Path(notation_config)
+        existing_policy = next(
+            (config / f for f in POLICY_FILES if (config / f).exists() or (config / f).is_symlink()), None
+        )
+        if existing_policy is None:
+            policy_path = config / POLICY_FILES[0]
+    _check_free([p for p in (key_path, cert_path, ca_path, store_path, policy_path) if p is not None], force)
 
     generated = generate_test_certificate(
         name, key_type=key_type, days=days, self_signed=self_signed, now=datetime.now(UTC)
@@ -258,6 +360,8 @@ def generate_test_cmd(
     if store_path is not None:
         _write(store_path, _pem((generated.anchor,)))
     identity = trusted_identity(generated.leaf)
+    if policy_path is not None:
+        _write(policy_path, _policy_bytes(name, identity, scopes, policy_path))
     if output == "json":
         out = {
             "name": name,
@@ -268,6 +372,8 @@ def generate_test_cmd(
             "trustStore": str(store_path) if store_path is not None else None,
             "trustStoreReference": f"ca:{name}",
             "trustedIdentity": identity,
+            "trustPolicy": str(policy_path) if policy_path is not None else None,
+            "existingTrustPolicy": str(existing_policy) if existing_policy is not None else None,
             "notAfter": generated.leaf.not_valid_after_utc.isoformat(),
         }
         click.echo(json.dumps(out))
@@ -281,3 +387,17 @@ def generate_test_cmd(
     if store_path is not None:
         click.echo(f'trust store:  {store_path} (trustStores: "ca:{name}")')
     click.echo(f"identity:     {identity}")
+    if policy_path is not None:
+        click.echo(
+            f"trust policy: {policy_path} (scope {', '.join(scopes)}, strict, ca:{name}, this identity)"
+        )
+    elif existing_policy is not None:
+        if _trusts(existing_policy, name, identity):
+            click.echo(
+                f"trust policy: {existing_policy} (kept; it already trusts ca:{name} and this identity)"
+            )
+        else:
+            click.echo(
+                f"trust policy: {existing_policy} exists and was left as is: to trust this certificate a "
+                f'statement needs "ca:{name}" in trustStores and the identity above in trustedIdentities'
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import ClassVar
 
 import click
@@ -54,8 +55,18 @@ def cli() -> None:
     """
 
 
+def quiet_library_deprecations() -> None:
+    """cryptography warns when DSA (or another algorithm it plans to drop) is merely named, and sigscope names
+    DSA to read old APK, JAR and OpenPGP signatures; those lines say nothing to a user. Only that category is
+    silenced (and inherited by forked scan workers); other warnings still show."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure is one line on stderr and an exit code, never a traceback."""
+    quiet_library_deprecations()
     try:
         code = cli.main(args=argv, prog_name="sigscope", standalone_mode=False)
     except click.exceptions.Abort:
