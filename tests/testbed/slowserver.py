@@ -12,7 +12,8 @@ Modes:
 * ``silent``: read the request, never answer;
 * ``trickle-headers``: a status line, then one byte of a header every ``interval`` seconds, forever;
 * ``trickle-body``: complete headers (a large Content-Length), then one body byte every ``interval``;
-* ``endless-body``: complete headers without a length, then a body as fast as the client takes it;
+* ``endless-body``: complete headers without a length, then a body as fast as the client takes it
+  (in both, a HEAD is answered at once and without a digest, so the GET that follows gets the body);
 * ``challenge``: answer every request at once with 401 and a Bearer challenge whose realm is ``realm``
   (a registry whose token service is one of the servers above).
 """
@@ -46,7 +47,7 @@ class SlowServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SlowServer:
@@ -75,11 +76,11 @@ class SlowServer:
         return self
 
     async def _shutdown(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
         if self._server is not None:
             self._server.close()
-        # Handlers are left to die with the loop: they only sleep or write.
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -100,7 +101,9 @@ class SlowServer:
 
     # ------------------------------------------------------------------ one connection
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         try:
             while True:  # keep-alive: a challenged client comes back on the same connection
                 try:
@@ -109,6 +112,14 @@ class SlowServer:
                     return
                 with self._lock:
                     self.requests.append(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+                if self.mode in ("trickle-body", "endless-body") and head.startswith(b"HEAD "):
+                    # A HEAD answer has no body to trickle: complete headers (with no digest, so a
+                    # registry client falls back to GET), and the GET that follows gets the slow body.
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n"
+                    )
+                    await writer.drain()
+                    continue
                 if self.mode != "challenge":
                     await self._misbehave(writer)
                     return
@@ -120,8 +131,11 @@ class SlowServer:
                 await writer.drain()
         except (ConnectionError, OSError):
             return
+        except asyncio.CancelledError:
+            # stop(): end quietly (3.11's start_server callback would report a cancelled handler as an error)
+            return
         finally:
-            self._writers.discard(writer)
+            self._tasks.discard(task)
             writer.transport.abort()
 
     async def _misbehave(self, writer: asyncio.StreamWriter) -> None:
