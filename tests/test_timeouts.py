@@ -23,6 +23,7 @@ from testbed.slowserver import SlowServer
 
 from sigscope.errors import DeadlineError
 from sigscope.sources import lookaside
+from sigscope.sources.tsa import TSAUnreachable, fetch_timestamp
 
 TIMEOUT = "2"
 BOUND = 8.0  # seconds: --timeout 2 plus start-up and a generous slack
@@ -150,4 +151,13 @@ async def test_lookaside_request_has_a_deadline() -> None:
         start = time.monotonic()
         with pytest.raises(DeadlineError, match=f"{server.host}: response body not complete within 1s"):
             await lookaside.read_signatures(server.url, "demo/app", "sha256:" + "a" * 64, timeout=1)
+        assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("mode", ["silent", "trickle-headers"])
+async def test_tsa_request_has_a_deadline(mode: str) -> None:
+    with SlowServer(mode) as server:
+        start = time.monotonic()
+        with pytest.raises(TSAUnreachable, match=f"TSA {server.host}: no response within 1s \\(POST /tsa\\)"):
+            await fetch_timestamp(f"{server.url}/tsa", b"signature", timeout=1)
         assert time.monotonic() - start < 5
