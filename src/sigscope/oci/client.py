@@ -75,8 +75,8 @@ class RegistryOptions:
     password: str | None = field(default=None, repr=False)
     use_auth_files: bool = True
     auth_files: list[Path] | None = None
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
+    timeout: float = 30.0  # deadline of each request, connect to last byte (see the module docstring)
+    connect_timeout: float = 10.0  # of the TCP connect, within that deadline
     # 32 in flight: at 20 ms RTT the scan crawl is limit-bound at 16 (bench/scan_registry.py).
     max_concurrency: int = 32
     max_retries: int = 4
