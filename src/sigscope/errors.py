@@ -53,6 +53,14 @@ class UnreachableError(SigscopeError):
     """A host could not be reached (DNS, refused connection, timeout, TLS)."""
 
 
+class DeadlineError(UnreachableError):
+    """A request did not complete within its deadline (--timeout).
+
+    Never retried: a silent or trickling server stays so, and a retry would multiply the time
+    the user gave.
+    """
+
+
 class TLSError(UnreachableError):
     """TLS handshake or certificate verification failed."""
 

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
-from sigscope.cli.progress import stdout_console
+from sigscope.cli.progress import stdout_console, waiting
 from sigscope.cli.tree import signature_tree
 from sigscope.errors import IntegrityError
 from sigscope.model import Manifest
@@ -226,7 +226,8 @@ def inspect_cmd(
             notation=trust.notation,
             timestamps=trust.timestamps,
         )
-    result = asyncio.run(inspect_image(image, registry_options, scan))
+    with waiting(f"Inspecting {image}"):
+        result = asyncio.run(inspect_image(image, registry_options, scan))
     if raw:
         sys.stdout.buffer.write(result.manifest.raw)
         sys.stdout.buffer.flush()

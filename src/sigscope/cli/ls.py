@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
-from sigscope.cli.progress import Tracker, stdout_console, tracker
+from sigscope.cli.progress import Tracker, stdout_console, tracker, waiting
 from sigscope.errors import SigscopeError
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
@@ -162,7 +163,11 @@ def ls_cmd(target: str, with_tags: bool, output: str, registry_options: Registry
         with_tags = True
     else:
         registry, namespace = parse_registry_target(target)
-        with tracker("Listing tags", enabled=with_tags) as progress:
+        # --tags counts on a bar; a bare catalog has nothing to count, only a wait to show.
+        with (
+            tracker("Listing tags", enabled=with_tags) as progress,
+            nullcontext() if with_tags else waiting(f"Listing {registry}"),
+        ):
             listing = asyncio.run(list_registry(registry, namespace, registry_options, with_tags, progress))
     if output == "json":
         click.echo(json.dumps(listing.to_json(), indent=2))

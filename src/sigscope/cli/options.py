@@ -47,7 +47,14 @@ def registry_options(func: F) -> F:
         help="Credentials file, docker config.json format (default: $REGISTRY_AUTH_FILE, docker config).",
     )
     @click.option(
-        "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds."
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Deadline of each request to the registry, from connecting to the last byte of the body; "
+        "bearer-token requests and (when signing) the timestamp request get the same. A request that "
+        "runs out of time fails at once, without a retry.",
     )
     @click.option(
         "--max-concurrency",

@@ -1,4 +1,4 @@
-"""A progress bar on a terminal, silence in a pipe."""
+"""A progress bar or a spinner on a terminal, silence in a pipe."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.spinner import Spinner
+from rich.text import Text
 
 from sigscope.report.cells import UNBOUNDED
 
@@ -55,6 +58,20 @@ def tracker(description: str, *, enabled: bool = True) -> Iterator[Tracker]:
         transient=True,
     ) as progress:
         yield _Bar(progress, description)
+
+
+@contextmanager
+def waiting(description: str) -> Iterator[None]:
+    """A spinner on stderr while a single-image command waits for the network, so a slow registry
+    is seen to be slow rather than hung; transient, and nothing at all when stderr is not a terminal."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    # stdout stays where it is: with rich's default redirect, a line printed meanwhile would go to stderr.
+    spinner = Spinner("dots", text=Text(description))
+    with Live(spinner, console=console, transient=True, redirect_stdout=False, refresh_per_second=12.5):
+        yield
 
 
 def stdout_console(output: str = "pretty") -> Console:

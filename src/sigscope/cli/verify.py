@@ -14,7 +14,7 @@ from rich.table import Table
 
 from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
-from sigscope.cli.progress import stdout_console
+from sigscope.cli.progress import stdout_console, waiting
 from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
@@ -259,7 +259,8 @@ def verify_cmd(
         certificates=trust.certificates,
         timestamps=trust.timestamps,
     )
-    identity, digest, signatures = asyncio.run(discover(image, registry_options, scan))
+    with waiting(f"Verifying {image}"):
+        identity, digest, signatures = asyncio.run(discover(image, registry_options, scan))
     revocation = RevocationOptions(revocation_timeout, crl_cache, use_cache=not no_crl_cache)
     notation = _notation_verdict(image, digest, signatures, trust, max_signatures, revocation)
     if notation is not None and not trust.keys and trust.gpg_keyring is None and trust.certificates is None:

@@ -9,6 +9,11 @@ Rules this module keeps:
 - every manifest and blob is checked against its digest before it is returned;
 - 429/502/503/504 and dropped connections are retried with backoff, honouring
   `Retry-After`; other 4xx are final;
+- `timeout` is a deadline for each request as a whole (connect, headers, the whole
+  body; the token request has its own), never per read: a server that trickles a
+  byte at a time cannot keep a request alive. A request that ran out of time is not
+  retried: the server that was silent for `timeout` seconds is most likely silent for
+  the next attempt too, and retries turned `--timeout 3` into 19 s;
 - TLS settings are explicit and never taken from the environment.
 """
 
@@ -40,6 +45,7 @@ from sigscope.oci import mediatypes, referrers
 from sigscope.oci.auth import Challenge, Credentials, TokenCache, find_credentials, parse_challenges
 from sigscope.oci.reference import referrers_tag
 from sigscope.sources.body import read_limited
+from sigscope.sources.deadline import request_deadline
 
 if TYPE_CHECKING:
     import ssl
@@ -52,6 +58,10 @@ if TYPE_CHECKING:
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024
 DEFAULT_MAX_BLOB_IN_MEMORY = 64 * 1024 * 1024
+# A bearer token is a JWT of a few KiB; a token service that sends more is broken or hostile.
+MAX_TOKEN_RESPONSE = 1024 * 1024
+# Error bodies are read for their first line only; this bounds those with no other limit (HEAD, streams).
+MAX_ERROR_BODY = 64 * 1024
 
 
 @dataclass
@@ -65,8 +75,8 @@ class RegistryOptions:
     password: str | None = field(default=None, repr=False)
     use_auth_files: bool = True
     auth_files: list[Path] | None = None
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
+    timeout: float = 30.0  # deadline of each request, connect to last byte (see the module docstring)
+    connect_timeout: float = 10.0  # of the TCP connect, within that deadline
     # 32 in flight: at 20 ms RTT the scan crawl is limit-bound at 16 (bench/scan_registry.py).
     max_concurrency: int = 32
     max_retries: int = 4
@@ -189,8 +199,10 @@ class RegistryClient:
             limit_per_host=self.options.max_concurrency,
             ttl_dns_cache=300,
         )
+        # Only the connect limit is aiohttp's: the deadline of each request is ours (request_deadline),
+        # because aiohttp's sock_read restarts with every byte a trickling server sends.
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.options.connect_timeout, sock_read=self.options.timeout
+            total=None, sock_connect=min(self.options.connect_timeout, self.options.timeout)
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -256,28 +268,38 @@ class RegistryClient:
 
         assert self._session is not None
         headers: dict[str, str] = {}
+        form: dict[str, str] | None = None
+        if creds is not None and creds.identity_token:
+            # docker's identitytoken is an OAuth2 refresh token.
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "service": service,
+                "client_id": "sigscope",
+                "scope": " ".join(scopes),
+            }
+            method, url = "POST", realm
+        else:
+            query: list[tuple[str, str]] = [("service", service)] if service else []
+            query += [("scope", s) for s in scopes]
+            if creds is not None and creds.has_basic:
+                headers["Authorization"] = creds.basic_header()
+            method, url = "GET", f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+        service_host = f"token service {urlsplit(realm).netloc or realm}"
         try:
-            if creds is not None and creds.identity_token:
-                # docker's identitytoken is an OAuth2 refresh token.
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": creds.identity_token,
-                    "service": service,
-                    "client_id": "sigscope",
-                    "scope": " ".join(scopes),
-                }
-                self.request_count += 1
-                async with self._session.post(realm, data=form) as resp:
-                    status, body = resp.status, await resp.read()
-            else:
-                query: list[tuple[str, str]] = [("service", service)] if service else []
-                query += [("scope", s) for s in scopes]
-                if creds is not None and creds.has_basic:
-                    headers["Authorization"] = creds.basic_header()
-                url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
-                self.request_count += 1
-                async with self._session.get(url, headers=headers) as resp:
-                    status, body = resp.status, await resp.read()
+            self.request_count += 1
+            async with (
+                request_deadline(self.options.timeout, service_host, f"{method} {_path(realm)}") as clock,
+                self._session.request(method, url, data=form, headers=headers) as resp,
+            ):
+                clock.answered = True
+                status = resp.status
+                body = await read_limited(resp, MAX_TOKEN_RESPONSE, f"{service_host}: the token response")
+        except aiohttp.ConnectionTimeoutError:
+            raise UnreachableError(
+                f"{service_host}: no connection within {self._connect_limit():g}s "
+                f"(the token for {self.registry})"
+            ) from None
         except aiohttp.ClientError as exc:
             raise UnreachableError(f"cannot reach token service {realm}: {exc}") from None
         if status in (401, 403):
@@ -333,12 +355,23 @@ class RegistryClient:
             try:
                 async with self._semaphore:
                     self.request_count += 1
-                    async with self._session.request(
-                        method, url, headers=send_headers, data=data, allow_redirects=allow_redirects
-                    ) as resp:
+                    # The clock starts once a slot is ours: waiting behind our own requests is not the
+                    # server's slowness.
+                    async with (
+                        request_deadline(
+                            self.options.timeout, self.registry, f"{method} {_path(url)}"
+                        ) as clock,
+                        self._session.request(
+                            method, url, headers=send_headers, data=data, allow_redirects=allow_redirects
+                        ) as resp,
+                    ):
+                        clock.answered = True
                         status = resp.status
-                        if status == 401 or status in RETRY_STATUSES or status >= 300 or sink is None:
-                            body = await self._read_limited(resp, max_body, url) if method != "HEAD" else b""
+                        if method == "HEAD":
+                            body = b""
+                        elif status == 401 or status in RETRY_STATUSES or status >= 300 or sink is None:
+                            limit = max_body if max_body is not None or status < 300 else MAX_ERROR_BODY
+                            body = await self._read_limited(resp, limit, url)
                         else:
                             body = b""
                             await self._stream(resp, sink, hasher, max_body, url)
@@ -355,12 +388,19 @@ class RegistryClient:
                 # A refused or unresolvable host is not transient; retrying only delays the error.
                 reason = exc.os_error.strerror or str(exc.os_error)
                 raise UnreachableError(f"cannot connect to {self.registry}: {reason}") from None
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            except aiohttp.ConnectionTimeoutError:
+                # Like a refused connection, and for the same reason not retried.
+                raise UnreachableError(
+                    f"{self.registry}: no connection within {self._connect_limit():g}s "
+                    f"({method} {_path(url)})"
+                ) from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
                 if attempt <= self.options.max_retries and sink is None:
                     await self._backoff(attempt, None)
                     continue
-                what = "timed out" if isinstance(exc, TimeoutError) else f"dropped the connection ({exc})"
-                raise UnreachableError(f"{self.registry} {what} on {method} {url}") from None
+                raise UnreachableError(
+                    f"{self.registry} dropped the connection ({exc}) on {method} {url}"
+                ) from None
             except aiohttp.ClientError as exc:
                 raise UnreachableError(f"request to {self.registry} failed: {exc}") from None
 
@@ -393,6 +433,9 @@ class RegistryClient:
                 await self._backoff(attempt, _retry_after(response.headers.get("Retry-After")))
                 continue
             return response
+
+    def _connect_limit(self) -> float:
+        return min(self.options.connect_timeout, self.options.timeout)
 
     async def _backoff(self, attempt: int, retry_after: float | None) -> None:
         if retry_after is not None:

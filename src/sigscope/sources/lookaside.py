@@ -25,6 +25,7 @@ from sigscope import __version__
 from sigscope.errors import SigscopeError, TLSError, TooLargeError, UnreachableError, UsageError
 from sigscope.oci.reference import ImageReference
 from sigscope.sources.body import read_limited
+from sigscope.sources.deadline import request_deadline
 
 if TYPE_CHECKING:
     # Imported where used: aiohttp costs ~0.4 s at start-up and yaml is only for registries.d; most scans
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_SIGNATURES = 64
 DEFAULT_MAX_SIGNATURE_SIZE = 4 * 1024 * 1024  # c/image's iolimits.MaxSignatureBodySize
+DEFAULT_TIMEOUT = 30.0  # seconds for each signature request as a whole, as the registry's --timeout default
 # Where c/image reads and writes when no registries.d entry applies (docker/registries_d.go).
 ROOT_LOOKASIDE = "file:///var/lib/containers/sigstore"
 USER_LOOKASIDE_DIR = Path(".local/share/containers/sigstore")
@@ -324,6 +326,7 @@ async def read_signatures(
     session: aiohttp.ClientSession | None = None,
     max_signatures: int = DEFAULT_MAX_SIGNATURES,
     max_size: int = DEFAULT_MAX_SIGNATURE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> list[tuple[str, bytes]]:
     """(url, blob) for signature-1, signature-2, … up to the first missing one (ENOENT or HTTP 404).
 
@@ -335,14 +338,15 @@ async def read_signatures(
     if scheme == "file":
         return await asyncio.to_thread(_read_files, base, repository, digest, max_signatures, max_size)
     if session is not None:
-        return await _read_http(session, base, repository, digest, max_signatures, max_size)
+        return await _read_http(session, base, repository, digest, max_signatures, max_size, timeout)
     import aiohttp
 
-    timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=30)
+    # The deadline of each request is request_deadline's; a per-read limit would let a trickle live for ever.
+    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, timeout))
     async with aiohttp.ClientSession(
-        timeout=timeout, trust_env=False, headers={"User-Agent": f"sigscope/{__version__}"}
+        timeout=client_timeout, trust_env=False, headers={"User-Agent": f"sigscope/{__version__}"}
     ) as own:
-        return await _read_http(own, base, repository, digest, max_signatures, max_size)
+        return await _read_http(own, base, repository, digest, max_signatures, max_size, timeout)
 
 
 def _too_many(base: str, max_signatures: int) -> LookasideError:
@@ -382,6 +386,7 @@ async def _read_http(
     digest: str,
     max_signatures: int,
     max_size: int,
+    timeout: float,
 ) -> list[tuple[str, bytes]]:
     import aiohttp  # the caller's session has loaded it
 
@@ -389,10 +394,15 @@ async def _read_http(
     for index in range(1, max_signatures + 2):
         url = signature_url(base, repository, digest, index)
         shown = _redact(url)
+        split = urlsplit(shown)
         try:
             # identity: the limit must apply to the signature's bytes, and a session built with
             # auto_decompress=False would otherwise hand back gzip.
-            async with session.get(url, headers={"Accept-Encoding": "identity"}) as resp:
+            async with (
+                request_deadline(timeout, split.netloc, f"GET {split.path}") as clock,
+                session.get(url, headers={"Accept-Encoding": "identity"}) as resp,
+            ):
+                clock.answered = True
                 if resp.status == 404:
                     return found
                 if resp.status != 200:
@@ -412,8 +422,10 @@ async def _read_http(
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or str(exc.os_error)
             raise UnreachableError(f"cannot connect to lookaside {shown}: {reason}") from None
-        except TimeoutError:
-            raise UnreachableError(f"lookaside {shown} timed out") from None
+        except TimeoutError:  # aiohttp's connect limit; the request's own deadline speaks for itself
+            raise UnreachableError(
+                f"lookaside {shown}: no connection within {min(10.0, timeout):g}s"
+            ) from None
         except aiohttp.ClientError as exc:
             raise UnreachableError(f"reading {shown} failed: {exc}") from None
         found.append((url, blob))

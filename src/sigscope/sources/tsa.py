@@ -15,6 +15,7 @@ import aiohttp
 
 from sigscope import __version__
 from sigscope.errors import (
+    DeadlineError,
     IntegrityError,
     SigscopeError,
     TLSError,
@@ -22,6 +23,7 @@ from sigscope.errors import (
     UsageError,
 )
 from sigscope.sources.body import read_limited
+from sigscope.sources.deadline import request_deadline
 from sigscope.trust.timestamp import (
     TimestampRejected,
     TimestampToken,
@@ -32,6 +34,7 @@ from sigscope.trust.timestamp import (
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 MAX_REPLY = 1024 * 1024  # a token with a long chain is a few KiB; anything near this is not a TSA
+CONNECT_TIMEOUT = 10.0
 
 
 class TSAError(SigscopeError):
@@ -101,19 +104,20 @@ async def fetch_timestamp(
     check_url(url)
     request = build_request(data, hash_algorithm=hash_algorithm)
     if session is not None:
-        body = await _post(session, url, request.der, max_size)
+        body = await _post(session, url, request.der, max_size, timeout)
     else:
         # Explicit TLS: the system store or the given CA file, never what the environment says.
         context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         connector = aiohttp.TCPConnector(ssl=context)
-        client_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        # The request's deadline is request_deadline's (in _post), so it holds for a caller's session too.
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, CONNECT_TIMEOUT))
         async with aiohttp.ClientSession(
             connector=connector,
             timeout=client_timeout,
             trust_env=False,
             headers={"User-Agent": f"sigscope/{__version__}"},
         ) as own:
-            body = await _post(own, url, request.der, max_size)
+            body = await _post(own, url, request.der, max_size, timeout)
     token = parse_response(body)
     shown = _redact(url)
     if token.hash_algorithm != request.hash_algorithm or token.imprint != request.digest:
@@ -123,12 +127,19 @@ async def fetch_timestamp(
     return Timestamp(response=body, token=token)
 
 
-async def _post(session: aiohttp.ClientSession, url: str, query: bytes, max_size: int) -> bytes:
+async def _post(
+    session: aiohttp.ClientSession, url: str, query: bytes, max_size: int, timeout: float
+) -> bytes:
     shown = _redact(url)
+    split = urlsplit(shown)
     try:
-        async with session.post(
-            url, data=query, headers={"Content-Type": QUERY_TYPE, "Accept-Encoding": "identity"}
-        ) as resp:
+        async with (
+            request_deadline(timeout, f"TSA {split.netloc}", f"POST {split.path or '/'}") as clock,
+            session.post(
+                url, data=query, headers={"Content-Type": QUERY_TYPE, "Accept-Encoding": "identity"}
+            ) as resp,
+        ):
+            clock.answered = True
             if resp.status != 200:
                 text = (await resp.content.read(200)).decode(errors="replace").strip()
                 first = text.splitlines()[0] if text else resp.reason or ""
@@ -147,7 +158,11 @@ async def _post(session: aiohttp.ClientSession, url: str, query: bytes, max_size
     except aiohttp.ClientConnectorError as exc:
         reason = exc.os_error.strerror or str(exc.os_error)
         raise TSAUnreachable(f"cannot connect to TSA {shown}: {reason}") from None
-    except TimeoutError:
-        raise TSAUnreachable(f"TSA {shown} timed out") from None
+    except DeadlineError as exc:
+        raise TSAUnreachable(exc.message) from None
+    except TimeoutError:  # aiohttp's connect limit
+        raise TSAUnreachable(
+            f"TSA {shown}: no connection within {min(timeout, CONNECT_TIMEOUT):g}s"
+        ) from None
     except aiohttp.ClientError as exc:
         raise TSAUnreachable(f"request to TSA {shown} failed: {exc}") from None
