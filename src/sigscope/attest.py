@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import SigscopeError, UsageError
-from sigscope.formats import bundle, dsse
+from sigscope.formats import bundle, dsse, gojson
 from sigscope.formats.cosign import (
     ATTESTATION_TAG_SUFFIX,
     DSSE_MEDIA_TYPE,
@@ -253,9 +253,9 @@ def envelope_of(sig: Signature) -> dsse.Envelope:
     if raw is None:
         raise dsse.DSSEError("no bundle was read")
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise dsse.DSSEError("the bundle is not valid JSON") from None
+        document = gojson.read(raw, "the bundle")
+    except ValueError as exc:
+        raise dsse.DSSEError(str(exc)) from None
     holder = document.get("dsseEnvelope") if isinstance(document, dict) else None
     if not isinstance(holder, dict):
         raise dsse.DSSEError("the bundle carries no dsseEnvelope")

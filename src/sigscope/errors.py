@@ -79,3 +79,10 @@ class TooLargeError(IntegrityError):
 
 class LayoutError(SigscopeError):
     """An OCI image layout directory is missing or malformed."""
+
+
+class MalformedJSONError(SigscopeError, ValueError):
+    """JSON from outside that is broken, nested too deeply, or readable two ways (formats/gojson.read).
+
+    Also a ValueError: the format parsers that catch ValueError around their JSON reading keep doing so.
+    """

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sigscope.errors import IntegrityError
+from sigscope.errors import IntegrityError, MalformedJSONError
+from sigscope.formats import gojson
 from sigscope.oci import mediatypes
 
 
@@ -103,9 +103,9 @@ class Manifest:
 
     def json(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.raw)
-        except ValueError as exc:
-            raise IntegrityError(f"manifest {self.digest} is not valid JSON: {exc}") from None
+            data = gojson.read(self.raw, f"manifest {self.digest}")
+        except MalformedJSONError as exc:
+            raise IntegrityError(str(exc)) from None
         if not isinstance(data, dict):
             raise IntegrityError(f"manifest {self.digest} is not a JSON object")
         return data

@@ -13,7 +13,6 @@ is `trusted-key` or the certificate checks (model.TRUST_GROUPS): the settled sta
 from __future__ import annotations
 
 import functools
-import json
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigscope.errors import InvalidReferenceError
+from sigscope.formats import gojson
 from sigscope.model import TRUST_CHECKS, Check, Outcome, Signature, SignatureFormat, Status
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_layout, parse_reference
 
@@ -67,8 +67,8 @@ class Judged:
         if raw is None:
             return None
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            return gojson.read(raw, "payload")
+        except ValueError:
             return None
 
     def to_json(self) -> dict[str, Any]:
@@ -246,8 +246,8 @@ def _optional(sig: Signature) -> Any:
     raw = sig.evidence.get("payload")
     if raw is not None:
         try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            payload = gojson.read(raw, "payload")
+        except ValueError:
             payload = None
         if isinstance(payload, dict):
             return payload.get("optional")

@@ -127,18 +127,24 @@ async def push_cosign_signature(
     cert: str | None = None,
     chain: str | None = None,
     tamper: bool = False,
+    payload: bytes | None = None,
 ) -> None:
-    payload = json.dumps(
-        {
-            "critical": {
-                "identity": {"docker-reference": f"{client.registry}/{repo}"},
-                "image": {"docker-manifest-digest": names},
-                "type": "cosign container image signature",
+    """A cosign `.sig` for `attach_to` whose payload names `names`, or is exactly `payload` when given
+    (hand-made ambiguous payloads, validly signed so that only their content can get them rejected)."""
+    payload = (
+        payload
+        or json.dumps(
+            {
+                "critical": {
+                    "identity": {"docker-reference": f"{client.registry}/{repo}"},
+                    "image": {"docker-manifest-digest": names},
+                    "type": "cosign container image signature",
+                },
+                "optional": None,
             },
-            "optional": None,
-        },
-        separators=(",", ":"),
-    ).encode()
+            separators=(",", ":"),
+        ).encode()
+    )
     signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
     if tamper:
         signature = signature[:-1] + bytes([signature[-1] ^ 0x01])

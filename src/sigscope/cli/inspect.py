@@ -14,7 +14,8 @@ from rich.table import Table
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
 from sigscope.cli.progress import stdout_console, waiting
 from sigscope.cli.tree import signature_tree
-from sigscope.errors import IntegrityError
+from sigscope.errors import IntegrityError, MalformedJSONError
+from sigscope.formats import gojson
 from sigscope.model import Manifest
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
@@ -24,6 +25,7 @@ from sigscope.scan.registry import ImageResult, ScanOptions, scan_image
 from sigscope.trust.certs import utcnow
 
 MAX_CONFIG = 1 << 20
+_CONFIG_MAPS = gojson.GO_MAPS | {"Labels", "ExposedPorts", "Volumes", "labels"}
 IMAGE_CONFIG_TYPES = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
@@ -118,9 +120,12 @@ async def inspect_image(image: str, options: RegistryOptions, scan: ScanOptions 
         if config is not None and config.media_type.endswith("json") and config.size <= MAX_CONFIG:
             raw = await repo.get_blob(config.digest, max_size=MAX_CONFIG)
             try:
-                config_json = json.loads(raw) if raw else {}
-            except ValueError:
-                raise IntegrityError(f"config blob {config.digest} is not valid JSON") from None
+                # Labels, ExposedPorts, Volumes: Go maps in an image config, so no key folding there.
+                config_json = (
+                    gojson.read(raw, f"config blob {config.digest}", maps=_CONFIG_MAPS) if raw else {}
+                )
+            except MalformedJSONError as exc:
+                raise IntegrityError(str(exc)) from None
             summary: dict[str, Any] = {"digest": config.digest, "mediaType": config.media_type}
             if isinstance(config_json, dict):
                 for key in ("architecture", "os", "variant", "created"):

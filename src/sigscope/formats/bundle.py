@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from sigscope.formats import dsse
+from sigscope.formats import dsse, gojson
 from sigscope.model import Check, Signature, SignatureFormat, SignerIdentity
 from sigscope.trust import certs
 
@@ -96,9 +96,9 @@ def b64(value: Any, what: str) -> bytes:
 
 def json_object(data: bytes | str, what: str) -> dict[str, Any]:
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedError(f"{what} is not valid JSON: {exc}") from None
+        document = gojson.read(data, what)
+    except ValueError as exc:
+        raise MalformedError(str(exc)) from None
     if not isinstance(document, dict):
         raise MalformedError(f"{what} is not a JSON object")
     return document

@@ -16,13 +16,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.formats import dsse
+from sigscope.formats import payload as payload_format
 from sigscope.formats.bundle import (
     MalformedError,
     SignedMaterial,
@@ -434,25 +435,6 @@ def clear_caches() -> None:
     _memo_payload_facts.cache_clear()
 
 
-# json.loads' own decoder settings; its C scanner parses one value starting at an index (an instance
-# attribute the stubs do not declare).
-_SCAN_ONCE = cast(Callable[[str, int], tuple[Any, int]], vars(json.JSONDecoder())["scan_once"])
-
-
-def _load_json(text: str) -> Any:
-    """json.loads(text), for a document that is one value with nothing around it: the scanner alone.
-
-    json.loads spends as long in its Python wrapper (BOM and whitespace regexes) as in the C parse of a
-    ~250-byte payload. Anything else (whitespace, a BOM, trailing data, an error) goes to json.loads,
-    so results and error messages are exactly its own.
-    """
-    try:
-        value, end = _SCAN_ONCE(text, 0)
-    except Exception:
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
-
-
 def _payload_failed(message: str) -> _PayloadFacts:
     return _PayloadFacts((Check.failed("payload", message),), (message,), (), None)
 
@@ -460,19 +442,14 @@ def _payload_failed(message: str) -> _PayloadFacts:
 def _payload_facts(blob: bytes, subject_digest: str) -> _PayloadFacts:
     """Payload facts: the critical section names a manifest digest; nothing else binds the image."""
     try:
-        payload = _load_json(blob.decode("utf-8"))  # JSON is UTF-8 (RFC 8259, Go); skips detect_encoding
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _payload_failed(f"payload is not valid JSON: {exc}")
-    if not isinstance(payload, dict):
-        return _payload_failed("payload is not a JSON object")
-    critical = payload.get("critical")
+        read = payload_format.read(blob)
+    except payload_format.PayloadError as exc:
+        return _payload_failed(str(exc))
+    payload = read.document
+    critical = read.critical
     if not isinstance(critical, dict):
         return _payload_failed("payload has no critical section")
-    identity = critical.get("identity")
-    image = critical.get("image")
-    kind = critical.get("type")
-    reference = identity.get("docker-reference") if isinstance(identity, dict) else None
-    digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    identity, kind, reference, digest = read.identity, read.type, read.reference, read.digest
     claims: list[tuple[str, Any]] = []
     if isinstance(reference, str):
         claims.append(("docker-reference", reference))
@@ -501,7 +478,7 @@ def _payload_facts(blob: bytes, subject_digest: str) -> _PayloadFacts:
     check = _PAYLOAD_OK.get(str(kind)) or Check.passed("payload", f"{kind} payload")
     if not subject_digest:
         digest_check = Check.skipped("payload-digest", f"signs {signed_digest}; no subject digest to compare")
-    elif signed_digest.lower() == subject_digest.lower():
+    elif signed_digest == subject_digest:  # both go-digest strings: lower-case hex, compared as cosign does
         digest_check = _signs(signed_digest)
     else:
         digest_check = Check.failed("payload-digest", f"payload signs {signed_digest}, not {subject_digest}")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sigscope.formats import gojson
 from sigscope.formats.gojson import go_json as _go_json
 from sigscope.formats.gojson import sorted_maps
 
@@ -78,9 +79,9 @@ def parse_envelope(data: bytes | dict[str, Any]) -> Envelope:
         document: Any = data
     else:
         try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DSSEError(f"DSSE envelope is not valid JSON: {exc}") from None
+            document = gojson.read(data, "DSSE envelope")
+        except ValueError as exc:
+            raise DSSEError(str(exc)) from None
     if not isinstance(document, dict):
         raise DSSEError("DSSE envelope is not a JSON object")
     payload_type = document.get("payloadType")
@@ -109,9 +110,9 @@ def parse_envelope(data: bytes | dict[str, Any]) -> Envelope:
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """An in-toto statement (v0.1 or v1) from a DSSE payload."""
     try:
-        statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DSSEError(f"in-toto statement is not valid JSON: {exc}") from None
+        statement = gojson.read(payload, "in-toto statement")
+    except ValueError as exc:
+        raise DSSEError(str(exc)) from None
     if not isinstance(statement, dict):
         raise DSSEError("in-toto statement is not a JSON object")
     kind = statement.get("_type")

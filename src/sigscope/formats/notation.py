@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sigscope.errors import IntegrityError
+from sigscope.formats import gojson
 from sigscope.model import (
     Check,
     Descriptor,
@@ -286,9 +287,9 @@ def _rfc3339(value: Any, name: str) -> datetime:
 
 def _parse_jws(blob: bytes) -> _Envelope:
     try:
-        doc = json.loads(blob)
-    except (ValueError, RecursionError) as exc:
-        raise _Malformed(f"JWS envelope is not JSON: {exc}") from None
+        doc = gojson.read(blob, "JWS envelope")
+    except ValueError as exc:
+        raise _Malformed(str(exc)) from None
     if not isinstance(doc, dict):
         raise _Malformed("JWS envelope is not a JSON object")
     if "signatures" in doc:
@@ -315,9 +316,9 @@ def _parse_jws(blob: bytes) -> _Envelope:
     payload = _b64url(doc["payload"], "payload", problems)
     signature = _b64url(doc["signature"], "signature", problems)
     try:
-        protected = json.loads(protected_raw)
-    except (ValueError, RecursionError):
-        raise _Malformed("JWS protected header is not JSON") from None
+        protected = gojson.read(protected_raw, "JWS protected header")
+    except ValueError as exc:
+        raise _Malformed(str(exc)) from None
     if not isinstance(protected, dict):
         raise _Malformed("JWS protected header is not a JSON object")
 
@@ -621,9 +622,9 @@ def _payload_check(env: _Envelope) -> tuple[dict[str, Any] | None, Check]:
             "payload", f"content type is {_label(env.content_type)}, not {PAYLOAD_MEDIA_TYPE}"
         )
     try:
-        payload = json.loads(env.payload)
-    except (ValueError, RecursionError):
-        return None, Check.failed("payload", "payload is not JSON")
+        payload = gojson.read(env.payload, "payload")
+    except ValueError as exc:
+        return None, Check.failed("payload", str(exc))
     target = payload.get("targetArtifact") if isinstance(payload, dict) else None
     if not isinstance(target, dict):
         return None, Check.failed("payload", "payload has no targetArtifact object")
@@ -856,8 +857,8 @@ def _thumbprint_check(ders: list[bytes], annotations: dict[str, str] | None) -> 
             "thumbprints", f"the signature manifest has no {THUMBPRINT_ANNOTATION} annotation"
         )
     try:
-        listed = json.loads(raw)
-    except (ValueError, RecursionError):
+        listed = gojson.read(raw, THUMBPRINT_ANNOTATION)
+    except ValueError:
         listed = None
     if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
         return Check.failed("thumbprints", f"{THUMBPRINT_ANNOTATION} is not a JSON array of strings")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sigscope.errors import UsageError
+from sigscope.formats import gojson
 from sigscope.formats.gojson import go_json as go_json  # re-exported: notation_build.go_json
 from sigscope.formats.gojson import sorted_maps
 from sigscope.formats.notation import (
@@ -252,7 +252,7 @@ def jws_protected_header(request: SignRequest, alg: str) -> bytes:
 def jws_payload(payload: bytes) -> bytes:
     """The payload as golang-jwt re-marshals the claims map: sorted keys (the signed bytes, not the input)."""
     try:
-        decoded = json.loads(payload)
+        decoded = gojson.read(payload, "payload")
     except ValueError:
         raise NotationBuildError("a JWS envelope needs a JSON payload") from None
     if not isinstance(decoded, dict):

@@ -13,16 +13,16 @@ Pure: no I/O, no clock of its own (the caller passes `now`), no trust decisions.
 from __future__ import annotations
 
 import bz2
-import json
-import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sigscope.errors import SigscopeError
+from sigscope.formats import payload as payload_format
+from sigscope.formats.payload import payload_digest_problem as payload_digest_problem  # re-exported
+from sigscope.formats.payload import reference_problem as reference_problem  # re-exported
 from sigscope.model import Check, PGPSigner, Signature, SignatureFormat, SignerIdentity
-from sigscope.oci.reference import parse_reference
 
 # No registered media type exists for these blobs; this is the closest honest name for an OpenPGP signature.
 MEDIA_TYPE = "application/pgp-signature"
@@ -139,9 +139,6 @@ _KNOWN_SUBPACKETS = frozenset(
 )
 
 # go-digest's registered algorithms; the payload may name any of them even if sigscope fetches only some.
-_PAYLOAD_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_PAYLOAD_DIGEST = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
-_LOWER_HEX = re.compile(r"[0-9a-f]+")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -697,47 +694,9 @@ def envelope_problems(message: SignedMessage) -> list[str]:
 # ------------------------------------------------------------------ payload
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _load_json(data: bytes) -> tuple[Any, dict[int, list[str]]]:
-    """Parsed JSON, plus each object's duplicate keys (by object id): Go's paranoid parser rejects them."""
-    duplicates: dict[int, list[str]] = {}
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj: dict[str, Any] = {}
-        seen: list[str] = []
-        for key, value in items:
-            if key in obj:
-                seen.append(key)
-            obj[key] = value
-        if seen:
-            duplicates[id(obj)] = seen
-        return obj
-
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SimpleSigningError(
-            f"payload is not JSON: not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
-    try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
-    except RecursionError:
-        raise SimpleSigningError("payload is not JSON: nested too deeply") from None
-    except ValueError as exc:
-        raise SimpleSigningError(f"payload is not JSON: {exc}") from None
-    return value, duplicates
-
-
-def _exact_object(
-    value: Any, keys: tuple[str, ...], where: str, duplicates: dict[int, list[str]]
-) -> dict[str, Any]:
+def _exact_object(value: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SimpleSigningError(f"{where} is not a JSON object")
-    if id(value) in duplicates:
-        raise SimpleSigningError(f"duplicate key {duplicates[id(value)][0]!r} in {where}")
     for key in value:
         if key not in keys:
             raise SimpleSigningError(f"unknown key {key!r} in {where}")
@@ -758,47 +717,21 @@ def _int64(value: Any) -> int | None:
     return None
 
 
-def payload_digest_problem(digest: str) -> str | None:
-    """What go-digest's `Parse` would object to in `digest`, or None."""
-    match = _PAYLOAD_DIGEST.fullmatch(digest)
-    if match is None:
-        return "expected algorithm:encoded"
-    algorithm, encoded = match.groups()
-    length = _PAYLOAD_DIGEST_LENGTHS.get(algorithm)
-    if length is None:
-        return f"unsupported digest algorithm {algorithm!r}"
-    if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
-        return f"{algorithm} needs exactly {length} lowercase hex characters"
-    return None
-
-
-def reference_problem(reference: str) -> str | None:
-    """Whether `reference` parses as a docker reference (distribution's ParseNormalizedNamed)."""
-    if not reference:
-        return "empty reference"
-    if reference.startswith("docker://"):
-        return "a transport prefix is not part of a docker reference"
-    try:
-        parse_reference(reference)
-    except SigscopeError as exc:
-        return str(exc)
-    return None
-
-
 def parse_payload(data: bytes) -> dict[str, Any]:
     """Strictly parse a simple-signing JSON payload (FORMATS §4.1, c/image `strictUnmarshalJSON`).
 
     Returns the JSON object as parsed, with `optional.timestamp` normalised to an int. Raises
     SimpleSigningError naming the first problem.
     """
-    value, duplicates = _load_json(data)
-    top = _exact_object(value, ("critical", "optional"), "payload", duplicates)
+    try:
+        value = payload_format.read(data).document
+    except payload_format.PayloadError as exc:
+        raise SimpleSigningError(str(exc)) from None
+    top = _exact_object(value, ("critical", "optional"), "payload")
 
     optional = top["optional"]
     if not isinstance(optional, dict):
         raise SimpleSigningError("optional is not a JSON object")
-    if id(optional) in duplicates:
-        raise SimpleSigningError(f"duplicate key {duplicates[id(optional)][0]!r} in optional")
     # Go decodes JSON null into a string or float64 without complaint, so null optional members are accepted.
     creator = optional.get("creator")
     if creator is not None and not isinstance(creator, str):
@@ -809,21 +742,21 @@ def parse_payload(data: bytes) -> dict[str, Any]:
             raise SimpleSigningError("optional.timestamp is not an integer")
         optional["timestamp"] = timestamp
 
-    critical = _exact_object(top["critical"], ("type", "image", "identity"), "critical", duplicates)
+    critical = _exact_object(top["critical"], ("type", "image", "identity"), "critical")
     signature_type = critical["type"]
     if not isinstance(signature_type, str):
         raise SimpleSigningError("critical.type is not a string")
     if signature_type != PAYLOAD_TYPE:
         raise SimpleSigningError(f"critical.type is {signature_type!r}, not {PAYLOAD_TYPE!r}")
 
-    image = _exact_object(critical["image"], ("docker-manifest-digest",), "critical.image", duplicates)
+    image = _exact_object(critical["image"], ("docker-manifest-digest",), "critical.image")
     digest = image["docker-manifest-digest"]
     if not isinstance(digest, str):
         raise SimpleSigningError("critical.image.docker-manifest-digest is not a string")
     if problem := payload_digest_problem(digest):
         raise SimpleSigningError(f"invalid docker-manifest-digest {digest!r}: {problem}")
 
-    identity = _exact_object(critical["identity"], ("docker-reference",), "critical.identity", duplicates)
+    identity = _exact_object(critical["identity"], ("docker-reference",), "critical.identity")
     reference = identity["docker-reference"]
     if not isinstance(reference, str):
         raise SimpleSigningError("critical.identity.docker-reference is not a string")
@@ -921,8 +854,8 @@ def _fill(sig: Signature, blob: bytes, now: datetime) -> None:
     except SimpleSigningError as exc:
         sig.checks.append(Check.failed("payload", str(exc)))
         try:
-            loose, _ = _load_json(message.literal)
-        except SimpleSigningError:
+            loose: Any = payload_format.read(message.literal).document
+        except payload_format.PayloadError:
             loose = None
         if isinstance(loose, dict):
             sig.claims, signed_digest = _claims(loose)

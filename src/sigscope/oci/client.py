@@ -20,7 +20,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -39,6 +38,7 @@ from sigscope.errors import (
     TooLargeError,
     UnreachableError,
 )
+from sigscope.formats import gojson
 from sigscope.model import Descriptor, Manifest
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
@@ -108,7 +108,7 @@ def build_ssl_context(options: RegistryOptions) -> ssl.SSLContext:
 def _registry_errors(body: bytes) -> tuple[str | None, str]:
     """The first `{"errors":[{"code","message"}]}` entry, or the start of a plain-text body."""
     try:
-        data = json.loads(body)
+        data = gojson.read(body, "error body")
         first = data["errors"][0]
         code = str(first.get("code") or "") or None
         message = str(first.get("message") or "")
@@ -311,7 +311,7 @@ class RegistryClient:
                 f"token service for {self.registry} answered HTTP {status}: {message}", status=status
             )
         try:
-            data = json.loads(body)
+            data = gojson.read(body, "token response")
             token = data.get("token") or data.get("access_token")
             expires_in = float(data.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError):
@@ -493,7 +493,7 @@ class RegistryClient:
             if response.status != 200:
                 self._raise_for(response, "the repository catalog")
             try:
-                repos = json.loads(response.body).get("repositories") or []
+                repos = gojson.read(response.body, "catalog").get("repositories") or []
             except (ValueError, AttributeError):
                 raise RegistryError(f"{self.registry} returned a malformed catalog") from None
             yield [str(r) for r in repos]
@@ -517,7 +517,7 @@ class RegistryClient:
             if response.status != 200:
                 self._raise_for(response, f"repository {repo}")
             try:
-                tags.extend(str(t) for t in json.loads(response.body).get("tags") or [])
+                tags.extend(str(t) for t in gojson.read(response.body, "tag list").get("tags") or [])
             except (ValueError, AttributeError):
                 raise RegistryError(f"{self.registry} returned a malformed tag list for {repo}") from None
             url = _next_link(response.headers, response.url)
@@ -572,7 +572,7 @@ class RegistryClient:
                 digest = digests.of(body)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         try:
-            declared = json.loads(body).get("mediaType")
+            declared = gojson.read(body, f"manifest {what}").get("mediaType")
         except (ValueError, AttributeError):
             raise IntegrityError(f"manifest {what} is not a JSON object") from None
         if declared:

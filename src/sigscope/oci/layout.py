@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sigscope.errors import IntegrityError, LayoutError, NotFoundError, TooLargeError
+from sigscope.formats import gojson
 from sigscope.model import Descriptor, Manifest
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
@@ -71,7 +72,7 @@ class OCILayout:
 
     def _read_index(self) -> dict[str, Any]:
         try:
-            data = json.loads((self.path / "index.json").read_bytes())
+            data = gojson.read((self.path / "index.json").read_bytes(), "index.json")
         except FileNotFoundError:
             raise LayoutError(f"OCI layout {self.path} has no index.json") from None
         except (OSError, ValueError) as exc:
@@ -150,7 +151,7 @@ class OCILayout:
             return False
         try:
             raw = self._read_blob(entry.digest, self.max_manifest_size, "manifest")
-            return bool(json.loads(raw).get("subject"))
+            return bool(gojson.read(raw, "manifest").get("subject"))
         except (NotFoundError, IntegrityError, ValueError, AttributeError):
             return False
 
@@ -175,7 +176,7 @@ class OCILayout:
             digest = known.digest
         raw = self._read_blob(digest, self.max_manifest_size, "manifest")
         try:
-            declared = json.loads(raw).get("mediaType")
+            declared = gojson.read(raw, f"manifest {digest}").get("mediaType")
         except (ValueError, AttributeError):
             raise IntegrityError(f"manifest {digest} in {self.display} is not a JSON object") from None
         media_type = str(declared or (known.media_type if known else mediatypes.OCI_MANIFEST))
@@ -270,8 +271,9 @@ class OCILayout:
                     raise LayoutError(
                         f"tag {tag} in {self.display} is not an OCI index; refusing to overwrite it"
                     )
-                existing = json.loads(
-                    self._read_blob(entry.digest, self.max_manifest_size, "referrers index")
+                existing = gojson.read(
+                    self._read_blob(entry.digest, self.max_manifest_size, "referrers index"),
+                    "referrers index",
                 )
         body, changed = referrers.add_to_index(existing, referrers.descriptor_for(manifest))
         if changed:

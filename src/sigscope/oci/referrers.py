@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sigscope.errors import IntegrityError
+from sigscope.errors import IntegrityError, MalformedJSONError
+from sigscope.formats import gojson
 from sigscope.model import Descriptor, Manifest
 from sigscope.oci import mediatypes
 
@@ -32,9 +33,9 @@ def empty_index() -> dict[str, Any]:
 
 def parse_index(raw: bytes, where: str) -> list[Descriptor]:
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise IntegrityError(f"referrers index {where} is not valid JSON") from None
+        data = gojson.read(raw, f"referrers index {where}")
+    except MalformedJSONError as exc:
+        raise IntegrityError(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
         raise IntegrityError(f"referrers index {where} is not an OCI image index")
     return [Descriptor.from_json(m) for m in data.get("manifests") or []]

@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from sigscope.errors import InvalidReferenceError, UsageError
+from sigscope.errors import InvalidReferenceError, MalformedJSONError, UsageError
+from sigscope.formats import gojson
+from sigscope.formats import payload as payload_format
 from sigscope.formats import simplesigning as ss
 from sigscope.model import Check, Outcome, Signature, SignatureFormat
 from sigscope.oci.reference import parse_reference
@@ -253,19 +255,6 @@ class Policy:
 # ------------------------------------------------------------------ strict JSON
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise PolicyFormatError(f"Duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise PolicyFormatError(f"invalid JSON value {name}")
-
-
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PolicyFormatError(f"{where} must be a JSON object, not {_kind(value)}")
@@ -350,13 +339,10 @@ def _byte_list(obj: Mapping[str, Any], key: str, where: str) -> tuple[bytes, ...
 def parse_policy(data: bytes) -> Policy:
     """Parse a containers-policy.json document; PolicyFormatError (exit 2) names the first problem."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PolicyFormatError("the policy is not UTF-8 text") from None
-    try:
-        document = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise PolicyFormatError(f"the policy is not valid JSON: {exc}") from None
+        # Transports and their scopes are Go maps: scopes differing only in case are two scopes.
+        document = gojson.read(data, "the policy", maps=gojson.GO_MAPS | {"transports"})
+    except MalformedJSONError as exc:
+        raise PolicyFormatError(str(exc)) from None
     top = _fields(document, ("default", "transports"), "the policy")
     if top.get("default") is None:
         raise PolicyFormatError("Default policy is missing")
@@ -1145,11 +1131,8 @@ def _fulcio_roots(fulcio: Fulcio, files: Files) -> list[x509.Certificate]:
 
 def _strict_cosign_payload(data: bytes) -> tuple[str, str]:
     """(digest, docker-reference) of a sigstore payload, parsed as strictly as c/image does."""
-    try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_pairs, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, PolicyFormatError) as exc:
-        raise ValueError(f"payload is not strict JSON: {exc}") from None
-    top = _exact(value, ("critical", "optional"), "payload")
+    # The one reading every path shares (formats/payload); the exact key sets below are c/image's own.
+    top = _exact(payload_format.read(data).document, ("critical", "optional"), "payload")
     optional = top["optional"]
     if optional is not None:
         if not isinstance(optional, dict):
@@ -1206,7 +1189,7 @@ def verify_rekor_set(
     """c/image VerifyRekorSET: the SET is signed by a trusted Rekor key and its hashedrekord entry records
     exactly this signature, this key (or certificate) and this payload. Returns the integrated time."""
     try:
-        document = json.loads(set_text)
+        document = gojson.read(set_text, "the SET")
     except ValueError as exc:
         raise ValueError(f"invalid Rekor SET: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("Payload"), dict):
@@ -1225,7 +1208,7 @@ def verify_rekor_set(
     if not isinstance(integrated, int) or isinstance(integrated, bool):
         raise ValueError("Rekor SET integratedTime is not an integer")
     try:
-        entry = json.loads(base64.b64decode(str(body["body"]), validate=True))
+        entry = gojson.read(base64.b64decode(str(body["body"]), validate=True), "the SET body")
     except (binascii.Error, ValueError):
         raise ValueError("Rekor SET body is not base64 JSON") from None
     if (

@@ -9,7 +9,6 @@ filesystem helper (which of the two names to read).
 
 from __future__ import annotations
 
-import json
 import re
 import stat
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from sigscope.formats import gojson
 from sigscope.trust.truststore import STORE_TYPES, StoreRef, TrustStore, load_trust_store, valid_store_name
 
 SUPPORTED_VERSIONS = ("1.0",)
@@ -513,9 +513,10 @@ def parse_policy(data: bytes, source: str = "trust policy") -> TrustPolicyDocume
 
 def _parse(data: bytes, source: str) -> TrustPolicyDocument:
     try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
-        raise TrustPolicyError(f"malformed trust policy (not JSON: {exc})") from None
+        # Trust policy statements are Go structs throughout (notation-go decodes them case-insensitively).
+        doc = gojson.read(data, "trust policy")
+    except ValueError as exc:
+        raise TrustPolicyError(f"malformed trust policy ({exc})") from None
     if not isinstance(doc, dict):
         raise TrustPolicyError("malformed trust policy (not a JSON object)")
     version = _get(doc, "version")

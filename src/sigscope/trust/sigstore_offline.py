@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sigscope.formats import gojson
 from sigscope.model import Check, Outcome, Signature
 from sigscope.trust import certs
 from sigscope.trust.identity import (
@@ -58,9 +58,9 @@ def load_trusted_root(data: bytes, source: str = "trusted root") -> SigstoreTrus
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TrustedRootError(f"{source}: not JSON: {exc}") from None
+        document = gojson.read(data, source)
+    except ValueError as exc:
+        raise TrustedRootError(str(exc)) from None
     try:
         if isinstance(document, dict) and "trustedRoot" in document:
             root = ClientTrustConfig.from_json(data.decode()).trusted_root
@@ -225,7 +225,7 @@ def legacy_bundle_check(sig: Signature, trust: SigstoreTrust) -> tuple[Check, da
         why = consistent.detail if consistent is not None else "the Rekor bundle was not compared"
         return Check.failed(name, f"the Rekor entry does not describe this signature: {why}"), None
     try:
-        document = json.loads(sig.evidence["bundle"])
+        document = gojson.read(sig.evidence["bundle"], "Rekor bundle")
         payload = document["Payload"]
         signed = base64.b64decode(document["SignedEntryTimestamp"], validate=True)
         canonical = {
