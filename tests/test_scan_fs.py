@@ -9,6 +9,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -300,9 +301,10 @@ def test_every_output_parses(tree: Tree) -> None:
         shown = run("scan", "fs", target, "-o", output, env={"COLUMNS": "80"})
         assert shown.returncode == 0 and "jars/signed-rsa.jar" in shown.stdout
         assert "error: broken/truncated.jar: " in shown.stdout or output == "wide"
+        # The sigstore bundle adds one where the shared vectors are present.
         assert (
-            "Found 7 signatures" in shown.stdout and "\x1b[" not in shown.stdout
-        )  # no bar or colours in a pipe
+            re.search(r"Found [78] signatures", shown.stdout) and "\x1b[" not in shown.stdout
+        )  # no bar/colours
         lines = shown.stdout.splitlines()
         if output == "pretty":
             assert max(cell_len(line) for line in lines) <= 80

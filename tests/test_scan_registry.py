@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed import SignedRegistry, notation_layout
+from testbed import SignedRegistry, notation_layout, vectors
 from testbed.forge import PKI, make_pki, pem, push_cosign_signature, push_image
 from testbed.proxy import RegistryProxy
 
@@ -24,6 +24,9 @@ from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient, RegistryOptions
 
 COSIGN_MEDIA = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+# The shared report is built on a registry holding notation-go's vector signature (signed/notation:1.0).
+pytestmark = pytest.mark.vectors
 
 
 def sigscope(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -275,7 +278,7 @@ def test_scan_oci_layout_with_notation_vector(tmp_path: Path) -> None:
     try:
         layout, subject, _signature = notation_layout(tmp_path / "layout", formats=("cose", "jws"))
     except FileNotFoundError as exc:
-        pytest.skip(f"notation vectors unavailable: {exc}")
+        vectors.unavailable(f"notation vectors unavailable: {exc}")
     data = json.loads(sigscope("scan", "registry", f"oci:{layout}", "-o", "json").stdout)
     entries = data["registry"]["signatures"]
     assert sorted(e["format"] for e in entries) == ["notation-cose", "notation-jws"]

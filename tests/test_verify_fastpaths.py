@@ -118,30 +118,6 @@ def test_key_only_fast_path_matches_the_general_parser(
         same(fast, general(desc, blob, subject))
 
 
-def test_load_json_is_json_loads() -> None:
-    for text in [
-        '{"a":1}',
-        ' {"a":1}',
-        '{"a":1} ',
-        '{"a":1}x',
-        "\ufeff{}",
-        '{"a":',
-        "",
-        "[1,2]",
-        '"x"',
-        "1 2",
-    ]:
-        try:
-            expected: object = ("ok", json.loads(text))
-        except ValueError as exc:
-            expected = ("error", str(exc))
-        try:
-            got: object = ("ok", cosign._load_json(text))
-        except ValueError as exc:
-            got = ("error", str(exc))
-        assert got == expected, text
-
-
 def test_fast_parse_then_key_then_verdict_matches_the_general_path() -> None:
     signer = FileSigner(generate("ecdsa-p256"))
     key = load_public_key(public_pem(signer.private_key))

@@ -45,7 +45,7 @@ from sigscope.report.scaffold import (
     write_document,
     write_line,
 )
-from sigscope.report.summary import FAIL_ON_CHOICES, worst_status
+from sigscope.report.summary import FAIL_ON_CHOICES, counted, worst_status
 from sigscope.scan.files import FsStats
 
 __all__ = ["FAIL_ON_CHOICES", "OUTPUTS", "FsSummary", "make_fs_renderer", "signature_entry"]
@@ -169,12 +169,12 @@ class FsSummary:
     @property
     def line(self) -> str:
         s = self.stats
-        text = f"Found {self.signatures} signatures in {len(self.signed_paths)} of {s.files} files"
+        text = f"Found {counted(self.signatures, 'signature')} in {len(self.signed_paths)} of {s.files} files"
         extra = []
         if self.unsigned:
-            extra.append(f"{self.unsigned} signable files unsigned")
+            extra.append(f"{counted(self.unsigned, 'signable file')} unsigned")
         if s.layouts:
-            extra.append(f"{s.layouts} OCI layouts")
+            extra.append(counted(s.layouts, "OCI layout"))
         if self.errors:
             extra.append(f"{self.errors} could not be read")
         if s.cached:

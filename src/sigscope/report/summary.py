@@ -17,6 +17,11 @@ STATUS_ORDER = [Status.INVALID, Status.UNTRUSTED, Status.UNVERIFIED, Status.INTE
 FAIL_ON_CHOICES = ("unsigned", "invalid", "untrusted", "self-signed", "expired", "error")
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 signature`, `2 signatures`: summary lines are read by people."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def worst_status(signatures: Iterable[HasStatus]) -> Status | None:
     present = {s.status for s in signatures}
     return next((s for s in STATUS_ORDER if s in present), None)
@@ -87,7 +92,9 @@ class Summary:
 
     @property
     def line(self) -> str:
-        text = f"Found {self.signatures} signatures on {self.signed_images} of {self.images} images"
+        text = (
+            f"Found {counted(self.signatures, 'signature')} on {self.signed_images} of {self.images} images"
+        )
         if self.errors:
             text += f" ({self.errors} could not be read)"
         return text
