@@ -408,7 +408,7 @@ def test_no_attestations_and_usage_errors(
         attest(image, private, good, "--registry-referrers-mode", "oci-1-1", "--replace"), "--replace"
     )
     assert_clean_failure(attest(image, private, good, "--type", "custom", password="wrong"), "wrong password")
-    assert_clean_failure(verify_att(image, "--key", str(tmp_path / "nokey.pub")), "cannot read key")
+    assert_clean_failure(verify_att(image, "--key", str(tmp_path / "nokey.pub")), "nokey.pub: no such file")
     assert_clean_failure(verify_att(image, "--key", str(public), "--type", "x y"), "predicate type URI")
     assert verify_att(image).returncode == 2  # --key is required
     # nothing was written by the failed attempts
