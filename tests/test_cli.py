@@ -106,7 +106,9 @@ def test_auth_flags(basic_registry: RegistryHandle) -> None:
     bad = run(
         "inspect", f"{basic_registry.host}/demo/alpine:1.0", "--insecure", "-u", ALICE_USER, "-p", "wrong"
     )
-    assert_clean_failure(bad, "refused")
+    assert_clean_failure(
+        bad, f"authentication required (UNAUTHORIZED) for {basic_registry.host}/demo/alpine as 'alice'"
+    )
     assert "wrong" not in bad.stderr
     anonymous = run("ls", basic_registry.host, "--insecure")
     assert_clean_failure(anonymous, "requires credentials")
@@ -147,8 +149,9 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
 
 
 def test_unknown_image(registry: RegistryHandle) -> None:
-    assert_clean_failure(run("inspect", f"{registry.host}/demo/alpine:nope", "--insecure"), "not found")
-    assert_clean_failure(run("inspect", f"{registry.host}/no/such:1", "--insecure"), "not found")
+    missing = f"manifest unknown (MANIFEST_UNKNOWN) for {registry.host}/demo/alpine:nope"
+    assert_clean_failure(run("inspect", f"{registry.host}/demo/alpine:nope", "--insecure"), missing)
+    assert_clean_failure(run("inspect", f"{registry.host}/no/such:1", "--insecure"), "(MANIFEST_UNKNOWN) for")
 
 
 def test_usage_errors_exit_2() -> None:

@@ -407,8 +407,11 @@ class AttestationVerdict:
 
     @property
     def summary(self) -> str:
-        if not self.attestations:
-            return "no attestations found"
+        """The one line that is the result: `Verified 1 of 2 attestations`, or `Not verified: <reason>`."""
+        if not self.verified:
+            total = len(self.attestations)
+            found = f" ({total} attestation{'s' if total != 1 else ''} found)" if total else ""
+            return f"Not verified: {self.reason}{found}"
         good = sum(a.satisfied for a in self.attestations)
         return f"Verified {good} of {len(self.attestations)} attestations"
 
@@ -420,7 +423,7 @@ class AttestationVerdict:
             "predicateType": self.predicate_type,
             "statements": [a.statement for a in self.attestations if a.satisfied],
             "attestations": [a.to_json() for a in self.attestations],
-        }
+        } | ({} if self.verified else {"reason": self.reason})
 
 
 def verify_attestations(

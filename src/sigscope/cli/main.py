@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import ClassVar
 
 import click
@@ -56,6 +57,10 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure is one line on stderr and an exit code, never a traceback."""
+    # cryptography (≥ 47) warns on each use of its DSA names, which gpg keyrings, APKs and old
+    # certificates still need: stderr is for errors, and a warning beside a verdict reads as one.
+    # (CryptographyDeprecationWarning is a UserWarning; matched by its words, so nothing else is hidden.)
+    warnings.filterwarnings("ignore", message="DSA is deprecated", category=UserWarning)
     try:
         code = cli.main(args=argv, prog_name="sigscope", standalone_mode=False)
     except click.exceptions.Abort:
