@@ -632,7 +632,7 @@ def test_tampered_payload_and_subject_mismatch(layout: tuple[Path, str], tmp_pat
     failed = verify_att(image, "--key", str(public))
     assert failed.returncode == 1
     assert failed.stderr == ""
-    assert "Not verified: no attestation satisfies the checks (4 attestations found)" in failed.stdout
+    assert "Not verified: no attestation satisfies the checks (0 of 4 attestations)" in failed.stdout
 
 
 def test_referrer_listed_for_another_image(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:

@@ -296,7 +296,7 @@ def test_policy_failure_is_not_shown_as_verified(signed_layout: tuple[str, Path]
     [row] = rows(result.stdout)
     assert row[1] == "rejected" and row[-2:] == ["annotation", "mismatch"]
     assert "verified" not in row
-    summary = "Not verified: no signature satisfies the policy (1 signature found)"
+    summary = "Not verified: no signature satisfies the policy (0 of 1 signatures, threshold 1)"
     assert result.stdout.splitlines()[-1] == summary and result.stdout.count(summary) == 1
 
     as_json = run("verify", image, "--key", str(public), "-a", "env=dev", "-o", "json")

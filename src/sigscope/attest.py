@@ -410,8 +410,7 @@ class AttestationVerdict:
         """The one line that is the result: `Verified 1 of 2 attestations`, or `Not verified: <reason>`."""
         if not self.verified:
             total = len(self.attestations)
-            found = f" ({total} attestation{'s' if total != 1 else ''} found)" if total else ""
-            return f"Not verified: {self.reason}{found}"
+            return f"Not verified: {self.reason}" + (f" (0 of {total} attestations)" if total else "")
         good = sum(a.satisfied for a in self.attestations)
         return f"Verified {good} of {len(self.attestations)} attestations"
 

@@ -118,8 +118,10 @@ class Verdict:
         """The one line that is the result: `Verified 1 of 2 signatures (…)`, or `Not verified: <reason>`."""
         total = len(self.signatures)
         if not self.verified:
-            found = f" ({total} signature{'s' if total != 1 else ''} found)" if total else ""
-            return f"Not verified: {self.reason}{found}"
+            counts = (
+                f" ({len(self.satisfied)} of {total} signatures, threshold {self.threshold})" if total else ""
+            )
+            return f"Not verified: {self.reason}{counts}"
         line = f"Verified {len(self.satisfied)} of {total} signatures"
         plural = "s" if len(self.keys) != 1 else ""
         line += f" ({len(self.keys)} distinct key{plural}, threshold {self.threshold})"
