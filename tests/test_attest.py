@@ -379,7 +379,7 @@ def test_legacy_round_trip_append_and_replace(
 
     # negatives: wrong key, wrong predicate type
     wrong = verify_att(image, "--key", str(other))
-    assert wrong.returncode == 1 and "dsse-signature" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert wrong.returncode == 1 and "dsse-signature" in wrong.stdout and wrong.stderr == ""
     code, data = verify_att_json(image, "--key", str(public), "--type", "spdxjson")
     assert code == 1 and data["statements"] == []
     assert {check(a, "predicate-type")["outcome"] for a in data["attestations"]} == {"failed"}
@@ -399,7 +399,7 @@ def test_no_attestations_and_usage_errors(
     private, public, _ = keys
     image = f"{registry.host}/demo/alpine:1.0"
     none = verify_att(image, "--key", str(public))
-    assert none.returncode == 1 and "no attestations found" in none.stderr
+    assert none.returncode == 1 and none.stdout.count("no attestations found") == 1 and none.stderr == ""
     code, data = verify_att_json(image, "--key", str(public))
     assert code == 1 and data["attestations"] == [] and data["verified"] is False
 
@@ -413,7 +413,7 @@ def test_no_attestations_and_usage_errors(
         attest(image, private, good, "--registry-referrers-mode", "oci-1-1", "--replace"), "--replace"
     )
     assert_clean_failure(attest(image, private, good, "--type", "custom", password="wrong"), "wrong password")
-    assert_clean_failure(verify_att(image, "--key", str(tmp_path / "nokey.pub")), "cannot read key")
+    assert_clean_failure(verify_att(image, "--key", str(tmp_path / "nokey.pub")), "nokey.pub: no such file")
     assert_clean_failure(verify_att(image, "--key", str(public), "--type", "x y"), "predicate type URI")
     assert verify_att(image).returncode == 2  # --key is required
     # nothing was written by the failed attempts
@@ -503,11 +503,11 @@ def test_oci_1_1_via_fallback_tag(
     [judged] = json.loads(verified.stdout)["signatures"]
     assert judged["format"] == "sigstore-bundle" and judged["satisfied"] is True
     refused = run("verify", image, "--insecure", "--key", str(other), password=None)
-    assert refused.returncode == 1 and "wrong key" in refused.stderr
+    assert refused.returncode == 1 and "wrong key" in refused.stdout
     exact = run("verify", image, "--insecure", "--key", str(public), "--exact-reference", password=None)
-    assert exact.returncode == 1 and "reference" in exact.stderr
+    assert exact.returncode == 1 and "reference mismatch" in exact.stdout
     claims = run("verify", image, "--insecure", "--key", str(public), "-a", "env=prod", password=None)
-    assert claims.returncode == 1 and "annotation" in claims.stderr
+    assert claims.returncode == 1 and "annotation mismatch" in claims.stdout and claims.stderr == ""
 
 
 def test_oci_1_1_via_referrers_api(
@@ -623,7 +623,7 @@ def test_tampered_payload_and_subject_mismatch(layout: tuple[Path, str], tmp_pat
     [referrer] = [a for a in data["attestations"] if a["format"] == "sigstore-bundle"]
     assert not referrer["satisfied"] and "attestation subject mismatch" in referrer["reason"]
 
-    # with only the forged ones left the image fails, one line per attestation on stderr
+    # with only the forged ones left the image fails: a row per attestation and the reason on stdout
     async def drop_first() -> None:
         repository = OCILayout(path)
         manifest = await repository.get_manifest(att_tag(digest))
@@ -636,8 +636,8 @@ def test_tampered_payload_and_subject_mismatch(layout: tuple[Path, str], tmp_pat
     asyncio.run(drop_first())
     failed = verify_att(image, "--key", str(public))
     assert failed.returncode == 1
-    assert "no attestation satisfies" in failed.stderr and "Traceback" not in failed.stderr
-    assert failed.stderr.count("sigscope: verify-attestation:") == 5
+    assert failed.stderr == ""
+    assert "Not verified: no attestation satisfies the checks (0 of 4 attestations)" in failed.stdout
 
 
 def test_referrer_listed_for_another_image(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:

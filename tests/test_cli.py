@@ -112,7 +112,9 @@ def test_auth_flags(basic_registry: RegistryHandle) -> None:
     bad = run(
         "inspect", f"{basic_registry.host}/demo/alpine:1.0", "--insecure", "-u", ALICE_USER, "-p", "wrong"
     )
-    assert_clean_failure(bad, "refused")
+    assert_clean_failure(
+        bad, f"authentication required (UNAUTHORIZED) for {basic_registry.host}/demo/alpine as 'alice'"
+    )
     assert "wrong" not in bad.stderr
     anonymous = run("ls", basic_registry.host, "--insecure")
     assert_clean_failure(anonymous, "requires credentials")
@@ -133,14 +135,17 @@ def test_tls_flags(tls_registry: RegistryHandle) -> None:
         (["inspect", "127.0.0.1:1/x:y", "--insecure"], "cannot connect to 127.0.0.1:1"),
         (["inspect", "oci:/nonexistent/layout:v1"], "does not exist"),
         (["ls", "127.0.0.1:1", "--insecure"], "cannot connect"),
-        (["inspect", "x", "--ca-file", "/nonexistent.pem"], "does not exist"),
+        (
+            ["inspect", "x", "--ca-file", "/nonexistent.pem"],
+            "/nonexistent.pem: no such file (--ca-file for inspect",
+        ),
         (["scan", "registry", "127.0.0.1:1", "--insecure"], "cannot connect to 127.0.0.1:1"),
         (["scan", "registry", "oci:/nonexistent/layout"], "does not exist"),
         (
             ["scan", "registry", "127.0.0.1:1", "--key", "/nonexistent.pub"],
-            "cannot read key /nonexistent.pub",
+            "/nonexistent.pub: no such file (--key for scan registry takes a public key)",
         ),
-        (["scan", "registry", "127.0.0.1:1", "--key", "/etc/hostname"], "not a PEM public key"),
+        (["scan", "registry", "127.0.0.1:1", "--key", "/etc/hostname"], "/etc/hostname: not PEM, but --key"),
         (["scan", "registry", "127.0.0.1:1", "--gpg-keyring", "/etc/hostname"], "/etc/hostname"),
         (["inspect", "oci:/nonexistent:v1", "--signatures"], "does not exist"),
     ],
@@ -150,8 +155,9 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
 
 
 def test_unknown_image(registry: RegistryHandle) -> None:
-    assert_clean_failure(run("inspect", f"{registry.host}/demo/alpine:nope", "--insecure"), "not found")
-    assert_clean_failure(run("inspect", f"{registry.host}/no/such:1", "--insecure"), "not found")
+    missing = f"manifest unknown (MANIFEST_UNKNOWN) for {registry.host}/demo/alpine:nope"
+    assert_clean_failure(run("inspect", f"{registry.host}/demo/alpine:nope", "--insecure"), missing)
+    assert_clean_failure(run("inspect", f"{registry.host}/no/such:1", "--insecure"), "(MANIFEST_UNKNOWN) for")
 
 
 def test_usage_errors_exit_2() -> None:

@@ -132,6 +132,8 @@ def agree(
     assert "Traceback" not in ours.stderr
     assert (peer.returncode == 0) == expected, f"skopeo: {peer.stderr}"
     assert (ours.returncode == 0) == expected, f"sigscope: {ours.stdout}\n{ours.stderr}"
+    # Accepted or rejected, the verdict is stdout's: stderr is for a command that could not run.
+    assert ours.stderr == "", ours.stderr
     return ours
 
 
@@ -178,17 +180,17 @@ def test_wrong_key_rejected(bed: Bed) -> None:
         bed.image("gpg:1.0"),
         False,
     )
-    assert "NO_PUBKEY" in result.stderr
+    assert "NO_PUBKEY" in result.stdout
 
 
 def test_unsigned_rejected(bed: Bed) -> None:
     result = agree(bed, docker_policy({"": [signed_by(bed)]}), bed.image("unsigned:1.0"), False)
-    assert "no signature exists" in result.stderr
+    assert "no signature exists" in result.stdout
 
 
 def test_identity_mismatch_rejected(bed: Bed) -> None:
     result = agree(bed, docker_policy({"": [signed_by(bed)]}), bed.image("moved:1.0"), False)
-    assert "cpol/gpg:1.0" in result.stderr and "not accepted" in result.stderr
+    assert "cpol/gpg:1.0" in result.stdout and "not accepted" in result.stdout
 
 
 def test_match_repository_accepts_another_tag(bed: Bed) -> None:
@@ -226,7 +228,7 @@ def test_reject_default_with_insecure_scope(bed: Bed) -> None:
     ours = agree(bed, policy, bed.image("unsigned:1.0"), True)
     assert f'transports.docker["{bed.image("unsigned")}"]' in ours.stdout
     rejected = agree(bed, policy, bed.image("gpg:1.0"), False)
-    assert "rejected by default" in rejected.stderr
+    assert "rejected by default" in rejected.stdout
 
 
 def test_most_specific_scope_wins(bed: Bed) -> None:
@@ -246,7 +248,7 @@ def test_most_specific_scope_wins(bed: Bed) -> None:
     assert f'transports.docker["{bed.host}/cpol"]' in ours.stdout
     agree(bed, policy, bed.image("moved:1.0"), False)  # cpol scope: identity mismatch
     rejected = agree(bed, policy, f"{bed.host}/demo/alpine:1.0", False)  # host scope
-    assert f'transports.docker["{bed.host}"]' in rejected.stderr
+    assert f'transports.docker["{bed.host}"]' in rejected.stdout
 
 
 def test_wildcard_scope(bed: Bed) -> None:
@@ -259,13 +261,13 @@ def test_wildcard_scope(bed: Bed) -> None:
 def test_all_requirements_must_pass(bed: Bed) -> None:
     policy = docker_policy({"": [signed_by(bed), {"type": "reject"}]})
     result = agree(bed, policy, bed.image("gpg:1.0"), False)
-    assert "requirement 2 (reject)" in result.stderr
+    assert "requirement 2 (reject)" in result.stdout
 
 
 def test_unreadable_key_path_rejects(bed: Bed) -> None:
     policy = docker_policy({"": [signed_by(bed, bed.workdir / "no-such-key.gpg")]})
     result = agree(bed, policy, bed.image("gpg:1.0"), False)
-    assert "no-such-key.gpg" in result.stderr
+    assert "no-such-key.gpg" in result.stdout
 
 
 # ---------------------------------------------------------------- sigstoreSigned with skopeo 1.18
@@ -309,20 +311,20 @@ def test_sigstore_signed(bed: Bed, skopeo13: str, cosign_bed: dict[str, Path]) -
     wrong = check(
         docker_policy({"": [sigstore_signed(cosign_bed["ours"], repo_match)]}), skopeo_signed, False
     )
-    assert "verification failed" in wrong.stderr
+    assert "verification failed" in wrong.stdout
     unsigned = check(
         docker_policy({"": [sigstore_signed(cosign_bed["ours"], repo_match)]}),
         bed.image("unsigned:1.0"),
         False,
     )
-    assert "no signature exists" in unsigned.stderr
+    assert "no signature exists" in unsigned.stdout
     # a GPG signature does not satisfy sigstoreSigned, nor a cosign one signedBy
     check(docker_policy({"": [sigstore_signed(cosign_bed["ours"], repo_match)]}), bed.image("gpg:1.0"), False)
     agree(bed, docker_policy({"": [signed_by(bed)]}), skopeo_signed, False, registries_d=bed.attachments_d)
     # without use-sigstore-attachments containers/image never reads the .sig tag
     policy = docker_policy({"": [sigstore_signed(cosign_bed["skopeo"])]})
     off = agree(bed, policy, skopeo_signed, False, skopeo=skopeo13, registries_d=bed.registries_d)
-    assert "use-sigstore-attachments" in off.stderr
+    assert "use-sigstore-attachments" in off.stdout
 
 
 # ---------------------------------------------------------------- invalid documents

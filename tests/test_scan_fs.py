@@ -580,10 +580,13 @@ def test_trusted_root_usage_errors(tmp_path: Path) -> None:
             ("--trusted-root", str(bad_root), "--certificate-identity-regexp", "("),
             "--certificate-identity-regexp",
         ),
-        (("--trusted-root", str(bad_root), "--certificate-identity-regexp", ".*"), "--trusted-root:"),
+        (
+            ("--trusted-root", str(bad_root), "--certificate-identity-regexp", ".*"),
+            "not a usable Sigstore trusted root",
+        ),
         (
             ("--trusted-root", str(tmp_path / "absent.json"), "--certificate-identity-regexp", ".*"),
-            "does not exist",
+            "absent.json: no such file (--trusted-root for scan fs takes a Sigstore trusted root in JSON)",
         ),
     ]
     for args, message in cases:

@@ -333,7 +333,8 @@ def test_one_line_errors(registry: RegistryHandle, tmp_path: Path) -> None:
     assert_clean_failure(sign(image, "--key", str(private), "--insecure", password="wrong"), "wrong password")
     assert_clean_failure(sign(image, "--key", str(private), "--insecure", "-a", "novalue"), "KEY=VALUE")
     assert_clean_failure(
-        sign(f"{registry.host}/sign/does-not-exist:1.0", "--key", str(private), "--insecure"), "not found"
+        sign(f"{registry.host}/sign/does-not-exist:1.0", "--key", str(private), "--insecure"),
+        f"manifest unknown (MANIFEST_UNKNOWN) for {registry.host}/sign/does-not-exist:1.0",
     )
     assert_clean_failure(
         sign("127.0.0.1:1/x/y:1.0", "--key", str(private), "--insecure", "--timeout", "2"), "127.0.0.1:1"

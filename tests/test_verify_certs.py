@@ -435,7 +435,10 @@ def test_flag_errors(pushed: Pushed) -> None:
             ("--ca-roots", str(pushed.files.root), "--certificate-identity-regexp", "("),
             "not a regular expression",
         ),
-        (("--ca-roots", "/nonexistent.pem", "--certificate-identity", "x"), "--ca-roots /nonexistent.pem"),
+        (
+            ("--ca-roots", "/nonexistent.pem", "--certificate-identity", "x"),
+            "/nonexistent.pem: no such file (--ca-roots for verify",
+        ),
         (("--trusted-root", str(pushed.files.root), "--certificate-identity", "x"), "--trusted-root"),
     ]
     for args, message in cases:

@@ -407,8 +407,10 @@ class AttestationVerdict:
 
     @property
     def summary(self) -> str:
-        if not self.attestations:
-            return "no attestations found"
+        """The one line that is the result: `Verified 1 of 2 attestations`, or `Not verified: <reason>`."""
+        if not self.verified:
+            total = len(self.attestations)
+            return f"Not verified: {self.reason}" + (f" (0 of {total} attestations)" if total else "")
         good = sum(a.satisfied for a in self.attestations)
         return f"Verified {good} of {len(self.attestations)} attestations"
 
@@ -420,7 +422,7 @@ class AttestationVerdict:
             "predicateType": self.predicate_type,
             "statements": [a.statement for a in self.attestations if a.satisfied],
             "attestations": [a.to_json() for a in self.attestations],
-        }
+        } | ({} if self.verified else {"reason": self.reason})
 
 
 def verify_attestations(

@@ -169,6 +169,9 @@ class Status(StrEnum):
     INVALID = "invalid"  # a check failed: tampered, wrong digest, broken chain, malformed
     VERIFIED = "verified"  # checked against trust material the user supplied, and it held
     UNTRUSTED = "untrusted"  # self-consistent, but not trusted by the supplied material
+    # Verdicts only (verify, never a scan, which has no policy): trusted by the supplied material, but a
+    # policy check refused it (payload digest, reference, annotations), so it does not count.
+    REJECTED = "rejected"
 
 
 class Outcome(StrEnum):

@@ -62,6 +62,14 @@ class Judged:
     key: str | None  # identity of the trusted key that verified it (for the distinct-keys count)
     reason: str  # one short phrase when not satisfied
 
+    @property
+    def status(self) -> Status:
+        """The signature's status under the policy: one its trust material verified but a policy check
+        refused is `rejected`, so a row never reads `verified` beside a failing result."""
+        if self.signature.status is _VERIFIED and not self.satisfied:
+            return Status.REJECTED
+        return self.signature.status
+
     def payload(self) -> Any:
         raw = self.signature.evidence.get("payload")
         if raw is None:
@@ -75,7 +83,7 @@ class Judged:
         sig = self.signature
         out: dict[str, Any] = {
             "format": str(sig.format),
-            "status": str(sig.status),
+            "status": str(self.status),
             "signer": sig.signer.to_json() if sig.signer is not None else None,
             "satisfied": self.satisfied,
             "location": sig.location,
@@ -107,9 +115,13 @@ class Verdict:
 
     @property
     def summary(self) -> str:
+        """The one line that is the result: `Verified 1 of 2 signatures (…)`, or `Not verified: <reason>`."""
         total = len(self.signatures)
-        if not total:
-            return "no signatures found"
+        if not self.verified:
+            counts = (
+                f" ({len(self.satisfied)} of {total} signatures, threshold {self.threshold})" if total else ""
+            )
+            return f"Not verified: {self.reason}{counts}"
         line = f"Verified {len(self.satisfied)} of {total} signatures"
         plural = "s" if len(self.keys) != 1 else ""
         line += f" ({len(self.keys)} distinct key{plural}, threshold {self.threshold})"
@@ -129,13 +141,16 @@ class Verdict:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "image": self.image,
             "digest": self.digest,
             "verified": self.verified,
             "threshold": self.threshold,
             "signatures": [j.to_json() for j in self.signatures],
         }
+        if not self.verified:
+            out["reason"] = self.reason
+        return out
 
 
 # ---------------------------------------------------------------- references

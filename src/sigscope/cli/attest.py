@@ -137,17 +137,7 @@ def _print_pretty(verdict: AttestationVerdict) -> None:
                 cell("ok" if judged.satisfied else judged.reason),
             )
         console.print(table)
-    console.print(verdict.summary)
-
-
-def _report_failures(verdict: AttestationVerdict) -> None:
-    for judged in verdict.attestations:
-        if not judged.satisfied:
-            click.echo(
-                f"sigscope: verify-attestation: {judged.signature.location}: {judged.reason}", err=True
-            )
-    if not verdict.verified:
-        click.echo(f"sigscope: verify-attestation: {verdict.image}: {verdict.reason}", err=True)
+    console.print(verdict.summary, markup=False, soft_wrap=True)
 
 
 @click.command("verify-attestation")
@@ -168,7 +158,10 @@ def verify_attestation_cmd(
 
     An attestation counts when its DSSE signature (over the PAE) verifies under a supplied key, its
     payloadType is in-toto, a statement subject names IMAGE's digest, and its predicate type is --type when
-    given. Exit 0 when at least one does, 1 when none does, 2 on usage or operational errors.
+    given. The result goes to standard output: a row per attestation (Result `ok` or why not) and one
+    summary line, `Verified N of M attestations` or `Not verified: <reason>`; standard error carries only
+    an error that kept the command from running. Exit 0 when at least one does, 1 when none does, 2 on
+    usage or operational errors.
 
     \b
     Examples:
@@ -185,6 +178,5 @@ def verify_attestation_cmd(
         click.echo(json.dumps(verdict.to_json(), indent=2))
     else:
         _print_pretty(verdict)
-    _report_failures(verdict)
     if not verdict.verified:
         sys.exit(EXIT_FAILED)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from sigscope.cli.options import OUTPUT_BASIC
+from sigscope.cli.options import OUTPUT_BASIC, role
 from sigscope.errors import UsageError
 
 PASSWORD_ENV = ("SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")
@@ -51,26 +51,15 @@ def read_password(password_file: str | None, *, new: bool, purpose: str) -> byte
     )
 
 
-def _read_file(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def _load(path: str, password_file: str | None) -> Any:
     """Load a private key file (decrypting with a password from the usual sources if needed)."""
-    from sigscope.keys import KeyFormatError, KeyPasswordError, load_private_key
+    from sigscope.keys.files import load_private_key_file
 
-    data = _read_file(path)
-    try:
-        return load_private_key(
-            data, lambda: read_password(password_file, new=False, purpose=f"private key {path}")
-        )
-    except KeyPasswordError as exc:
-        raise KeyPasswordError(f"{path}: {exc.message}") from None
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"{path}: {exc.message}") from None
+    return load_private_key_file(
+        path,
+        lambda: read_password(password_file, new=False, purpose=f"private key {path}"),
+        role(),
+    )
 
 
 def _write_pair(prefix: str, key: Any, password_file: str | None, force: bool) -> None:
@@ -131,15 +120,12 @@ def generate_cmd(kind: str, output_prefix: str, force: bool, password_file: str 
 @password_file_option
 def import_cmd(file: str, output_prefix: str, force: bool, password_file: str | None) -> None:
     """Encrypt a plain PEM private key (PKCS#8, SEC1 EC or PKCS#1 RSA) into cosign's format."""
-    from sigscope.keys import KeyFormatError, load_private_key, read_pem
+    from sigscope.errors import KeyFileError
+    from sigscope.keys.files import PRIVATE_KEY, describe, load_private_key_file, read_file
 
-    data = _read_file(file)
-    try:
-        if read_pem(data).encrypted:
-            raise KeyFormatError("already an encrypted cosign key; import takes a plain PEM private key")
-        key = load_private_key(data)
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"{file}: {exc.message}") from None
+    if describe(read_file(file, PRIVATE_KEY)) == "an encrypted private key":
+        raise KeyFileError(file, "an encrypted private key", expected="a plain PEM private key", role=role())
+    key = load_private_key_file(file, role=role())
     _write_pair(output_prefix, key, password_file, force)
 
 
@@ -154,20 +140,20 @@ def public_cmd(file: str, password_file: str | None) -> None:
 
 
 def _inspect(file: str, password_file: str | None) -> dict[str, Any]:
+    from sigscope.errors import KeyFileError
     from sigscope.keys import KeyFormatError, algorithm_name, read_pem
     from sigscope.keys.cosign_keys import envelope_kdf
+    from sigscope.keys.files import PUBLIC_KEY, describe, load_public_key_file, read_file
     from sigscope.trust import certs
-    from sigscope.trust.keys import KeyError_, load_public_key
 
-    data = _read_file(file)
+    data = read_file(file, "a key")
     out: dict[str, Any] = {"file": file}
-    if b"-----BEGIN PUBLIC KEY-----" in data or b"-----BEGIN RSA PUBLIC KEY-----" in data:
-        try:
-            public: Any = load_public_key(data)
-        except KeyError_ as exc:
-            raise KeyFormatError(f"{file}: {exc}") from None
+    if describe(data) == PUBLIC_KEY:
+        public: Any = load_public_key_file(file, role())
         out.update({"kind": "public", "format": "pkix", "encrypted": False})
     else:
+        if "private key" not in describe(data):
+            raise KeyFileError(file, describe(data), expected="a public or private key", role=role())
         try:
             pem = read_pem(data)
             out.update({"kind": "private", "format": pem.format, "pemType": pem.label})
@@ -176,7 +162,7 @@ def _inspect(file: str, password_file: str | None) -> dict[str, Any]:
                 out["kdf"] = envelope_kdf(pem.body).to_json()
                 out["cipher"] = "nacl/secretbox"
         except KeyFormatError as exc:
-            raise KeyFormatError(f"{file}: {exc.message}") from None
+            raise KeyFileError(file, exc.message) from None
         public = _load(file, password_file).public_key()
     out.update(certs.public_key_info(public).to_json())
     try:

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except SigscopeError as exc:
-        click.echo(f"sigscope: error: {exc.message}", err=True)
+        hint = f"; {exc.hint}" if exc.hint else ""
+        click.echo(f"sigscope: error: {exc.message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("sigscope: interrupted", err=True)

@@ -28,6 +28,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_BASIC = click.Choice(["pretty", "json"])
 
 
+def role(flag: str | None = None) -> str:
+    """`--key for verify` (or `sigscope key public` for an argument): the slot a file was given to, as
+    keys.files' messages name it. The library speaks of things; the flag and the verb are the CLI's."""
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path if ctx is not None else "sigscope"
+    if flag is None:
+        return path
+    verb = path.partition(" ")[2]
+    return f"{flag} for {verb}" if verb else flag
+
+
 def registry_options(func: F) -> F:
     """Add the registry connection flags; the command receives `registry_options: RegistryOptions`."""
 
@@ -85,8 +96,11 @@ def registry_options(func: F) -> F:
             password = sys.stdin.readline().rstrip("\r\n")
         if password is not None and username is None:
             raise UsageError("a password needs --username")
-        if ca_file is not None and not Path(ca_file).is_file():
-            raise UsageError(f"CA file {ca_file} does not exist")
+        if ca_file is not None:
+            from sigscope.keys.files import load_certificates_file
+
+            # Read here, so a wrong file is named in sigscope's words before any connection is tried.
+            load_certificates_file(ca_file, role("--ca-file"))
         kwargs["registry_options"] = RegistryOptions(
             insecure=insecure,
             skip_tls_verify=skip_tls_verify,
@@ -124,34 +138,20 @@ class TrustMaterial:
 
 
 def load_keys(paths: tuple[str, ...]) -> list[PublicKeyTypes]:
-    """Read `--key` files (PEM public keys); a bad one is a usage error naming the file."""
-    from sigscope.trust.keys import KeyError_, load_public_key
+    """Read `--key` files (PEM public keys); a bad one is a usage error naming the file (keys.files)."""
+    from sigscope.keys.files import load_public_key_file
 
-    keys = []
-    for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read key {path}: {exc.strerror}") from None
-        try:
-            keys.append(load_public_key(data))
-        except KeyError_ as exc:
-            raise UsageError(f"key {path}: {exc}") from None
-    return keys
+    return [load_public_key_file(path, role("--key")) for path in paths]
 
 
 def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
     """Read `--gpg-keyring` files into one keyring; a bad file is a usage error naming it."""
     if not paths:
         return None
+    from sigscope.keys.files import read_keyring_file
     from sigscope.trust.pgp import KeyringError, load_keyrings
 
-    blobs: list[bytes] = []
-    for path in paths:
-        try:
-            blobs.append(Path(path).read_bytes())
-        except OSError as exc:
-            raise UsageError(f"cannot read keyring {path}: {exc.strerror}") from None
+    blobs = [read_keyring_file(path, role("--gpg-keyring")) for path in paths]
     try:
         keyring = load_keyrings(blobs)
     except KeyringError as exc:
@@ -163,19 +163,9 @@ def load_gpg_keyrings(paths: tuple[str, ...]) -> Keyring | None:
 
 
 def _read_certificates(path: str, flag: str) -> list[Any]:
-    from sigscope.trust.certs import CertificateError, load_pem_chain
+    from sigscope.keys.files import load_certificates_file
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: {exc.strerror}") from None
-    try:
-        loaded = load_pem_chain(data)
-    except CertificateError as exc:
-        raise UsageError(f"{flag} {path}: {exc}") from None
-    if not loaded:
-        raise UsageError(f"{flag} {path}: no PEM certificate in the file")
-    return loaded
+    return load_certificates_file(path, role(flag))
 
 
 def load_certificate_trust(
@@ -214,12 +204,12 @@ def load_certificate_trust(
     intermediates = [c for path in ca_intermediates for c in _read_certificates(path, "--ca-intermediates")]
     sigstore = None
     if trusted_root is not None:
-        from sigscope.trust.sigstore_offline import TrustedRootError, load_trusted_root_file
+        from sigscope.keys.files import read_trusted_root_file
+        from sigscope.trust.sigstore_offline import load_trusted_root
 
-        try:
-            sigstore = load_trusted_root_file(Path(trusted_root))
-        except TrustedRootError as exc:
-            raise UsageError(f"--trusted-root: {exc}") from None
+        sigstore = load_trusted_root(
+            read_trusted_root_file(trusted_root, role("--trusted-root")), trusted_root
+        )
     return CertificateTrust(
         policy=policy, roots=tuple(roots), intermediates=tuple(intermediates), sigstore=sigstore
     )

@@ -102,7 +102,9 @@ def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
             cell(result.reason),
         )
     console.print(table)
-    console.print(("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}")
+    # The result line: whole (never folded) and never read as markup, whatever the reason quotes.
+    verdict_line = ("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}"
+    console.print(verdict_line, markup=False, soft_wrap=True)
 
 
 def run_containers_policy(
@@ -134,6 +136,6 @@ def run_containers_policy(
     else:
         _print(verdict, policy_path)
     if not verdict.accepted:
-        click.echo(f"sigscope: verify: {subject.display}: {verdict.reason}", err=True)
+        # The `Rejected: <reason>` line (or the JSON) on stdout is the result; stderr is for errors.
         return EXIT_FAILED
     return EXIT_OK

@@ -161,20 +161,11 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from sigscope.errors import UsageError
-    from sigscope.trust.certs import CertificateError, load_der, load_pem_chain
+    from sigscope.cli.options import role
+    from sigscope.keys.files import load_certificates_file
 
-    def read(path: Path, what: str) -> list[bytes]:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-        try:
-            if b"-----BEGIN" in data:
-                return [c.public_bytes(Encoding.DER) for c in load_pem_chain(data)]
-            return [load_der(data).public_bytes(Encoding.DER)]
-        except CertificateError as exc:
-            raise UsageError(f"{what} {path}: {exc}") from None
+    def read(path: Path, flag: str) -> list[bytes]:
+        return [c.public_bytes(Encoding.DER) for c in load_certificates_file(str(path), role(flag), der=True)]
 
     roots: list[bytes] = []
     for name in ca_files:
@@ -183,7 +174,7 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
         directory = Path(name)
         for item in sorted(directory.iterdir()):
             if item.is_file() and item.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
-                roots += read(item, "--trust-store certificate")
+                roots += read(item, "--trust-store")
     if not ca_files and not trust_dirs:
         # The compiled-in system bundle, not $SSL_CERT_FILE: what is trusted must not change with the
         # environment a CI job happens to set.

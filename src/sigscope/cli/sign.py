@@ -11,9 +11,10 @@ from pathlib import Path
 import click
 
 from sigscope.cli.key import password_file_option, read_password
-from sigscope.cli.options import OUTPUT_BASIC, F, registry_options
-from sigscope.errors import UsageError
-from sigscope.keys import FileSigner, KeyFormatError, KeyPasswordError, Signer, load_private_key
+from sigscope.cli.options import OUTPUT_BASIC, F, registry_options, role
+from sigscope.errors import KeyFileError, UsageError
+from sigscope.keys import FileSigner, Signer
+from sigscope.keys.files import CERTIFICATES, load_certificates_file, load_private_key_file, read_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.sign import (
@@ -28,27 +29,15 @@ from sigscope.sign import (
 )
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-
-
-def _text(data: bytes, what: str, path: str) -> str:
+def _certificate_pem(path: str, flag: str) -> str:
+    """The PEM text of a certificate file, stored as the user wrote it once keys.files has found
+    certificates in it (and said what it holds instead, if not)."""
+    load_certificates_file(path, role(flag))
+    data = read_file(path, CERTIFICATES)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 PEM text") from None
-
-
-def _pem_certificates(text: str) -> int:
-    from sigscope.trust import certs
-
-    try:
-        return len(certs.load_pem_chain(text))
-    except certs.CertificateError:
-        return 0
+        raise KeyFileError(path, "not UTF-8 text", expected=CERTIFICATES, role=role(flag)) from None
 
 
 def _write(path: str, data: bytes, what: str) -> None:
@@ -61,16 +50,12 @@ def _write(path: str, data: bytes, what: str) -> None:
 def load_signer(path: str, password_file: str | None) -> Signer:
     """A :class:`FileSigner` over a cosign (or plain PEM) private key, asking for its password as
     `sigscope key` does."""
-    data = _read(path, "key")
-    try:
-        key = load_private_key(
-            data, lambda: read_password(password_file, new=False, purpose=f"private key {path}")
-        )
-        return FileSigner(key)
-    except KeyPasswordError as exc:
-        raise KeyPasswordError(f"{path}: {exc.message}") from None
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"{path}: {exc.message}") from None
+    key = load_private_key_file(
+        path,
+        lambda: read_password(password_file, new=False, purpose=f"private key {path}"),
+        role("--key"),
+    )
+    return FileSigner(key)
 
 
 def private_key_option(*, required: bool) -> Callable[[F], F]:
@@ -330,15 +315,10 @@ def sign_cmd(
     cert_text: str | None = None
     chain_text: str | None = None
     if certificate is not None:
-        cert_bytes = _read(certificate, "certificate")
-        check_certificate(cert_bytes, signer.public_key())
-        cert_text = _text(cert_bytes, "certificate", certificate)
+        cert_text = _certificate_pem(certificate, "--certificate")
+        check_certificate(cert_text.encode(), signer.public_key())
         if certificate_chain is not None:
-            chain_text = _text(
-                _read(certificate_chain, "certificate chain"), "certificate chain", certificate_chain
-            )
-            if not _pem_certificates(chain_text):
-                raise UsageError(f"certificate chain {certificate_chain}: no PEM certificate found")
+            chain_text = _certificate_pem(certificate_chain, "--certificate-chain")
     options = SignOptions(
         annotations=claims,
         certificate=cert_text,

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import click
 from cryptography import x509
 
+from sigscope.cli.options import role
 from sigscope.errors import UsageError
 from sigscope.formats import notation_build as build
 from sigscope.keys import FileSigner, HashSigner, Signer
+from sigscope.keys.files import load_certificates_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.sign_notation import (
@@ -22,23 +23,12 @@ from sigscope.sign_notation import (
     parse_user_metadata,
     sign_notation,
 )
-from sigscope.trust import certs
 
 FORMATS = {"notation": build.ENVELOPE_JWS, "notation-cose": build.ENVELOPE_COSE}
 
 
-def _certificates(path: str, what: str) -> list[x509.Certificate]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        found = certs.load_pem_chain(data)
-    except certs.CertificateError as exc:
-        raise UsageError(f"{what} {path}: {exc}") from None
-    if not found:
-        raise UsageError(f"{what} {path}: no PEM certificate found")
-    return found
+def _certificates(path: str, flag: str) -> list[x509.Certificate]:
+    return load_certificates_file(path, role(flag))
 
 
 async def _sign(
@@ -76,9 +66,9 @@ def run_notation_signing(
         check_url(timestamp_url)
         if timestamp_root is None:
             raise UsageError("--timestamp-url needs --timestamp-root FILE (the TSA's root certificate)")
-        roots = tuple(_certificates(timestamp_root, "timestamp root"))
+        roots = tuple(_certificates(timestamp_root, "--timestamp-root"))
     options = NotationSignOptions(
-        chain=tuple(_certificates(cert_path, "certificate chain")),
+        chain=tuple(_certificates(cert_path, "--cert")),
         envelope=FORMATS[sign_format],
         signing_scheme=signing_scheme,
         expiry=parse_duration(expiry) if expiry is not None else None,

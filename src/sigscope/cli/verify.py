@@ -109,34 +109,31 @@ def _signature_table(rows: list[tuple[Signature, str, bool, str]]) -> Table:
     return table
 
 
+# The result, pass or fail, is standard output's: the table and one summary line, printed once. Standard
+# error is for a command that could not run (main turns those errors into one line and exit 2), so a
+# script reads the verdict from the exit code and stdout and never has to tell a reason from an error.
+
+
 def _print_notation(verdict: NotationVerdict) -> None:
     console = stdout_console()
     if verdict.results:
         console.print(
             _signature_table([(r.signature, str(r.status), r.satisfied, r.reason) for r in verdict.results])
         )
-    console.print(verdict.summary)
+    # Logged (not enforced) failures are part of the result: notation prints them beside it too.
     for result in verdict.results:
         for warning in result.warnings:
-            click.echo(f"sigscope: verify: {result.signature.location}: warning: {warning}", err=True)
-        if not result.satisfied:
-            click.echo(f"sigscope: verify: {result.signature.location}: {result.reason}", err=True)
-    if not verdict.verified:
-        click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+            console.print(f"warning: {result.signature.location}: {warning}", markup=False, soft_wrap=True)
+    console.print(verdict.summary, markup=False, soft_wrap=True)
 
 
 def _print_pretty(verdict: Verdict) -> None:
     console = stdout_console()
     console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
     if verdict.signatures:
-        rows = [(j.signature, str(j.signature.status), j.satisfied, j.reason) for j in verdict.signatures]
+        rows = [(j.signature, str(j.status), j.satisfied, j.reason) for j in verdict.signatures]
         console.print(_signature_table(rows))
-    console.print(verdict.summary)
-    for judged in verdict.signatures:
-        if not judged.satisfied:
-            click.echo(f"sigscope: verify: {judged.signature.location}: {judged.reason}", err=True)
-    if not verdict.verified:
-        click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+    console.print(verdict.summary, markup=False, soft_wrap=True)
 
 
 @click.command("verify")
@@ -220,8 +217,14 @@ def verify_cmd(
     and trust store (--notation-config DIR, or --trust-policy FILE --trust-store DIR): IMAGE passes
     when one signature satisfies the statement for its repository (like notation verify); their
     chains' revocation is checked by OCSP, then CRL, over HTTP (--revocation-timeout, --crl-cache). With both
-    kinds of trust material, both must pass. Exit 0 verified,
-    1 not verified, 2 usage or operational error (including an invalid trust policy or trust store).
+    kinds of trust material, both must pass.
+
+    The result goes to standard output: a row per signature and one summary line, `Verified N of M
+    signatures (…)` or `Not verified: <reason>`. Status is the signature's status under the policy:
+    verified (it counts; Result ok), rejected (trusted, but a policy check failed: Result says which),
+    untrusted, invalid, unverified or integrity-ok (Result says why it does not count). Standard error
+    carries only an error that kept the command from running. Exit 0 verified, 1 not verified, 2 usage
+    or operational error (including an invalid trust policy or trust store).
 
     \b
     Examples:
@@ -267,8 +270,6 @@ def verify_cmd(
         # Only notation trust material: the Notary verdict is the whole answer.
         if output == "json":
             click.echo(json.dumps(notation.to_json(), indent=2))
-            if not notation.verified:
-                click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
         else:
             _print_notation(notation)
         if not notation.verified:
@@ -280,10 +281,6 @@ def verify_cmd(
         if notation is not None:
             out["notation"] = notation.to_json()
         click.echo(json.dumps(out, indent=2))
-        if not verdict.verified:
-            click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
-        if notation is not None and not notation.verified:
-            click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
     else:
         _print_pretty(verdict)
         if notation is not None:

@@ -256,13 +256,11 @@ def is_pkcs8(der: bytes) -> bool:
 def _load_der(der: bytes, what: str) -> PrivateKeyTypes:
     try:
         return serialization.load_der_private_key(der, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise KeyFormatError(f"{what} does not parse: {_short(exc)}") from None
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).split("\n")[0].strip()
-    return text or type(exc).__name__
+    except UnsupportedAlgorithm:
+        raise KeyFormatError(f"{what} is of an algorithm sigscope cannot load") from None
+    except (ValueError, TypeError):
+        # cryptography's words name OpenSSL internals; what the user can act on is that it is damaged.
+        raise KeyFormatError(f"{what} does not parse (damaged DER)") from None
 
 
 def _ensure_signing_key(key: PrivateKeyTypes) -> SigningKey:

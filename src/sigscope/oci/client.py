@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from sigscope import __version__
@@ -37,6 +37,7 @@ from sigscope.errors import (
     TLSError,
     TooLargeError,
     UnreachableError,
+    registry_error,
 )
 from sigscope.formats import gojson
 from sigscope.model import Descriptor, Manifest
@@ -423,12 +424,10 @@ class RegistryClient:
                     continue
                 code, message = _registry_errors(response.body)
                 creds = self._creds()
-                who = f" as {creds.username!r}" if creds and creds.username else " anonymously"
-                raise AuthError(
-                    f"{self.registry} refused {method} {_path(url)}{who}: {message or 'unauthorized'}",
-                    status=401,
-                    code=code,
-                )
+                who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
+                repos = [s.split(":")[1] for s in scopes if s.startswith("repository:") and s.count(":") >= 2]
+                subject = self._ref(repos[0]) if repos else self.registry
+                raise registry_error(f"{subject} {who}", 401, code, message)
             if status in RETRY_STATUSES and attempt <= self.options.max_retries:
                 await self._backoff(attempt, _retry_after(response.headers.get("Retry-After")))
                 continue
@@ -459,19 +458,17 @@ class RegistryClient:
             hasher.update(chunk)
             sink.write(chunk)
 
-    def _raise_for(self, response: _Response, what: str) -> None:
+    def _raise_for(self, response: _Response, subject: str) -> NoReturn:
+        """`subject` as the user would name it (`host/repo:tag`, `blob host/repo@sha256:…`); the wording
+        is errors.registry_error's, the same for every verb."""
         code, message = _registry_errors(response.body)
-        status = response.status
-        detail = f"{code}: {message}" if code else message or f"HTTP {status}"
-        if status == 404:
-            raise NotFoundError(f"{what} not found on {self.registry} ({detail})", status=status, code=code)
-        if status in (401, 403):
-            raise AuthError(
-                f"access to {what} on {self.registry} denied ({detail})", status=status, code=code
-            )
-        raise RegistryError(
-            f"{what}: {self.registry} answered HTTP {status} ({detail})", status=status, code=code
-        )
+        raise registry_error(subject, response.status, code, message)
+
+    def _ref(self, repo: str, reference: str = "") -> str:
+        """`host/repo`, `host/repo:tag` or `host/repo@digest`: how a registry error names what it is about."""
+        if not reference:
+            return f"{self.registry}/{repo}"
+        return f"{self.registry}/{repo}{'@' if ':' in reference else ':'}{reference}"
 
     # ------------------------------------------------------------ endpoints
 
@@ -479,7 +476,7 @@ class RegistryClient:
         """`GET /v2/`: reachable, speaks the API, and (after auth) lets us in."""
         response = await self._request("GET", "/v2/", max_body=65536)
         if response.status != 200:
-            self._raise_for(response, "/v2/")
+            self._raise_for(response, self.registry)
         return {
             "registry": self.registry,
             "api_version": response.headers.get("Docker-Distribution-API-Version"),
@@ -491,7 +488,7 @@ class RegistryClient:
         while url:
             response = await self._request("GET", url, scopes=("registry:catalog:*",), max_body=16 << 20)
             if response.status != 200:
-                self._raise_for(response, "the repository catalog")
+                self._raise_for(response, f"the catalog of {self.registry}")
             try:
                 repos = gojson.read(response.body, "catalog").get("repositories") or []
             except (ValueError, AttributeError):
@@ -515,7 +512,7 @@ class RegistryClient:
             seen_urls.add(url)
             response = await self._request("GET", url, scopes=(f"repository:{repo}:pull",), max_body=64 << 20)
             if response.status != 200:
-                self._raise_for(response, f"repository {repo}")
+                self._raise_for(response, f"tags of {self._ref(repo)}")
             try:
                 tags.extend(str(t) for t in gojson.read(response.body, "tag list").get("tags") or [])
             except (ValueError, AttributeError):
@@ -525,16 +522,20 @@ class RegistryClient:
 
     async def head_manifest(self, repo: str, reference: str) -> Descriptor:
         """Resolve a tag or digest to a descriptor with one HEAD (GET if the registry hides the digest)."""
-        response = await self._request(
-            "HEAD",
-            f"/v2/{repo}/manifests/{reference}",
-            scopes=(f"repository:{repo}:pull",),
-            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
-        )
-        if response.status != 200:
-            self._raise_for(
-                response, f"manifest {repo}:{reference}" if ":" not in reference else f"{repo}@{reference}"
+        response: _Response | None
+        try:
+            response = await self._request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{reference}",
+                scopes=(f"repository:{repo}:pull",),
+                headers={"Accept": mediatypes.MANIFEST_ACCEPT},
             )
+        except AuthError:
+            response = None
+        if response is None or response.status != 200:
+            # A HEAD answer has no body, so no error code: the GET says what the registry has to say
+            # (and serves registries that refuse HEAD).
+            return (await self.get_manifest(repo, reference)).descriptor
         header_digest = response.headers.get("Docker-Content-Digest")
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         length = response.headers.get("Content-Length")
@@ -558,7 +559,7 @@ class RegistryClient:
         )
         what = f"{repo}@{reference}" if ":" in reference else f"{repo}:{reference}"
         if response.status != 200:
-            self._raise_for(response, f"manifest {what}")
+            self._raise_for(response, self._ref(repo, reference))
         body = response.body
         if ":" in reference:
             digests.check(body, reference, f"manifest {what}")
@@ -589,7 +590,7 @@ class RegistryClient:
             "GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), max_body=limit
         )
         if response.status != 200:
-            self._raise_for(response, f"blob {repo}@{digest}")
+            self._raise_for(response, f"blob {self._ref(repo, digest)}")
         digests.check(response.body, digest, f"blob {repo}@{digest}")
         return response.body
 
@@ -608,7 +609,7 @@ class RegistryClient:
             max_body=size,
         )
         if response.status != 200:
-            self._raise_for(response, f"blob {repo}@{digest}")
+            self._raise_for(response, f"blob {self._ref(repo, digest)}")
         actual = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
         if actual != digest:
             raise IntegrityError(
@@ -623,7 +624,7 @@ class RegistryClient:
         if response.status == 404:
             return False
         if response.status != 200:
-            self._raise_for(response, f"blob {repo}@{digest}")
+            self._raise_for(response, f"blob {self._ref(repo, digest)}")
         return True
 
     async def put_blob(
@@ -637,7 +638,7 @@ class RegistryClient:
             return descriptor
         response = await self._request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, max_body=65536)
         if response.status not in (201, 202):
-            self._raise_for(response, f"blob upload to {repo}")
+            self._raise_for(response, f"blob upload to {self._ref(repo)}")
         location = response.headers.get("Location")
         if not location:
             raise RegistryError(f"{self.registry} started an upload without a Location header")
@@ -652,7 +653,7 @@ class RegistryClient:
             max_body=65536,
         )
         if response.status != 201:
-            self._raise_for(response, f"blob upload to {repo}")
+            self._raise_for(response, f"blob upload to {self._ref(repo)}")
         returned = response.headers.get("Docker-Content-Digest")
         if returned and returned != digest:
             raise IntegrityError(f"registry stored blob under {returned}, expected {digest}")
@@ -672,7 +673,7 @@ class RegistryClient:
             max_body=65536,
         )
         if response.status not in (200, 201):
-            self._raise_for(response, f"manifest upload to {repo}")
+            self._raise_for(response, f"manifest upload to {self._ref(repo)}")
         returned = response.headers.get("Docker-Content-Digest")
         if returned and returned != digest:
             raise IntegrityError(f"registry stored manifest under {returned}, expected {digest}")
@@ -689,7 +690,7 @@ class RegistryClient:
             max_body=65536,
         )
         if response.status not in (200, 202):
-            self._raise_for(response, f"manifest {repo}@{digest}")
+            self._raise_for(response, self._ref(repo, digest))
 
     # ------------------------------------------------------------ referrers
 
@@ -749,7 +750,7 @@ class RegistryClient:
             ):
                 return None if not found else found
             if response.status != 200:
-                self._raise_for(response, f"referrers of {repo}@{digest}")
+                self._raise_for(response, f"referrers of {self._ref(repo, digest)}")
             found.extend(referrers.parse_index(response.body, f"{repo}@{digest}"))
             url = _next_link(response.headers, response.url)
         return referrers.filter_artifact_type(found, artifact_type)

@@ -12,7 +12,14 @@ from sigscope.report.scaffold import HasStatus, signature_findings
 from sigscope.scan.registry import ImageResult
 
 # Worst first: the status an image row shows is the worst of its signatures.
-STATUS_ORDER = [Status.INVALID, Status.UNTRUSTED, Status.UNVERIFIED, Status.INTEGRITY_OK, Status.VERIFIED]
+STATUS_ORDER = [
+    Status.INVALID,
+    Status.REJECTED,
+    Status.UNTRUSTED,
+    Status.UNVERIFIED,
+    Status.INTEGRITY_OK,
+    Status.VERIFIED,
+]
 
 FAIL_ON_CHOICES = ("unsigned", "invalid", "untrusted", "self-signed", "expired", "error")
 

@@ -589,9 +589,12 @@ class NotationVerdict:
 
     @property
     def summary(self) -> str:
+        """The one line that is the result (the CLI prints nothing else about it)."""
         if self.skipped:
             name = self.statement.name
             return f"trust policy statement {name!r} skips signature verification for {self.image}"
+        if not self.verified:
+            return f"Notary Project: not verified: {self.reason}"
         satisfied = sum(1 for r in self.results if r.satisfied)
         return (
             f"Notary Project: {satisfied} of {len(self.results)} signature(s) satisfy trust policy statement "

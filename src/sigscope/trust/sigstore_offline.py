@@ -25,6 +25,7 @@ import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sigscope.errors import UsageError
 from sigscope.formats import gojson
 from sigscope.model import Check, Outcome, Signature
 from sigscope.trust import certs
@@ -37,8 +38,8 @@ from sigscope.trust.identity import (
 )
 
 
-class TrustedRootError(ValueError):
-    """A trusted_root.json that cannot be used; the message is meant for a user."""
+class TrustedRootError(UsageError, ValueError):
+    """A trusted_root.json that cannot be used; the message is meant for a user (the CLI shows it as is)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def load_trusted_root(data: bytes, source: str = "trusted root") -> SigstoreTrus
         else:
             root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(data))
     except Exception as exc:  # the library raises pydantic, ValueError and its own errors
-        raise TrustedRootError(f"{source}: not a usable Sigstore trusted root: {exc}") from None
+        # The library's words are a multi-line schema report; the first line of it says where.
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise TrustedRootError(f"{source}: not a usable Sigstore trusted root ({detail})") from None
     roots: list[x509.Certificate] = []
     intermediates: list[x509.Certificate] = []
     for authority in root._inner.certificate_authorities:
