@@ -247,6 +247,12 @@ def test_links_next_to_signatures_never_lead_out_of_the_tree(gpg: GpgHome, tmp_p
     digests = [e.get("digest") for e in document["filesystem"]["signatures"]]
     assert "sha256:" + hashlib.sha256(secret.read_bytes()).hexdigest() not in digests
 
+    # a PATH that is itself a link is followed, as find -H does: the user named it
+    shutil.copy(JARS / "signed-rsa.jar", outside / "named.jar")
+    (tree / "named.jar").symlink_to(outside / "named.jar")
+    _, document = scan(tmp_path, str(tree / "named.jar"))
+    assert "named.jar" in signed_paths(document), document["errors"]
+
 
 # ---------------------------------------------------------------- OCI layouts met in the tree
 

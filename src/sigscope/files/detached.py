@@ -331,7 +331,7 @@ def _judge_pgp(
 
 
 def _openpgp(path: Path, subject: Path, verify: bool, trust: FileTrust) -> DetachedResult:
-    sigs = _pgp_signatures(_read_signature_file(path, trust.boundary), path.name)
+    sigs = _pgp_signatures(_read_signature_file(path, trust.boundary.chosen()), path.name)
     records = [_pgp_record(s, str(path)) for s in sigs]
     kinds = [s.info.signature_type if verify else None for s in sigs]
     hashers = [
@@ -403,7 +403,9 @@ def _blob_key(
 
 def _cosign_blob(path: Path, subject: Path, verify: bool, trust: FileTrust) -> DetachedResult:
     try:
-        signature = base64.b64decode(_read_signature_file(path, trust.boundary).strip(), validate=True)
+        signature = base64.b64decode(
+            _read_signature_file(path, trust.boundary.chosen()).strip(), validate=True
+        )
     except (binascii.Error, ValueError):
         raise DetachedSignatureError(f"{path.name}: not a base64 signature") from None
     found = _blob_certificate(subject, trust.boundary)
@@ -524,7 +526,7 @@ def from_signature(signature: Signature, kind: str) -> FileSignature:
 
 
 def _bundle(path: Path, subject: Path | None, verify: bool, trust: FileTrust) -> DetachedResult:
-    blob = _read_signature_file(path, trust.boundary)
+    blob = _read_signature_file(path, trust.boundary.chosen())
     digest, size = _hash_file(subject, trust.boundary) if subject is not None else (None, 0)
     now = _clock(trust)
     parsed = bundle_format.parse_bundle(blob, subject_digest=digest or "", location=str(path), now=now)
@@ -580,7 +582,7 @@ def inspect_detached(path: Path, verify: bool, trust: FileTrust) -> DetachedResu
     """Read one detached signature file and what it says about the file it signs."""
     boundary = trust.boundary
     try:
-        with open_regular(path, boundary, "signature file") as handle:
+        with open_regular(path, boundary.chosen(), "signature file") as handle:
             head = handle.read(4096)
     except OSError as exc:
         raise DetachedSignatureError(f"cannot read {path}: {exc.strerror}") from None

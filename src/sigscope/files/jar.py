@@ -259,7 +259,7 @@ class JarHandler:
     def inspect(self, path: Path, verify: bool, trust: FileTrust) -> Sequence[FileSignature]:
         now = trust.at or datetime.now(UTC)
         try:
-            handle = open_regular(path, trust.boundary, "archive")
+            handle = open_regular(path, trust.boundary.chosen(), "archive")
         except OSError as exc:
             raise IntegrityError(f"cannot read {path}: {exc.strerror or exc}") from None
         with handle:

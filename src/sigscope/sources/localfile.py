@@ -43,6 +43,12 @@ class Boundary:
     def of(cls, paths: Sequence[str], *, follow: bool) -> Boundary:
         return cls(follow=follow, roots=tuple(os.path.realpath(p) for p in paths))
 
+    def chosen(self) -> Boundary:
+        """The boundary for a file the walk itself chose (a PATH that is a link included, as find -H
+        follows it): its links were judged by the walk, so they are followed, still only inside the roots.
+        Files found *next to* it (a detached signature's partner) keep the walk's own rule."""
+        return Boundary(follow=True, roots=self.roots)
+
     def admits(self, path: str) -> bool:
         """Whether `path`, every link resolved, lies under one of the roots."""
         if not self.roots:
