@@ -4,6 +4,13 @@ Pure: no I/O. Discovery (`scan_image` with `--key` / `--gpg-keyring`) has alread
 bytes, its payload digest and its trust; this module adds the policy checks a compatible verifier makes
 (FORMATS §1.13 step 5, §4.4 signedIdentity) and counts signatures from distinct keys against a threshold.
 
+The reference check binds a payload to a repository. An image in an `oci:` layout is a copy (the air-gapped
+workflow: image and signatures copied from a registry, verified offline), so a payload naming the registry
+repository it was signed in is not a mismatch: on a layout the digest check always applies and the
+repository is checked only against an identity the user names (`Policy.signed_identity`, the verify
+command's --signed-identity), as cosign, which binds the digest and not the repository, accepts such a
+copy. Naming the identity also works for a registry image served under another name (a mirror).
+
 Only formats whose payload names the image are signatures here: cosign `.sig` layers, GPG simple
 signatures, Sigstore message-signature bundles (oci-1-1 referrers) and cosign v3 `sign` DSSE bundles.
 Attestations (see attest.py), SBOM attachments, other DSSE bundles and Notary signatures are ignored. Trust
@@ -50,6 +57,13 @@ class Policy:
     threshold: int = 1
     exact_reference: bool = False
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The repository (with a tag or digest for exact_reference) payloads must name, instead of the image's
+    # own; None: the image's, except on a layout, whose copies are bound by their digest alone.
+    signed_identity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.signed_identity is not None and _split(self.signed_identity) is None:
+            raise InvalidReferenceError(f"invalid signed identity {self.signed_identity!r}: not a repository")
 
 
 @dataclass
@@ -311,6 +325,27 @@ def is_image_signature(sig: Signature) -> bool:
     return sig.format is SignatureFormat.SIGSTORE_BUNDLE and sig.claims.get("content") == "message-signature"
 
 
+def _layout_copy(claimed: str | None, image: str, policy: Policy) -> Check | None:
+    """The reference check for a payload found on a layout image that names somewhere else, with no
+    identity named to check it against; None when the ordinary check applies."""
+    if policy.signed_identity is not None or not image.startswith("oci:"):
+        return None
+    theirs = _split(claimed) if claimed is not None else None
+    ours = _split(image)
+    if theirs is not None and ours is not None and theirs[0] == ours[0]:
+        return None  # signed in this very layout
+    if policy.exact_reference:
+        return Check.failed(
+            "reference",
+            f"payload names {claimed}; an exact match on a layout needs the expected identity named",
+        )
+    return Check.skipped(
+        "reference",
+        f"payload names {claimed}: a layout holds copies, the digest binds them (name the expected "
+        "identity to check the repository too)",
+    )
+
+
 def bundle_reference_check(*, exact: bool) -> Check:
     if exact:
         return Check.failed(
@@ -355,10 +390,12 @@ def judge(sig: Signature, image: str, policy: Policy) -> Judged:
     if bundle:
         add(bundle_reference_check(exact=policy.exact_reference))
     else:
+        claimed_text = claimed if isinstance(claimed, str) else None
+        copy = _layout_copy(claimed_text, image, policy)
         add(
-            reference_check(
-                claimed if isinstance(claimed, str) else None, image, exact=policy.exact_reference
-            )
+            copy
+            if copy is not None
+            else reference_check(claimed_text, policy.signed_identity or image, exact=policy.exact_reference)
         )
     # The payload's `optional` is read (a JSON parse) only when the policy requires annotations.
     add(
@@ -367,7 +404,9 @@ def judge(sig: Signature, image: str, policy: Policy) -> Judged:
         else _NO_ANNOTATIONS_REQUIRED
     )
 
-    required = BUNDLE_POLICY_CHECKS if bundle else POLICY_CHECKS
+    # A skipped reference check (a bundle, a layout copy) binds by digest: only the others are required.
+    reference = first["reference"]
+    required = BUNDLE_POLICY_CHECKS if bundle or reference.outcome is Outcome.SKIPPED else POLICY_CHECKS
     required_passed = all(
         (found := first.get(name)) is not None and found.outcome is _PASSED
         for name in required

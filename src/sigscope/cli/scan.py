@@ -15,7 +15,9 @@ from sigscope.cli.options import (
     trust_options,
 )
 from sigscope.cli.progress import stdout_console, tracker
+from sigscope.cli.sizes import size_callback
 from sigscope.errors import EXIT_FAILED
+from sigscope.files.base import FileLimits
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout, parse_registry_target
@@ -197,7 +199,12 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
     "--include", multiple=True, metavar="GLOB", help="Only files whose name or relative path matches."
 )
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files and directories that match.")
-@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that lead to files inside the PATHs (loops are detected); "
+    "links out of them are never followed.",
+)
 @click.option(
     "-j",
     "--jobs",
@@ -259,6 +266,28 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
     multiple=True,
     help="Exit 1 when any file matches (repeatable); 'unsigned' means a signable file without a signature.",
 )
+@click.option(
+    "--max-decompressed",
+    callback=size_callback,
+    default=str(FileLimits.max_decompressed),
+    metavar="SIZE",
+    help="Bytes an archive (JAR, APK) may inflate to in all; past it the file is an error row "
+    "[default: 2GiB].",
+)
+@click.option(
+    "--max-ratio",
+    type=click.IntRange(min=1),
+    default=FileLimits.max_ratio,
+    show_default=True,
+    help="How many times its stored size an archive entry may inflate to (past its first MiB).",
+)
+@click.option(
+    "--max-in-memory",
+    callback=size_callback,
+    default=str(FileLimits.max_in_memory),
+    metavar="SIZE",
+    help="Largest file a check may hold whole in memory (Ed25519 sign-blob signatures) [default: 64MiB].",
+)
 def scan_fs_cmd(
     paths: tuple[str, ...],
     output: str,
@@ -278,6 +307,9 @@ def scan_fs_cmd(
     certificate_oidc_issuer: str | None,
     certificate_oidc_issuer_regexp: str | None,
     fail_on: tuple[str, ...],
+    max_decompressed: int,
+    max_ratio: int,
+    max_in_memory: int,
 ) -> None:
     """Report every signed file under PATH...: Authenticode (PE, MSI, CAB), JAR, PowerShell, XML-DSig,
     detached OpenPGP (.asc/.sig), Sigstore bundles, cosign sign-blob pairs, and OCI layouts in the tree.
@@ -293,6 +325,9 @@ def scan_fs_cmd(
       sigscope scan fs /opt/app -o json | jq '.filesystem.signatures[] | {path, subjectname, countersigner}'
       sigscope scan fs . --include '*.jar' --include '*.exe' --verify --ca-file root.pem --fail-on invalid
       sigscope scan fs /srv/mirror --cache ~/.cache/sigscope-mirror.db -o ndjson --jobs 2
+
+    Hostile files cost bounded work: an archive past --max-decompressed or --max-ratio, or a file
+    past a size limit, is one error row naming the limit, and the scan goes on (docs/limits.md).
     """
     from pathlib import Path
 
@@ -328,6 +363,7 @@ def scan_fs_cmd(
         certificate_oidc_issuer_regexp,
     )
     root_bytes = _sigstore_root(trusted_root, identity)
+    limits = FileLimits(max_decompressed=max_decompressed, max_ratio=max_ratio, max_in_memory=max_in_memory)
     spec = TrustSpec(
         roots=tuple(roots),
         keys=tuple(key_pems),
@@ -336,6 +372,7 @@ def scan_fs_cmd(
         trusted_root=root_bytes if verify else None,
         trusted_root_name=trusted_root or "--trusted-root",
         identity=identity,
+        limits=limits,
     )
     cache = None
     if cache_file is not None:
@@ -344,7 +381,8 @@ def scan_fs_cmd(
         policy = "\0".join(v or "" for v in identity).encode()
         sigstore = [root_bytes, policy] if verify and root_bytes is not None else []
         material = hashlib.sha256(b"".join([*roots, *key_pems, *keyring_blobs, *sigstore])).hexdigest()
-        cache = ScanCache(Path(cache_file), f"verify={verify}:{material}")
+        # A limit hit or a link not followed is an answer too: other limits or links may change it.
+        cache = ScanCache(Path(cache_file), f"verify={verify}:{follow_symlinks}:{limits}:{material}")
         if cache.discarded:
             click.echo(f"sigscope: --cache {cache_file}: made under other options, starting afresh", err=True)
     options = FsScanOptions(

@@ -159,6 +159,12 @@ def _print_pretty(verdict: Verdict) -> None:
     help="The payload must name exactly IMAGE's tag or digest (matchExact), not just its repository.",
 )
 @click.option(
+    "--signed-identity",
+    metavar="REPO",
+    help="The repository payloads must name, instead of IMAGE's; on an oci: layout (a copy) the "
+    "repository is checked only when this is given, the digest always.",
+)
+@click.option(
     "--containers-policy",
     "containers_policy",
     metavar="FILE",
@@ -196,6 +202,7 @@ def verify_cmd(
     annotations: tuple[str, ...],
     threshold: int,
     exact_reference: bool,
+    signed_identity: str | None,
     max_signatures: int,
     revocation_timeout: float | None,
     crl_cache: str | None,
@@ -237,7 +244,7 @@ def verify_cmd(
     if containers_policy is not None:
         from sigscope.cli.policy_eval import run_containers_policy
 
-        if not trust.empty or annotations or threshold != 1 or exact_reference:
+        if not trust.empty or annotations or threshold != 1 or exact_reference or signed_identity:
             raise UsageError(
                 "--containers-policy decides by itself: drop --key, --gpg-keyring, -a, --threshold "
                 "and --exact-reference"
@@ -252,7 +259,10 @@ def verify_cmd(
             "with --certificate-identity, or --notation-config"
         )
     policy = Policy(
-        threshold=threshold, exact_reference=exact_reference, annotations=parse_annotations(annotations)
+        threshold=threshold,
+        exact_reference=exact_reference,
+        annotations=parse_annotations(annotations),
+        signed_identity=signed_identity,
     )
     scan = ScanOptions(
         now=utcnow(),

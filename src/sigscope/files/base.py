@@ -17,13 +17,32 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from sigscope.model import CertificateInfo, Check, Outcome, PGPSigner, PublicKeyInfo, Status
+from sigscope.sources.localfile import ANYWHERE, Boundary
 
 HEAD_SIZE = 4096  # bytes the walker reads before deciding; handlers sniff within this
 
 
 @dataclass(frozen=True)
+class FileLimits:
+    """How much work one file may cost (docs/limits.md). A file past a limit is one error row naming it."""
+
+    # Inflated bytes read from one archive, all entries together: a JAR of 40 GiB of zeros is a 42 MB file.
+    max_decompressed: int = 2 * 1024**3
+    # Inflated / stored bytes of one entry, checked once an entry passes RATIO_GRACE: deflate reaches
+    # ~1032:1 on zeros, real code and resources stay well under 100:1 (Apache POI's zip-bomb rule is 100:1).
+    max_ratio: int = 100
+    # A file a check must hold whole in memory (an Ed25519 signature signs the message itself, not a hash).
+    max_in_memory: int = 64 * 1024**2
+
+
+RATIO_GRACE = 1 << 20  # small entries of repetitive text compress far past any ratio and cost nothing
+
+
+@dataclass(frozen=True)
 class FileTrust:
-    """Trust material for `--verify`. Empty roots: chains are reported as untrusted, never verified."""
+    """What every handler is given besides the file: trust material for `--verify` (empty roots: chains
+    are reported as untrusted, never verified), the scan's limits, and where files next to this one may be
+    read from (a detached signature's partner must stay inside the scanned tree)."""
 
     roots: tuple[x509.Certificate, ...] = ()
     at: datetime | None = None  # the clock; None means now (the walker fills it in once per scan)
@@ -34,6 +53,8 @@ class FileTrust:
     # Keyless Sigstore bundles (`--trusted-root` with the --certificate-identity policy):
     # sigscope.trust.identity.CertificateTrust | None, its `sigstore` set.
     sigstore: Any = None
+    limits: FileLimits = field(default_factory=FileLimits)
+    boundary: Boundary = ANYWHERE
 
 
 @dataclass

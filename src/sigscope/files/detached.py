@@ -3,8 +3,16 @@
 `X.crt`/`X.pem`/`X.cert` holding the certificate, or nothing and a `--key` to check it with).
 
 The handler sniffs the *signature* file; what it reports is about the signed file `X` (its path and
-digest), with the signature file as the location. The signed file is read once, hashing with SHA-256 for
-the report and, when verifying an OpenPGP signature, with the hash the signature names in the same pass.
+digest), with the signature file as the location. The signed file is read once, a chunk at a time, hashing
+with SHA-256 for the report and, when verifying an OpenPGP signature, with the hash the signature names
+(over the canonical text, for a text signature) in the same pass.
+
+The files next to a signature (the signed file, a cosign certificate) are read under the scan's
+`Boundary`: a partner that is a symbolic link is followed only when the scan follows links, and then only
+to a regular file inside the scanned tree; otherwise the signature is an error row that says why. An
+Ed25519 sign-blob signature signs the whole file rather than a digest of it, so checking it means holding
+the file in memory: past FileLimits.max_in_memory the file is an error row naming that limit, never a
+verdict either way (no streaming form of pure Ed25519 exists, and Ed25519ph signatures are other bytes).
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,11 +31,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from sigscope.errors import SigscopeError
+from sigscope.errors import SigscopeError, TooLargeError
 from sigscope.files.base import FileSignature, FileTrust, TimestampInfo
 from sigscope.formats import bundle as bundle_format
 from sigscope.formats import simplesigning as ss
 from sigscope.model import CertificateInfo, Check, Outcome, PGPSigner, Signature, Status
+from sigscope.sources.localfile import Boundary, check_regular, open_regular, read_bounded
 from sigscope.trust import certs, pgp
 from sigscope.trust.chain import CODE_SIGNING, verify_chain
 
@@ -80,10 +91,26 @@ def classify(head: bytes, path: Path) -> str | None:
     return None
 
 
+def _present(path: Path) -> bool:
+    """A regular file or a symbolic link (to be judged when read) stands at `path`: nothing is followed."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
 def subject_of(path: Path) -> Path | None:
-    """The file a detached signature signs, when it exists as a regular file next to it."""
+    """The file a detached signature signs, when a file or a link by its name stands next to it."""
     subject = _subject_for(path, (*_BUNDLE_SUFFIXES, *_PGP_SUFFIXES))
-    return subject if subject is not None and subject.is_file() else None
+    return subject if subject is not None and _present(subject) else None
+
+
+def _partner(path: Path, boundary: Boundary, what: str) -> Path:
+    """`path`, once the boundary lets it be read: UnsafeFileError for a link not to be followed or one
+    leading out of the tree, before a byte of it is read."""
+    check_regular(str(path), boundary, what)
+    return path
 
 
 @dataclass
@@ -95,24 +122,53 @@ class DetachedResult:
     signatures: list[FileSignature] = field(default_factory=list)
 
 
-def _read_signature_file(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_SIGNATURE_FILE + 1)
-    if len(data) > MAX_SIGNATURE_FILE:
-        raise DetachedSignatureError(f"{path.name}: larger than {MAX_SIGNATURE_FILE} bytes for a signature")
-    return data
+def _read_signature_file(path: Path, boundary: Boundary) -> bytes:
+    try:
+        return read_bounded(path, MAX_SIGNATURE_FILE, path.name, boundary)
+    except TooLargeError:
+        raise DetachedSignatureError(
+            f"{path.name}: larger than {MAX_SIGNATURE_FILE} bytes for a signature"
+        ) from None
 
 
-def _hash_file(path: Path, extra: Sequence[Any] = ()) -> tuple[str, int]:
-    """SHA-256 of the file (and feed `extra` hash objects the same bytes), in one pass."""
+class _Canonical:
+    """A text signature's canonical form (every line ending CR LF), a chunk at a time: a CR that ends
+    one chunk waits for the next, which may start with its LF."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk
+        self._carry = b""
+        if data.endswith(b"\r"):
+            data, self._carry = data[:-1], b"\r"
+        return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def end(self) -> bytes:
+        return self._carry
+
+
+def _hash_file(
+    path: Path, boundary: Boundary, extra: Sequence[Any] = (), text: Sequence[Any] = ()
+) -> tuple[str, int]:
+    """SHA-256 of the file, feeding `extra` hash objects the same bytes and `text` ones their canonical
+    text form, in one pass."""
     sha = hashlib.sha256()
     size = 0
-    with path.open("rb") as handle:
+    canonical = _Canonical()
+    with open_regular(path, boundary, "signed file") as handle:
         while chunk := handle.read(CHUNK):
             sha.update(chunk)
             for h in extra:
                 h.update(chunk)
+            if text:
+                lines = canonical.feed(chunk)
+                for h in text:
+                    h.update(lines)
             size += len(chunk)
+    for h in text:
+        h.update(canonical.end())
     return f"sha256:{sha.hexdigest()}", size
 
 
@@ -275,24 +331,20 @@ def _judge_pgp(
 
 
 def _openpgp(path: Path, subject: Path, verify: bool, trust: FileTrust) -> DetachedResult:
-    sigs = _pgp_signatures(_read_signature_file(path), path.name)
+    sigs = _pgp_signatures(_read_signature_file(path, trust.boundary.chosen()), path.name)
     records = [_pgp_record(s, str(path)) for s in sigs]
-    text_sigs = [s for s in sigs if s.info.signature_type == pgp.SIG_TEXT]
+    kinds = [s.info.signature_type if verify else None for s in sigs]
     hashers = [
-        _pgp_trailer_hash(s) if verify and s.info.signature_type == pgp.SIG_BINARY else None for s in sigs
+        _pgp_trailer_hash(s) if kind in (pgp.SIG_BINARY, pgp.SIG_TEXT) else None
+        for s, kind in zip(sigs, kinds, strict=True)
     ]
-    digest, size = _hash_file(subject, [h for h in hashers if h is not None])
+    binary = [h for h, kind in zip(hashers, kinds, strict=True) if h is not None and kind == pgp.SIG_BINARY]
+    text = [h for h, kind in zip(hashers, kinds, strict=True) if h is not None and kind == pgp.SIG_TEXT]
+    digest, size = _hash_file(subject, trust.boundary, binary, text)
     result = DetachedResult(path, subject, digest, size, records)
     if not verify:
         return result
     now = _clock(trust)
-    if text_sigs:
-        # Text signatures cover the canonical (CR LF) form, which needs the whole file; rare for artifacts.
-        canonical = subject.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        for position, sig in enumerate(sigs):
-            if sig.info.signature_type == pgp.SIG_TEXT and (h := _pgp_trailer_hash(sig)) is not None:
-                h.update(canonical)
-                hashers[position] = h
     for record, sig, h in zip(records, sigs, hashers, strict=True):
         _judge_pgp(record, sig, h, trust.gpg_keyring, now)
         record.settle("trusted-key")
@@ -302,12 +354,12 @@ def _openpgp(path: Path, subject: Path, verify: bool, trust: FileTrust) -> Detac
 # ---------------------------------------------------------------- cosign sign-blob
 
 
-def _blob_certificate(subject: Path) -> tuple[Path, x509.Certificate] | None:
+def _blob_certificate(subject: Path, boundary: Boundary) -> tuple[Path, x509.Certificate] | None:
     for suffix in _CERT_SUFFIXES:
         candidate = subject.with_name(subject.name + suffix)
-        if not candidate.is_file():
+        if not _present(candidate):
             continue
-        data = _read_signature_file(candidate)
+        data = _read_signature_file(_partner(candidate, boundary, "certificate file"), boundary)
         if b"-----BEGIN" not in data:
             # cosign sign-blob --output-certificate writes the PEM base64-encoded once more.
             try:
@@ -323,20 +375,41 @@ def _blob_certificate(subject: Path) -> tuple[Path, x509.Certificate] | None:
     return None
 
 
-def _verify_blob(key: Any, signature: bytes, digest_hex: str, subject: Path) -> bool:
-    ok = bundle_format.verify_digest(key, signature, "sha256", bytes.fromhex(digest_hex))
-    if ok is None:  # a key that signs the message itself (Ed25519) or with another hash: read it all
-        return certs.verify_with_key(key, signature, subject.read_bytes())
-    return ok
+def _blob_key(
+    keys: Sequence[Any], signature: bytes, digest_hex: str, subject: Path, size: int, trust: FileTrust
+) -> Any:
+    """The first of `keys` the signature verifies under, None when none does. Keys that check a digest
+    go first; keys that sign the message itself (Ed25519) need the whole file in memory, read once for
+    all of them, and only within the max-in-memory limit."""
+    digest = bytes.fromhex(digest_hex)
+    whole_message = []
+    for key in keys:
+        ok = bundle_format.verify_digest(key, signature, "sha256", digest)
+        if ok:
+            return key
+        if ok is None:
+            whole_message.append(key)
+    if not whole_message:
+        return None
+    limit = trust.limits.max_in_memory
+    if size > limit:
+        raise TooLargeError(
+            f"{subject.name} is {size} bytes: an Ed25519 signature covers the whole file, which would "
+            f"have to be held in memory, over the {limit}-byte max-in-memory limit"
+        )
+    message = read_bounded(subject, limit, subject.name, trust.boundary)
+    return next((k for k in whole_message if certs.verify_with_key(k, signature, message)), None)
 
 
 def _cosign_blob(path: Path, subject: Path, verify: bool, trust: FileTrust) -> DetachedResult:
     try:
-        signature = base64.b64decode(_read_signature_file(path).strip(), validate=True)
+        signature = base64.b64decode(
+            _read_signature_file(path, trust.boundary.chosen()).strip(), validate=True
+        )
     except (binascii.Error, ValueError):
         raise DetachedSignatureError(f"{path.name}: not a base64 signature") from None
-    found = _blob_certificate(subject)
-    digest, size = _hash_file(subject)
+    found = _blob_certificate(subject, trust.boundary)
+    digest, size = _hash_file(subject, trust.boundary)
     now = _clock(trust)
     record = FileSignature(kind="cosign-blob", digest_algorithm="sha256", location=str(path))
     result = DetachedResult(path, subject, digest, size, [record])
@@ -351,7 +424,7 @@ def _cosign_blob(path: Path, subject: Path, verify: bool, trust: FileTrust) -> D
             record.error = f"certificate key unreadable: {exc}"
             record.settle()
             return result
-        if _verify_blob(key, signature, hex_digest, subject):
+        if _blob_key([key], signature, hex_digest, subject, size, trust) is not None:
             record.checks.append(Check.passed("signature", "verified over the file with the certificate key"))
         else:
             record.checks.append(
@@ -367,7 +440,7 @@ def _cosign_blob(path: Path, subject: Path, verify: bool, trust: FileTrust) -> D
         record.checks.append(Check.skipped("signature", "key-only signature: verify with --key"))
         record.settle("trusted-key")
         return result
-    match = next((k for k in trust.keys if _verify_blob(k, signature, hex_digest, subject)), None)
+    match = _blob_key(trust.keys, signature, hex_digest, subject, size, trust)
     if match is None:
         record.checks.append(Check.skipped("signature", "no supplied key verifies it"))
         record.checks.append(
@@ -453,8 +526,8 @@ def from_signature(signature: Signature, kind: str) -> FileSignature:
 
 
 def _bundle(path: Path, subject: Path | None, verify: bool, trust: FileTrust) -> DetachedResult:
-    blob = _read_signature_file(path)
-    digest, size = _hash_file(subject) if subject is not None else (None, 0)
+    blob = _read_signature_file(path, trust.boundary.chosen())
+    digest, size = _hash_file(subject, trust.boundary) if subject is not None else (None, 0)
     now = _clock(trust)
     parsed = bundle_format.parse_bundle(blob, subject_digest=digest or "", location=str(path), now=now)
     record = from_signature(parsed, "sigstore-bundle")
@@ -507,16 +580,18 @@ def _bundle(path: Path, subject: Path | None, verify: bool, trust: FileTrust) ->
 
 def inspect_detached(path: Path, verify: bool, trust: FileTrust) -> DetachedResult:
     """Read one detached signature file and what it says about the file it signs."""
+    boundary = trust.boundary
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, boundary.chosen(), "signature file") as handle:
             head = handle.read(4096)
     except OSError as exc:
         raise DetachedSignatureError(f"cannot read {path}: {exc.strerror}") from None
     kind = classify(head, path)
     try:
+        found = subject_of(path)
+        subject = _partner(found, boundary, "signed file") if found is not None else None
         if kind == "sigstore-bundle":
-            return _bundle(path, subject_of(path), verify, trust)
-        subject = subject_of(path)
+            return _bundle(path, subject, verify, trust)
         if kind is None or subject is None:
             raise DetachedSignatureError(f"{path.name}: not a detached signature next to the file it signs")
         if kind == "openpgp":

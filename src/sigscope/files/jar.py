@@ -12,6 +12,11 @@ Verification follows java.util.jar / `jarsigner -verify -strict`:
 The chain rule is jarsigner's: a leaf without extendedKeyUsage is accepted, one with it must allow code
 signing (or any usage). Without `--verify` only the central directory, the `.SF`/block pair and the
 manifest are read; entry contents are hashed only when verifying.
+
+Everything inflated goes through one `_Inflater` per archive (base.FileLimits): what is held in memory
+(manifest, `.SF`, block) stops at MAX_META_SIZE whatever the headers declare, entries are hashed a chunk
+at a time, one entry may not inflate past `max_ratio` times its stored size, and the archive as a whole
+not past `max_decompressed`. A limit hit is a TooLargeError naming it, which makes the file one error row.
 """
 
 from __future__ import annotations
@@ -21,23 +26,27 @@ import binascii
 import functools
 import hashlib
 import os
+import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from sigscope.errors import IntegrityError
+from sigscope.errors import IntegrityError, TooLargeError
 from sigscope.files import apk, pkcs7
-from sigscope.files.base import FileHandler, FileSignature, FileTrust
+from sigscope.files.base import RATIO_GRACE, FileHandler, FileLimits, FileSignature, FileTrust
 from sigscope.model import Check
+from sigscope.sources.localfile import open_regular
 
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_META_SIZE = 16 * 1024 * 1024  # a manifest or .SF beyond this is not a signature, it is an attack
 _BLOCK_SUFFIXES = (".RSA", ".DSA", ".EC")
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # also the most zipfile inflates at once (a read of n bytes inflates at most n)
+MAX_ENTRIES = 250_000  # zipfile keeps a ZipInfo (~0.5 KiB) per entry; the largest real JARs hold ~100k
+# (and a directory past 256 bytes per allowed entry is refused unread: names are rarely over 100 bytes)
 _SHA1_DEADLINE = datetime(2019, 1, 1, tzinfo=UTC)  # JDK's jdk.jar.disabledAlgorithms "SHA1 denyAfter"
 
 # JAR attribute algorithm names → hashlib names ("SHA-256", "SHA256", "SHA1", "SHA-1", "MD5").
@@ -148,46 +157,93 @@ def is_signing_related(name: str) -> bool:
     )
 
 
+class _Inflater:
+    """The one reader of entry contents, holding the archive to its limits."""
+
+    def __init__(self, zf: zipfile.ZipFile, limits: FileLimits) -> None:
+        self.zf = zf
+        self.limits = limits
+        self.left = limits.max_decompressed
+
+    def chunks(self, info: zipfile.ZipInfo, cap: int | None = None) -> Iterator[bytes]:
+        """The entry's inflated bytes, a chunk at a time. zipfile trusts the declared size only to cut
+        the output short (after inflating it all in one call, on a whole read), so everything is counted
+        here as it comes out."""
+        ratio_base = max(info.compress_size, 1) * self.limits.max_ratio
+        out = 0
+        try:
+            with self.zf.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    out += len(chunk)
+                    if cap is not None and out > cap:
+                        raise TooLargeError(
+                            f"{info.filename} inflates past {cap} bytes, too large for a signature file"
+                        )
+                    if out > RATIO_GRACE and out > ratio_base:
+                        raise TooLargeError(
+                            f"{info.filename} inflates to more than {self.limits.max_ratio} times its "
+                            f"{info.compress_size} stored bytes (the max-ratio limit)"
+                        )
+                    self.left -= len(chunk)
+                    if self.left < 0:
+                        raise TooLargeError(
+                            f"the archive inflates past {self.limits.max_decompressed} bytes "
+                            "(the max-decompressed limit)"
+                        )
+                    yield chunk
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            raise IntegrityError(f"cannot read {info.filename}: {exc}") from None
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        return b"".join(self.chunks(info, MAX_META_SIZE))
+
+
 @dataclass
 class _Archive:
     zf: zipfile.ZipFile
     infos: dict[str, zipfile.ZipInfo]
     duplicates: list[str]
+    inflater: _Inflater
 
     def read(self, name: str) -> bytes:
         info = self.infos[name]
         if info.file_size > MAX_META_SIZE:
             raise IntegrityError(f"{name} is implausibly large ({info.file_size} bytes)")
-        return _read(self.zf, info)
+        return self.inflater.read(info)
 
 
-def _check_entry_count(path: Path, handle: IO[bytes], parsed: int) -> None:
-    """The end record's entry count must match the central directory zipfile parsed.
+def _declared_entries(handle: IO[bytes]) -> int | None:
+    """The entry count the end record declares (None without one, or for ZIP64, left to zipfile).
 
-    zipfile stops quietly when a corrupt header length runs it past the directory's end, and would
-    show fewer entries than the archive has; java.util.zip refuses such a directory ("invalid CEN
-    header"), and so do we. ZIP64 archives keep their count elsewhere and are left to zipfile.
+    Read before zipfile parses the central directory: zipfile builds an object per directory entry
+    (~0.5 KiB each) for as many as the directory's *size* holds, whatever count the end record gives, so
+    the entries are counted here, and refused past MAX_ENTRIES, before it does. The count is compared
+    with what zipfile parsed afterwards: zipfile stops quietly when a corrupt header length runs it past
+    the directory's end, where java.util.zip refuses such a directory ("invalid CEN header"), as do we.
     """
-    try:
-        # `handle` is the archive's own (zipfile seeks before each read of its own)
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - apk.EOCD.size - 0xFFFF))
-        tail = handle.read()
-    except OSError as exc:
-        raise IntegrityError(f"cannot read {path}: {exc}") from None
+    size = handle.seek(0, os.SEEK_END)
+    start = max(0, size - apk.EOCD.size - 0xFFFF)
+    handle.seek(start)
+    tail = handle.read()
     at = tail.rfind(apk.EOCD_MAGIC)
     if at < 0 or len(tail) - at < apk.EOCD.size:
-        raise IntegrityError("ZIP end of central directory record not found")
-    _sig, _disk, _cd_disk, _here, total, _size, _offset, _comment = apk.EOCD.unpack_from(tail, at)
-    if total != 0xFFFF and total != parsed:
-        raise IntegrityError(f"invalid central directory: {total} entries declared, {parsed} readable")
-
-
-def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    try:
-        return zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        raise IntegrityError(f"cannot read {info.filename}: {exc}") from None
+        return None
+    _sig, _disk, _cd_disk, _here, total, cd_size, _offset, _comment = apk.EOCD.unpack_from(tail, at)
+    if total == 0xFFFF or cd_size == 0xFFFFFFFF:
+        return None
+    if total > MAX_ENTRIES or cd_size > MAX_ENTRIES * 256:
+        raise TooLargeError(f"the archive declares {total} entries, over the {MAX_ENTRIES}-entry limit")
+    # The directory ends where the end record starts (data prepended to the archive shifts its offset).
+    handle.seek(max(0, start + at - cd_size))
+    directory = handle.read(cd_size)
+    count = offset = 0
+    while offset + 46 <= len(directory) and directory[offset : offset + 4] == b"PK\x01\x02":
+        name, extra, comment = struct.unpack_from("<HHH", directory, offset + 28)
+        offset += 46 + name + extra + comment
+        count += 1
+        if count > MAX_ENTRIES:
+            raise TooLargeError(f"the archive holds over {MAX_ENTRIES} entries, the limit")
+    return int(total)
 
 
 class JarHandler:
@@ -203,11 +259,22 @@ class JarHandler:
     def inspect(self, path: Path, verify: bool, trust: FileTrust) -> Sequence[FileSignature]:
         now = trust.at or datetime.now(UTC)
         try:
-            zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
-            raise IntegrityError(f"not a readable ZIP archive: {exc}") from None
+            handle = open_regular(path, trust.boundary.chosen(), "archive")
         except OSError as exc:
-            raise IntegrityError(f"cannot read {path}: {exc}") from None
+            raise IntegrityError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with handle:
+            try:
+                declared = _declared_entries(handle)
+                zf = zipfile.ZipFile(handle)
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+                raise IntegrityError(f"not a readable ZIP archive: {exc}") from None
+            except OSError as exc:
+                raise IntegrityError(f"cannot read {path}: {exc}") from None
+            return self._inspect(zf, declared, verify, trust, now)
+
+    def _inspect(
+        self, zf: zipfile.ZipFile, declared: int | None, verify: bool, trust: FileTrust, now: datetime
+    ) -> Sequence[FileSignature]:
         with zf:
             infos: dict[str, zipfile.ZipInfo] = {}
             duplicates: list[str] = []
@@ -216,8 +283,12 @@ class JarHandler:
                     duplicates.append(info.filename)
                 infos[info.filename] = info
             assert zf.fp is not None  # open until the `with` ends
-            _check_entry_count(path, zf.fp, len(zf.infolist()))
-            archive = _Archive(zf, infos, duplicates)
+            parsed = len(zf.infolist())
+            if declared is not None and declared != parsed:
+                raise IntegrityError(
+                    f"invalid central directory: {declared} entries declared, {parsed} readable"
+                )
+            archive = _Archive(zf, infos, duplicates, _Inflater(zf, trust.limits))
             signature_files = sorted(
                 n
                 for n in infos
@@ -277,6 +348,8 @@ class JarHandler:
                 signer_cert, intermediates = facts.signer_cert, facts.intermediates
                 signature_algorithm, stamp = facts.signature_algorithm, facts.timestamp
             sf = parse_manifest(sf_raw, sf_name)
+        except TooLargeError:
+            raise  # a limit: the whole file is one error row naming it
         except IntegrityError as exc:
             sig.error = exc.message
             return sig.settle()
@@ -427,12 +500,13 @@ def _entries_check(archive: _Archive, manifest: Manifest, coverage: _Coverage) -
             return Check.failed("digest", f"{name} has no supported digest in the manifest")
         hashers = {alg: hashlib.new(alg) for _, alg, _ in wanted}
         try:
-            with archive.zf.open(info) as stream:
-                while chunk := stream.read(_CHUNK):
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-            return Check.failed("digest", f"cannot read {name}: {exc}")
+            for chunk in archive.inflater.chunks(info):
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+        except TooLargeError:
+            raise  # a limit: the whole file is one error row naming it
+        except IntegrityError as exc:
+            return Check.failed("digest", exc.message)
         for attribute, alg, value in wanted:
             if hashers[alg].digest() != _b64(value):
                 return Check.failed("digest", f"{attribute[:-7]} digest error for {name}")

@@ -4,6 +4,11 @@ A layout holds one "repository": tags are `org.opencontainers.image.ref.name`
 annotations in `index.json`. Referrers are found as a registry would answer
 them: manifests in `index.json` whose `subject` names the digest, plus the
 referrers tag schema index (`sha256-<hex>`), which is also where we write them.
+
+Reads go through sources/localfile.py: regular files only (a FIFO or a device named index.json is an
+error, not a hang), within the registry client's size limits, and within a `Boundary` when the layout was
+met inside a scanned tree. index.json is parsed once per version of the file (its stat is the key), so
+resolving a tag is a dictionary lookup however many tags the layout holds.
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sigscope.errors import IntegrityError, LayoutError, NotFoundError, TooLargeError
+from sigscope.errors import IntegrityError, LayoutError, NotFoundError
 from sigscope.formats import gojson
 from sigscope.model import Descriptor, Manifest
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
+from sigscope.oci.client import DEFAULT_MAX_BLOB_IN_MEMORY, DEFAULT_MAX_MANIFEST
 from sigscope.oci.reference import is_valid_tag, referrers_tag
+from sigscope.sources.localfile import ANYWHERE, Boundary, UnsafeFileError, open_regular, read_limited
 
-DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024
-DEFAULT_MAX_BLOB = 64 * 1024 * 1024
+# A layout on disk is as untrusted as a registry, so it is held to the registry client's limits: a manifest
+# or index.json past DEFAULT_MAX_MANIFEST, a blob read into memory past DEFAULT_MAX_BLOB_IN_MEMORY.
+DEFAULT_MAX_BLOB = DEFAULT_MAX_BLOB_IN_MEMORY
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -46,10 +54,15 @@ class OCILayout:
         create: bool = False,
         max_manifest_size: int = DEFAULT_MAX_MANIFEST,
         max_blob_size: int = DEFAULT_MAX_BLOB,
+        boundary: Boundary = ANYWHERE,
     ) -> None:
         self.path = Path(path)
         self.max_manifest_size = max_manifest_size
         self.max_blob_size = max_blob_size
+        self.boundary = boundary
+        self._index: _Index | None = None
+        self._checked: set[str] = set()  # manifests whose bytes were read and matched their digest
+        self._subjects: tuple[tuple[int, ...], dict[str, list[Descriptor]]] | None = None
         marker = self.path / "oci-layout"
         if not marker.exists():
             if not create:
@@ -70,25 +83,48 @@ class OCILayout:
     def _empty_index() -> dict[str, Any]:
         return {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": []}
 
-    def _read_index(self) -> dict[str, Any]:
+    def _load_index(self) -> _Index:
+        """index.json as of now: parsed again only when its stat says it changed."""
+        name = os.path.join(self.path, "index.json")
         try:
-            data = gojson.read((self.path / "index.json").read_bytes(), "index.json")
+            st = os.stat(name) if self.boundary.follow else os.lstat(name)
+            cached = self._index
+            if cached is not None and cached.key == _stat_key(st):
+                return cached
+            with open_regular(name, self.boundary, "index.json") as handle:
+                key = _stat_key(os.fstat(handle.fileno()))
+                raw = read_limited(handle, self.max_manifest_size, name)
         except FileNotFoundError:
             raise LayoutError(f"OCI layout {self.path} has no index.json") from None
-        except (OSError, ValueError) as exc:
-            raise LayoutError(f"cannot read {self.path / 'index.json'}: {exc}") from None
+        except UnsafeFileError as exc:
+            raise LayoutError(f"cannot read {exc.message}") from None
+        except OSError as exc:
+            raise LayoutError(f"cannot read {name}: {exc.strerror or exc}") from None
+        try:
+            data = gojson.read(raw, "index.json")
+        except ValueError as exc:
+            raise LayoutError(f"cannot read {name}: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
-            raise LayoutError(f"{self.path / 'index.json'} is not an OCI image index")
-        return data
+            raise LayoutError(f"{name} is not an OCI image index")
+        try:
+            entries = [Descriptor.from_json(m) for m in data.get("manifests") or []]
+        except IntegrityError as exc:
+            raise LayoutError(f"{name}: {exc}") from None
+        self._index = _Index(key, data, entries)
+        return self._index
+
+    def _read_index(self) -> dict[str, Any]:
+        """A copy of index.json's document, for a writer to change."""
+        # Writers replace "manifests" with a new list and never edit an entry in place: a shallow copy keeps
+        # the cached document unchanged.
+        return dict(self._load_index().data)
 
     def _entries(self) -> list[Descriptor]:
-        try:
-            return [Descriptor.from_json(m) for m in self._read_index().get("manifests") or []]
-        except IntegrityError as exc:
-            raise LayoutError(f"{self.path / 'index.json'}: {exc}") from None
+        return self._load_index().entries
 
     def _write_index(self, index: dict[str, Any]) -> None:
         _atomic_write(self.path / "index.json", referrers.serialize(index))
+        self._index = None
 
     # ----------------------------------------------------------------- blobs
 
@@ -99,25 +135,34 @@ class OCILayout:
     def _read_blob(self, digest: str, limit: int, what: str) -> bytes:
         algorithm, encoded = digests.parse(digest)
         # os-level calls on a string path: a signed image's .sig tag can hold a thousand small blobs, and
-        # pathlib's joins and a stat before the read cost more than reading and hashing them.
+        # pathlib's joins cost more than reading and hashing them.
         name = os.path.join(self.path, "blobs", algorithm, encoded)
         try:
-            with open(name, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > limit:
-                    raise TooLargeError(f"{what} {digest} is {size} bytes, over the {limit}-byte limit")
-                # size + 1: a blob that grew since the fstat still cannot pass the limit unnoticed (and a
-                # read of `limit` bytes would allocate that much for a 300-byte payload)
-                data = handle.read(size + 1)
+            with open_regular(name, self.boundary, what) as handle:
+                data = read_limited(handle, limit, f"{what} {digest}")
         except FileNotFoundError:
             raise NotFoundError(f"{what} {digest} not found in {self.display}") from None
+        except UnsafeFileError as exc:
+            raise LayoutError(f"cannot read {exc.message}") from None
         except OSError as exc:
-            raise LayoutError(f"cannot read {name}: {exc.strerror}") from None
-        if len(data) > limit:
-            raise TooLargeError(f"{what} {digest} is over the {limit}-byte limit")
+            raise LayoutError(f"cannot read {name}: {exc.strerror or exc}") from None
         # A layout on disk is as untrusted as a registry: bytes must match their name.
         digests.check(data, digest, f"{what} {digest} in {self.display}")
         return data
+
+    def _checked_entry(self, entry: Descriptor) -> Descriptor:
+        """`entry` once the manifest behind it hashes to its digest: index.json is a claim, and whatever
+        is verified against this digest next (a Notary signature names only the digest) must be about
+        these bytes."""
+        if entry.digest not in self._checked:
+            raw = self._read_blob(entry.digest, self.max_manifest_size, "manifest")
+            if entry.size >= 0 and entry.size != len(raw):
+                raise IntegrityError(
+                    f"manifest {entry.digest} in {self.display} is {len(raw)} bytes, "
+                    f"index.json says {entry.size}"
+                )
+            self._checked.add(entry.digest)
+        return entry
 
     # ------------------------------------------------------- the interface
 
@@ -152,25 +197,26 @@ class OCILayout:
         try:
             raw = self._read_blob(entry.digest, self.max_manifest_size, "manifest")
             return bool(gojson.read(raw, "manifest").get("subject"))
-        except (NotFoundError, IntegrityError, ValueError, AttributeError):
+        except (NotFoundError, IntegrityError, LayoutError, ValueError, AttributeError):
             return False
 
     async def resolve(self, reference: str) -> Descriptor:
+        index = self._load_index()
         if ":" in reference:
             digests.parse(reference)
-            for entry in self._entries():
-                if entry.digest == reference:
-                    return entry
+            entry = index.by_digest.get(reference)
+            if entry is not None:
+                return self._checked_entry(entry)
             return (await self.get_manifest(reference)).descriptor
-        for entry in self._entries():
-            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == reference:
-                return entry
-        raise NotFoundError(f"tag {reference!r} not found in {self.display}")
+        entry = index.by_tag.get(reference)
+        if entry is None:
+            raise NotFoundError(f"tag {reference!r} not found in {self.display}")
+        return self._checked_entry(entry)
 
     async def get_manifest(self, reference: str) -> Manifest:
         if ":" in reference:
             digest = reference
-            known = next((e for e in self._entries() if e.digest == digest), None)
+            known = self._load_index().by_digest.get(digest)
         else:
             known = await self.resolve(reference)
             digest = known.digest
@@ -231,27 +277,42 @@ class OCILayout:
         digests.parse(digest)
         found: dict[str, Descriptor] = {}
         tag = referrers_tag(digest)
-        for entry in self._entries():
-            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == tag:
-                if entry.media_type == mediatypes.OCI_INDEX:
-                    raw = self._read_blob(entry.digest, self.max_manifest_size, "referrers index")
-                    for d in referrers.parse_index(raw, f"{self.display}:{tag}"):
-                        found.setdefault(d.digest, d)
-                continue
+        entry = self._load_index().by_tag.get(tag)
+        if entry is not None and entry.media_type == mediatypes.OCI_INDEX:
+            raw = self._read_blob(entry.digest, self.max_manifest_size, "referrers index")
+            for d in referrers.parse_index(raw, f"{self.display}:{tag}"):
+                found.setdefault(d.digest, d)
+        for d in (await self._subject_map()).get(digest, []):
+            found.setdefault(d.digest, d)
+        return referrers.filter_artifact_type(list(found.values()), artifact_type)
+
+    async def _subject_map(self) -> dict[str, list[Descriptor]]:
+        """Subject digest → referrers listed in index.json (oras writes them untagged), built once per
+        version of index.json: asked per image, a scan of every manifest each time was quadratic."""
+        index = self._load_index()
+        if self._subjects is not None and self._subjects[0] == index.key:
+            return self._subjects[1]
+        subjects: dict[str, list[Descriptor]] = {}
+        seen: set[str] = set()
+        for entry in index.entries:
+            name = entry.annotations.get(mediatypes.ANNOTATION_REF_NAME, "")
             if (
                 entry.media_type not in (mediatypes.OCI_MANIFEST, mediatypes.OCI_INDEX)
-                or entry.digest in found
+                or entry.digest in seen
+                or _REFERRERS_TAG.match(name)
             ):
                 continue
+            seen.add(entry.digest)
             try:
                 manifest = await self.get_manifest(entry.digest)
                 subject = manifest.subject()
-            except (NotFoundError, IntegrityError):
+            except (NotFoundError, IntegrityError, LayoutError):
                 # A broken entry is not a referrer of anything; the scan reports it on its own.
                 continue
-            if subject is not None and subject.digest == digest:
-                found[entry.digest] = referrers.descriptor_for(manifest)
-        return referrers.filter_artifact_type(list(found.values()), artifact_type)
+            if subject is not None:
+                subjects.setdefault(subject.digest, []).append(referrers.descriptor_for(manifest))
+        self._subjects = (index.key, subjects)
+        return subjects
 
     async def discover_referrers(self, digest: str, *, fallback_tag_listed: bool) -> list[Descriptor]:
         # Local reads are cheap, and oras-style untagged referrers have no tag to list.
@@ -265,16 +326,15 @@ class OCILayout:
             raise LayoutError("a referrer manifest needs a subject")
         tag = referrers_tag(subject.digest)
         existing: dict[str, Any] | None = None
-        for entry in self._entries():
-            if entry.annotations.get(mediatypes.ANNOTATION_REF_NAME) == tag:
-                if entry.media_type != mediatypes.OCI_INDEX:
-                    raise LayoutError(
-                        f"tag {tag} in {self.display} is not an OCI index; refusing to overwrite it"
-                    )
-                existing = gojson.read(
-                    self._read_blob(entry.digest, self.max_manifest_size, "referrers index"),
-                    "referrers index",
+        entry = self._load_index().by_tag.get(tag)
+        if entry is not None:
+            if entry.media_type != mediatypes.OCI_INDEX:
+                raise LayoutError(
+                    f"tag {tag} in {self.display} is not an OCI index; refusing to overwrite it"
                 )
+            existing = gojson.read(
+                self._read_blob(entry.digest, self.max_manifest_size, "referrers index"), "referrers index"
+            )
         body, changed = referrers.add_to_index(existing, referrers.descriptor_for(manifest))
         if changed:
             await self.put_manifest(body, mediatypes.OCI_INDEX, tag)
@@ -282,6 +342,28 @@ class OCILayout:
 
 
 _ATTACHMENT_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$")
+_REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Index:
+    """One version of index.json: its document, its entries, and lookups by tag and by digest (for a tag
+    named twice, the first entry, as a search from the start would find it)."""
+
+    def __init__(self, key: tuple[int, ...], data: dict[str, Any], entries: list[Descriptor]) -> None:
+        self.key = key
+        self.data = data
+        self.entries = entries
+        self.by_tag: dict[str, Descriptor] = {}
+        self.by_digest: dict[str, Descriptor] = {}
+        for entry in entries:
+            name = entry.annotations.get(mediatypes.ANNOTATION_REF_NAME)
+            if name:
+                self.by_tag.setdefault(name, entry)
+            self.by_digest.setdefault(entry.digest, entry)
 
 
 def _is_attachment_entry(entry: Descriptor) -> bool:

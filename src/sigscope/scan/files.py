@@ -13,6 +13,11 @@ OCI image layouts met in the tree (a directory holding `oci-layout` and `index.j
 into: they are scanned as the registry scan scans them and their images reported alongside the files.
 Errors are data: an unreadable, truncated or corrupt file is a result with an error and the walk goes
 on; only a PATH that does not exist stops a scan before it starts.
+
+Nothing outside the PATHs given is read. Without --follow-symlinks no link is followed (a PATH that is
+itself a link excepted, as find -H does); with it, a link is followed only when its target lies inside one
+of the PATHs, and counted as a skipped link otherwise. The same `Boundary` goes to the workers, for the
+files next to a detached signature, and to the layouts met in the tree (sources/localfile.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
 import os
@@ -31,10 +37,11 @@ from pathlib import Path
 
 from sigscope.errors import SigscopeError, UsageError
 from sigscope.files import detached
-from sigscope.files.base import HEAD_SIZE, FileResult, FileTrust
+from sigscope.files.base import HEAD_SIZE, FileLimits, FileResult, FileTrust
 from sigscope.files.cache import ScanCache, stamp
 from sigscope.files.registry import HANDLERS, Classifier
 from sigscope.scan import usable_cpus
+from sigscope.sources.localfile import ANYWHERE, Boundary
 
 # Candidate files per pool task, and tasks in flight per worker before the walk waits for one. Each task
 # costs the walking process a submit, a wake-up and the results' unpickling on the pool's thread, all
@@ -58,6 +65,9 @@ class TrustSpec:
     trusted_root: bytes | None = None
     trusted_root_name: str = "--trusted-root"
     identity: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
+    # Not trust, but what every handler is handed beside it, and these cross into the workers the same way.
+    limits: FileLimits = field(default_factory=FileLimits)
+    boundary: Boundary = ANYWHERE
 
     def build(self) -> FileTrust:
         import warnings
@@ -87,6 +97,8 @@ class TrustSpec:
             keys=tuple(load_public_key(pem) for pem in self.keys),
             gpg_keyring=load_keyrings(list(self.keyrings)) if self.keyrings else None,
             sigstore=sigstore,
+            limits=self.limits,
+            boundary=self.boundary,
         )
 
 
@@ -239,7 +251,7 @@ def _matches(patterns: Sequence[str], name: str, rel: str) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
-def _file_stamp(path: str, st: os.stat_result) -> str:
+def _file_stamp(path: str, st: os.stat_result, follow: bool) -> str:
     """What must be unchanged for a cached answer to stand; a detached signature also depends on its
     signed file, so that file's stamp joins the signature's."""
     text = stamp(st.st_ino, st.st_size, st.st_mtime_ns)
@@ -248,7 +260,7 @@ def _file_stamp(path: str, st: os.stat_result) -> str:
     )
     if subject is not None:
         try:
-            other = os.stat(subject)
+            other = os.stat(subject) if follow else os.lstat(subject)
         except OSError:
             return text
         text += ";" + stamp(other.st_ino, other.st_size, other.st_mtime_ns)
@@ -272,6 +284,7 @@ class Walker:
         self.counter = counter
         self.visited: set[tuple[int, int]] = set()
         self.classifier = Classifier(HANDLERS)
+        self.boundary = options.trust.boundary
 
     def items(self, roots: Sequence[str]) -> Iterator[_Candidate | _Layout | FileResult]:
         for root in roots:
@@ -348,6 +361,9 @@ class Walker:
     def _link(
         self, entry: os.DirEntry[str], prefix: int, subdirs: list[str]
     ) -> _Candidate | FileResult | list[FileResult] | None:
+        if not self.boundary.admits(entry.path):
+            self.stats.symlinks_skipped += 1  # leads outside the PATHs given: never read
+            return None
         try:
             st = os.stat(entry.path)
         except OSError as exc:
@@ -392,7 +408,7 @@ class Walker:
                 st = st or (entry.stat() if entry is not None else os.stat(path))
             except OSError as exc:
                 return FileResult(path=path, type="file", error=_error_text(exc))
-            file_stamp = _file_stamp(path, st)
+            file_stamp = _file_stamp(path, st, options.follow_symlinks)
             cached = cache.lookup(path, file_stamp)
             if cached is not None:
                 self.stats.cached += 1
@@ -431,7 +447,9 @@ class Walker:
 
 
 def scan_layout(path: str, trust: FileTrust) -> list[FileResult]:
-    """Every image of one OCI layout with its signatures, as the registry scan finds them."""
+    """Every image of one OCI layout with its signatures, as the registry scan finds them, read within
+    the scan's boundary (a layout's index.json or blob that is a FIFO, a device or a link out of the tree
+    makes the layout, or that image, an error row)."""
     from sigscope.files.detached import from_signature
     from sigscope.oci.layout import OCILayout
     from sigscope.scan.registry import Progress, ScanOptions, scan_repository
@@ -441,7 +459,7 @@ def scan_layout(path: str, trust: FileTrust) -> list[FileResult]:
     )
 
     async def run() -> list[FileResult]:
-        layout = OCILayout(Path(path))
+        layout = OCILayout(Path(path), boundary=trust.boundary)
         found = []
         source = f"oci:{path}"
         async for image in scan_repository(
@@ -480,6 +498,9 @@ def scan_fs(
 ) -> Iterator[FileResult]:
     """Results for signed files, signable-but-unsigned files and unreadable ones, as they complete."""
     check_paths(paths)
+    if options.trust.boundary is ANYWHERE:
+        boundary = Boundary.of(paths, follow=options.follow_symlinks)
+        options = dataclasses.replace(options, trust=dataclasses.replace(options.trust, boundary=boundary))
     _init_worker(options.trust)
     trust = _STATE.trust
     walker = Walker(options, stats, counter)
