@@ -148,7 +148,7 @@ def test_generated_certificate_signs_and_verifies(tmp_path: Path) -> None:
     # trusted store, but the identity of another certificate
     policy(config, other["trustedIdentity"], "wabbit-networks.io")
     wrong_identity = run("verify", f"oci:{layout}:v1", "--notation-config", str(config))
-    assert wrong_identity.returncode == 1 and "trusted-identity" in wrong_identity.stderr
+    assert wrong_identity.returncode == 1 and "trusted-identity" in wrong_identity.stdout
     # the other certificate's CA does not vouch for our signature
     policy(tmp_path / "other-config", made["trustedIdentity"], "someone-else")
     wrong_store = run("verify", f"oci:{layout}:v1", "--notation-config", str(tmp_path / "other-config"))

@@ -71,7 +71,7 @@ def test_index_is_parsed_once_and_tags_resolve_by_lookup(
     layout = tmp_path / "l"
     _many_tags(layout, 2000)
     parses = 0
-    real_loads = json.loads
+    real_loads = layout_module.gojson.read
 
     def counting(raw: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal parses
@@ -79,7 +79,7 @@ def test_index_is_parsed_once_and_tags_resolve_by_lookup(
             parses += 1
         return real_loads(raw, *args, **kwargs)
 
-    monkeypatch.setattr(layout_module.json, "loads", counting)
+    monkeypatch.setattr(layout_module.gojson, "read", counting)
     opened = OCILayout(layout)
 
     async def resolve_all() -> set[str]:
@@ -199,7 +199,7 @@ def test_signed_identity_checks_the_repository(signed_copy: tuple[Path, Path]) -
     assert same.returncode == 0, same.stderr
     other = run("verify", image, "--key", str(public), "--signed-identity", "registry.example.com/team/other")
     assert other.returncode == 1, other
-    assert "reference mismatch" in other.stderr
+    assert "reference mismatch" in other.stdout
     exact = run("verify", image, "--key", str(public), "--exact-reference")
     assert exact.returncode == 1, exact
     bad = run("verify", image, "--key", str(public), "--signed-identity", "Not A Repo!")
@@ -219,4 +219,4 @@ def test_digest_still_binds_a_layout_copy(signed_copy: tuple[Path, Path], tmp_pa
     (layout / "index.json").write_text(json.dumps(top))
     result = run("verify", f"oci:{layout}:v2", "--key", str(public))
     assert result.returncode == 1, result
-    assert "payload names another digest" in result.stderr
+    assert "payload names another digest" in result.stdout

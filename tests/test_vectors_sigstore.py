@@ -375,11 +375,25 @@ def test_cli_inspect_and_verify_keyless_layout(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         [sig] = json.loads(result.stdout)["registry"]["signatures"]
         assert sig["status"] == status, sig["checks"]
-    # verify: the payload names docker.io's repository, not this layout, so the policy's reference check
-    # fails while every certificate check holds
+    # verify: on a layout (a copy) the digest binds and the repository the payload names (docker.io's) is
+    # checked only when --signed-identity names the one expected, as cosign does
     result = sigscope(
         "verify", f"oci:{layout}:v1", *trust, "--certificate-identity-regexp", "philipp", "-o", "json"
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [judged] = json.loads(result.stdout)["signatures"]
+    assert judged["status"] == "verified"
+    elsewhere = ("--signed-identity", "registry.example.com/other")
+    result = sigscope(
+        "verify",
+        f"oci:{layout}:v1",
+        *trust,
+        "--certificate-identity-regexp",
+        "philipp",
+        *elsewhere,
+        "-o",
+        "json",
+    )
     assert result.returncode == 1, result.stderr
     [judged] = json.loads(result.stdout)["signatures"]
-    assert judged["reason"] == "reference mismatch" and judged["status"] == "verified"
+    assert judged["reason"] == "reference mismatch" and judged["status"] == "rejected"

@@ -107,7 +107,7 @@ def _printable(text: str) -> str:
 def registry_error(subject: str, status: int, code: str | None, message: str) -> RegistryError:
     """The one wording of a registry's refusal, whichever verb met it and however it was asked (a HEAD
     carries no error body, so the client asks again with a GET to have one):
-    `<what the registry said> (<its error code, else HTTP status>) for <subject>`, e.g.
+    `<what the registry said> (<its error code, else HTTP status; both for 5xx>) for <subject>`, e.g.
     `manifest unknown (MANIFEST_UNKNOWN) for 127.0.0.1:5000/a/b:missing`.
 
     404 is a :class:`NotFoundError`, 401/403 an :class:`AuthError`, anything else a :class:`RegistryError`.
@@ -119,7 +119,11 @@ def registry_error(subject: str, status: int, code: str | None, message: str) ->
             said = HTTPStatus(status).phrase.lower()
         except ValueError:
             said = "unexpected answer"
-    text = f"{said} ({label or f'HTTP {status}'}) for {subject}"
+    if not label:
+        label = f"HTTP {status}"
+    elif status >= 500:  # a server's failure: its status says more than the code it chose (or a proxy's)
+        label = f"{label}, HTTP {status}"
+    text = f"{said} ({label}) for {subject}"
     kind = NotFoundError if status == 404 else AuthError if status in (401, 403) else RegistryError
     return kind(text, status=status, code=code)
 

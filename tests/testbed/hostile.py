@@ -3,16 +3,17 @@ what the real command line spends on them.
 
 Everything here is cheap in real bytes: zip bombs are deflate streams of zeros (~1 KiB per MiB), huge
 files are sparse. `run_measured` runs `python -m sigscope` and reports that one process's peak RSS from
-wait4, so earlier children of the test process (jarsigner, gpg) cannot inflate the figure.
+wait4 in a small intermediate interpreter, so neither earlier children of the test process (jarsigner, gpg)
+nor the test process's own pages inherited across fork can inflate the figure.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,33 +31,46 @@ class Measured:
     rss_mib: float
 
 
+# A small fresh interpreter starts sigscope and reports its peak RSS. Measured straight from the test
+# process, a child's ru_maxrss can include the pages of the (large) parent it was forked from before exec.
+_MEASURE = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+try:
+    _, status, usage = os.wait4(proc.pid, 0)
+except BaseException:
+    proc.kill()
+    raise
+with open(sys.argv[1], "w") as out:
+    out.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_measured(*args: str, tmp: Path, timeout: float = 120, env: dict[str, str] | None = None) -> Measured:
     """`python -m sigscope ARGS` with its own peak RSS (MiB); killed after `timeout` seconds (a hang
     shows as a non-zero code and a message on stderr, not a stuck test)."""
     environment = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     environment["DOCKER_CONFIG"] = "/nonexistent-sigscope-test"
     environment.update(env or {})
-    out, err = tmp / "measured.out", tmp / "measured.err"
+    out, err, figures = tmp / "measured.out", tmp / "measured.err", tmp / "measured.rss"
+    figures.unlink(missing_ok=True)
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sigscope", *args],
+            [sys.executable, "-c", _MEASURE, str(figures), sys.executable, "-m", "sigscope", *args],
             stdout=stdout,
             stderr=stderr,
             stdin=subprocess.DEVNULL,
             env=environment,
+            start_new_session=True,  # one process group: a hang is killed whole
         )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # no report is written: a hang reads as code -1
+            proc.wait()
+    code, rss_kib = figures.read_text().split() if figures.exists() else ("-1", "0")
     return Measured(
-        proc.returncode,
-        out.read_text(errors="replace"),
-        err.read_text(errors="replace"),
-        usage.ru_maxrss / 1024,
+        int(code), out.read_text(errors="replace"), err.read_text(errors="replace"), int(rss_kib) / 1024
     )
 
 

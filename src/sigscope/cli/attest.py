@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from rich.table import Table
 
 from sigscope.attest import (
     PREDICATE_TYPES,
@@ -30,7 +29,7 @@ from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
-from sigscope.report.cells import cell
+from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import REFERRERS_LEGACY, docker_identity
 from sigscope.trust.certs import utcnow
@@ -125,18 +124,21 @@ def _print_pretty(verdict: AttestationVerdict) -> None:
     console = stdout_console()
     console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
     if verdict.attestations:
-        table = Table(box=None, pad_edge=False)
-        for column in ("Format", "Predicate type", "Location", "Result"):
-            table.add_column(column)
-        for judged in verdict.attestations:
-            statement = judged.statement or {}
-            table.add_row(
-                str(judged.signature.format),
-                cell(str(statement.get("predicateType", "-"))),
-                cell(judged.signature.location),
-                cell("ok" if judged.satisfied else judged.reason),
-            )
-        console.print(table)
+        print_results(
+            console,
+            ("Format", "Predicate type", "Location"),
+            [
+                (
+                    (
+                        str(judged.signature.format),
+                        str((judged.statement or {}).get("predicateType", "-")),
+                        judged.signature.location,
+                    ),
+                    None if judged.satisfied else judged.reason,
+                )
+                for judged in verdict.attestations
+            ],
+        )
     console.print(verdict.summary, markup=False, soft_wrap=True)
 
 

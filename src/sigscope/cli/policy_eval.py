@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from sigscope.cli.discover import scan_opened
 from sigscope.cli.progress import stdout_console
@@ -22,7 +21,7 @@ from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
 from sigscope.oci.store import open_image
-from sigscope.report.cells import cell
+from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
 from sigscope.trust import containers_policy as cp
@@ -88,20 +87,17 @@ def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
     console.print(f"[bold]{subject.display}[/bold] {subject.digest}")
     console.print(f"policy {policy_path}: {subject.transport} identity {subject.identity}")
     console.print(f"scope: {verdict.selection.source}")
-    table = Table(box=None, pad_edge=False)
-    # Wrapped at words, never folded mid-word; the result is never cut.
-    table.add_column("#", no_wrap=True)
-    table.add_column("Requirement")
-    table.add_column("Result", no_wrap=True)
-    table.add_column("Why")
-    for result in verdict.results:
-        table.add_row(
-            str(result.index + 1),
-            cell(result.requirement.describe()),
-            "accepted" if result.accepted else "rejected",
-            cell(result.reason),
-        )
-    console.print(table)
+    print_results(
+        console,
+        ("#", "Result", "Requirement"),
+        [
+            (
+                (str(r.index + 1), "accepted" if r.accepted else "rejected", r.requirement.describe()),
+                None if r.accepted else r.reason,
+            )
+            for r in verdict.results
+        ],
+    )
     # The result line: whole (never folded) and never read as markup, whatever the reason quotes.
     verdict_line = ("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}"
     console.print(verdict_line, markup=False, soft_wrap=True)

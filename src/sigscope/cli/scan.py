@@ -243,7 +243,7 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
 @click.option(
     "--trusted-root",
     metavar="JSON",
-    type=click.Path(dir_okay=False, exists=True),
+    type=click.Path(dir_okay=False),
     help="Sigstore trusted_root.json: --verify checks keyless bundles offline (Fulcio, Rekor, CT).",
 )
 @click.option(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
+from rich.console import Console
 
 from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
@@ -20,8 +20,7 @@ from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
-from sigscope.report.cells import cell
-from sigscope.report.render import STATUS_WIDTH
+from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
 from sigscope.trust.certs import utcnow
@@ -91,22 +90,19 @@ class RevocationOptions:
         return FetchOptions(ocsp_timeout=self.timeout, crl_timeout=self.timeout, cache=cache)
 
 
-def _signature_table(rows: list[tuple[Signature, str, bool, str]]) -> Table:
+def _print_signatures(console: Console, rows: list[tuple[Signature, str, bool, str]]) -> None:
     """One row per judged signature: (signature, status, satisfied, why not)."""
-    table = Table(box=None, pad_edge=False)
-    # A status is never cut; the signer and the reason wrap at words (cells from `cell`: names escaped).
-    table.add_column("Format", no_wrap=True)
-    table.add_column("Status", no_wrap=True, min_width=STATUS_WIDTH)
-    table.add_column("Signer")
-    table.add_column("Result")
-    for sig, status, satisfied, reason in rows:
-        table.add_row(
-            str(sig.format),
-            status,
-            cell(sig.signer.display_name if sig.signer is not None else "-"),
-            cell("ok" if satisfied else reason),
-        )
-    return table
+    print_results(
+        console,
+        ("Format", "Status", "Signer"),
+        [
+            (
+                (str(sig.format), status, sig.signer.display_name if sig.signer is not None else "-"),
+                None if satisfied else reason,
+            )
+            for sig, status, satisfied, reason in rows
+        ],
+    )
 
 
 # The result, pass or fail, is standard output's: the table and one summary line, printed once. Standard
@@ -117,8 +113,8 @@ def _signature_table(rows: list[tuple[Signature, str, bool, str]]) -> Table:
 def _print_notation(verdict: NotationVerdict) -> None:
     console = stdout_console()
     if verdict.results:
-        console.print(
-            _signature_table([(r.signature, str(r.status), r.satisfied, r.reason) for r in verdict.results])
+        _print_signatures(
+            console, [(r.signature, str(r.status), r.satisfied, r.reason) for r in verdict.results]
         )
     # Logged (not enforced) failures are part of the result: notation prints them beside it too.
     for result in verdict.results:
@@ -132,7 +128,7 @@ def _print_pretty(verdict: Verdict) -> None:
     console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
     if verdict.signatures:
         rows = [(j.signature, str(j.status), j.satisfied, j.reason) for j in verdict.signatures]
-        console.print(_signature_table(rows))
+        _print_signatures(console, rows)
     console.print(verdict.summary, markup=False, soft_wrap=True)
 
 
