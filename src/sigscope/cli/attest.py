@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from rich.table import Table
+from rich.text import Text
 
 from sigscope.attest import (
     PREDICATE_TYPES,
@@ -30,7 +31,7 @@ from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
-from sigscope.report.cells import cell
+from sigscope.report.cells import cell, printable
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import REFERRERS_LEGACY, docker_identity
 from sigscope.trust.certs import utcnow
@@ -112,18 +113,20 @@ def attest_cmd(
     if output == "json":
         click.echo(json.dumps({"image": image, "repository": where, "attested": result.to_json()}))
         return
-    click.echo(f"{result.digest}  attested ({predicate_type})")
+    click.echo(printable(f"{result.digest}  attested ({predicate_type})"))
     if result.mode == REFERRERS_LEGACY:
         replaced = f", {result.replaced} replaced" if result.replaced else ""
         plural = "s" * (result.layers != 1)
-        click.echo(f"  attestation: {where}:{result.location} ({result.layers} layer{plural}{replaced})")
+        click.echo(
+            printable(f"  attestation: {where}:{result.location} ({result.layers} layer{plural}{replaced})")
+        )
     else:
-        click.echo(f"  bundle referrer: {where}@{result.manifest_digest}")
+        click.echo(printable(f"  bundle referrer: {where}@{result.manifest_digest}"))
 
 
 def _print_pretty(verdict: AttestationVerdict) -> None:
     console = stdout_console()
-    console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
+    console.print(Text.assemble((printable(verdict.image), "bold"), " ", printable(verdict.digest)))
     if verdict.attestations:
         table = Table(box=None, pad_edge=False)
         for column in ("Format", "Predicate type", "Location", "Result"):
@@ -137,17 +140,18 @@ def _print_pretty(verdict: AttestationVerdict) -> None:
                 cell("ok" if judged.satisfied else judged.reason),
             )
         console.print(table)
-    console.print(verdict.summary)
+    console.print(cell(verdict.summary))
 
 
 def _report_failures(verdict: AttestationVerdict) -> None:
     for judged in verdict.attestations:
         if not judged.satisfied:
             click.echo(
-                f"sigscope: verify-attestation: {judged.signature.location}: {judged.reason}", err=True
+                printable(f"sigscope: verify-attestation: {judged.signature.location}: {judged.reason}"),
+                err=True,
             )
     if not verdict.verified:
-        click.echo(f"sigscope: verify-attestation: {verdict.image}: {verdict.reason}", err=True)
+        click.echo(printable(f"sigscope: verify-attestation: {verdict.image}: {verdict.reason}"), err=True)
 
 
 @click.command("verify-attestation")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from sigscope.cli.discover import scan_opened
 from sigscope.cli.progress import stdout_console
@@ -22,7 +23,7 @@ from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
 from sigscope.oci.store import open_image
-from sigscope.report.cells import cell
+from sigscope.report.cells import cell, printable
 from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
 from sigscope.trust import containers_policy as cp
@@ -85,9 +86,9 @@ def _subject(parsed: ImageReference | LayoutReference, digest: str, registries_d
 def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
     console = stdout_console()
     subject = verdict.subject
-    console.print(f"[bold]{subject.display}[/bold] {subject.digest}")
-    console.print(f"policy {policy_path}: {subject.transport} identity {subject.identity}")
-    console.print(f"scope: {verdict.selection.source}")
+    console.print(Text.assemble((printable(subject.display), "bold"), " ", printable(subject.digest)))
+    console.print(cell(f"policy {policy_path}: {subject.transport} identity {subject.identity}"))
+    console.print(cell(f"scope: {verdict.selection.source}"))
     table = Table(box=None, pad_edge=False)
     # Wrapped at words, never folded mid-word; the result is never cut.
     table.add_column("#", no_wrap=True)
@@ -102,7 +103,7 @@ def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
             cell(result.reason),
         )
     console.print(table)
-    console.print(("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}")
+    console.print(cell(("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}"))
 
 
 def run_containers_policy(
@@ -134,6 +135,6 @@ def run_containers_policy(
     else:
         _print(verdict, policy_path)
     if not verdict.accepted:
-        click.echo(f"sigscope: verify: {subject.display}: {verdict.reason}", err=True)
+        click.echo(printable(f"sigscope: verify: {subject.display}: {verdict.reason}"), err=True)
         return EXIT_FAILED
     return EXIT_OK

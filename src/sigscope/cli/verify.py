@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
@@ -20,7 +21,7 @@ from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
-from sigscope.report.cells import cell
+from sigscope.report.cells import cell, printable
 from sigscope.report.render import STATUS_WIDTH
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
@@ -115,28 +116,30 @@ def _print_notation(verdict: NotationVerdict) -> None:
         console.print(
             _signature_table([(r.signature, str(r.status), r.satisfied, r.reason) for r in verdict.results])
         )
-    console.print(verdict.summary)
+    console.print(cell(verdict.summary))
     for result in verdict.results:
         for warning in result.warnings:
-            click.echo(f"sigscope: verify: {result.signature.location}: warning: {warning}", err=True)
+            click.echo(
+                printable(f"sigscope: verify: {result.signature.location}: warning: {warning}"), err=True
+            )
         if not result.satisfied:
-            click.echo(f"sigscope: verify: {result.signature.location}: {result.reason}", err=True)
+            click.echo(printable(f"sigscope: verify: {result.signature.location}: {result.reason}"), err=True)
     if not verdict.verified:
-        click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+        click.echo(printable(f"sigscope: verify: {verdict.image}: {verdict.reason}"), err=True)
 
 
 def _print_pretty(verdict: Verdict) -> None:
     console = stdout_console()
-    console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
+    console.print(Text.assemble((printable(verdict.image), "bold"), " ", printable(verdict.digest)))
     if verdict.signatures:
         rows = [(j.signature, str(j.signature.status), j.satisfied, j.reason) for j in verdict.signatures]
         console.print(_signature_table(rows))
-    console.print(verdict.summary)
+    console.print(cell(verdict.summary))
     for judged in verdict.signatures:
         if not judged.satisfied:
-            click.echo(f"sigscope: verify: {judged.signature.location}: {judged.reason}", err=True)
+            click.echo(printable(f"sigscope: verify: {judged.signature.location}: {judged.reason}"), err=True)
     if not verdict.verified:
-        click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+        click.echo(printable(f"sigscope: verify: {verdict.image}: {verdict.reason}"), err=True)
 
 
 @click.command("verify")
@@ -268,7 +271,7 @@ def verify_cmd(
         if output == "json":
             click.echo(json.dumps(notation.to_json(), indent=2))
             if not notation.verified:
-                click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
+                click.echo(printable(f"sigscope: verify: {notation.image}: {notation.reason}"), err=True)
         else:
             _print_notation(notation)
         if not notation.verified:
@@ -281,9 +284,9 @@ def verify_cmd(
             out["notation"] = notation.to_json()
         click.echo(json.dumps(out, indent=2))
         if not verdict.verified:
-            click.echo(f"sigscope: verify: {verdict.image}: {verdict.reason}", err=True)
+            click.echo(printable(f"sigscope: verify: {verdict.image}: {verdict.reason}"), err=True)
         if notation is not None and not notation.verified:
-            click.echo(f"sigscope: verify: {notation.image}: {notation.reason}", err=True)
+            click.echo(printable(f"sigscope: verify: {notation.image}: {notation.reason}"), err=True)
     else:
         _print_pretty(verdict)
         if notation is not None:
