@@ -4,6 +4,7 @@ where credentials may go, and the budget of bytes in flight."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -44,6 +45,15 @@ def test_pager_stops_where_a_listing_does_not_advance(
     pager.add(BASE + query, names)
     with pytest.raises(PaginationError, match=f"the catalog of r: {reason}"):
         pager.follow(BASE + link)
+
+
+def test_pager_follows_links_only_on_the_registry() -> None:
+    pager = Pager("the catalog of r", origin="http://r.example:80")
+    pager.add(f"{BASE}?n=1", ["a"])
+    assert pager.follow(f"{BASE}?n=1&last=a")  # the same origin, its default port left out
+    pager.add(f"{BASE}?n=1&last=a", ["b"])
+    with pytest.raises(PaginationError, match=re.escape("leads to another host ('elsewhere.example')")):
+        pager.follow("http://elsewhere.example/v2/_catalog?n=1&last=b")
 
 
 def test_pager_stops_at_max_pages() -> None:

@@ -331,6 +331,18 @@ def test_tag_list_without_end_stops_at_max_pages(proxy: RegistryProxy, tmp_path:
     assert len(paths(proxy, "/v2/loop/tags/tags/list")) == 20
 
 
+def test_referrers_api_link_to_itself_is_a_problem_of_the_image(hostile: Hostile, tmp_path: Path) -> None:
+    with RegistryProxy(hostile.registry.url, referrers_api=True) as proxy:
+        proxy.override_header(r"/referrers/", "Link", lambda path: f'<{path}>; rel="next"')
+        result = run(
+            "scan", "registry", proxy.host, "--insecure", "--repo", "ok/*", "-o", "json", tmp=tmp_path
+        )
+    assert_sane(result)
+    [image] = scan_json(result)["ok/one"]
+    assert any("the referrers of ok/one@" in p and "(stopped)" in p for p in image["problems"]), image
+    assert len(paths(proxy, "/referrers/")) == 1
+
+
 # ---------------------------------------------------------------- 4. endless and oversized blobs
 
 
@@ -439,6 +451,31 @@ def test_referrers_per_subject_are_bounded(hostile: Hostile, proxy: RegistryProx
     [image] = scan_json(result)["many/refs"]
     assert any("1001 referrers" in p and "first 1000" in p for p in image["problems"]), image
     assert len(image["attachments"]) == 1000
+
+
+def test_a_referrer_whose_digest_is_a_path_is_never_requested(
+    hostile: Hostile, proxy: RegistryProxy, tmp_path: Path
+) -> None:
+    subject = hostile.digests["many/refs"]
+    tag = referrers_tag(subject)
+    listed = {
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "digest": "sha256:../../../_catalog",
+        "size": 100,
+        "artifactType": "application/vnd.cncf.notary.signature",
+    }
+    body = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [listed]}).encode()
+    proxy.tamper(rf"/v2/many/refs/manifests/{tag}$", replace=body)
+    proxy.override_header(
+        rf"/v2/many/refs/manifests/{tag}$",
+        "Docker-Content-Digest",
+        "sha256:" + hashlib.sha256(body).hexdigest(),
+    )
+    result = run("scan", "registry", proxy.host, "--insecure", "--repo", "many/*", "-o", "json", tmp=tmp_path)
+    assert_sane(result)
+    [signature] = json.loads(result.stdout)["registry"]["signatures"]
+    assert "refusing to request reference 'sha256:../../../_catalog'" in signature["error"], signature
+    assert len(paths(proxy, "_catalog")) == 1  # the scan's own, not one for the referrer
 
 
 # ---------------------------------------------------------------- 7 and 9. names with escapes, names as paths

@@ -521,7 +521,7 @@ class RegistryClient:
     async def catalog_pages(self, page_size: int = 1000) -> AsyncIterator[list[str]]:
         """The catalog a page at a time, each name once; PaginationError (after the pages read) when
         its links loop or do not end within `max_pages`."""
-        pager = Pager(f"the catalog of {self.registry}", self.options.max_pages)
+        pager = Pager(f"the catalog of {self.registry}", self.options.max_pages, self.base_url)
         url: str | None = f"/v2/_catalog?n={page_size}"
         while url:
             response = await self._request(
@@ -546,7 +546,7 @@ class RegistryClient:
 
     async def list_tags(self, repo: str) -> list[str]:
         """Every tag once, as the registry names them (unchecked: callers check each before use)."""
-        pager = Pager(f"the tag list of {repo}", self.options.max_pages)
+        pager = Pager(f"the tag list of {repo}", self.options.max_pages, self.base_url)
         url: str | None = f"/v2/{_repo(repo)}/tags/list"
         tags: list[str] = []
         while url:
@@ -785,7 +785,7 @@ class RegistryClient:
         query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
         url: str | None = f"/v2/{_repo(repo)}/referrers/{_reference(digest)}{query}"
         found: list[Descriptor] = []
-        pager = Pager(f"the referrers of {repo}@{digest}", self.options.max_pages)
+        pager = Pager(f"the referrers of {repo}@{digest}", self.options.max_pages, self.base_url)
         while url:
             response = await self._request(
                 "GET",
