@@ -27,6 +27,7 @@ import json
 import re
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -76,6 +77,7 @@ class _Fail:
     times: int
     retry_after: str | None
     method: str | None
+    message: str = "injected fault (RegistryProxy)"
 
 
 @dataclass
@@ -88,7 +90,7 @@ class _Drop:
 class _Tamper:
     pattern: re.Pattern[str]
     method: str
-    replace: bytes | None
+    replace: bytes | Callable[[str], bytes] | None
     flip_byte: bool
 
 
@@ -96,8 +98,14 @@ class _Tamper:
 class _Override:
     pattern: re.Pattern[str]
     header: str
-    value: str
+    value: str | Callable[[str], str]
     method: str | None
+
+
+@dataclass
+class _Stream:
+    pattern: re.Pattern[str]
+    length: int | None
 
 
 @dataclass
@@ -155,6 +163,9 @@ class RegistryProxy:
         self._drops: list[_Drop] = []
         self._tampers: list[_Tamper] = []
         self._overrides: list[_Override] = []
+        self._streams: list[_Stream] = []
+        #: body bytes written by ``stream_body`` answers
+        self.streamed_bytes = 0
         self._delay = 0.0
         # (repo, subject digest) -> referrer manifest digest -> entry
         self._referrers: dict[tuple[str, str], dict[str, _Referrer]] = {}
@@ -256,6 +267,7 @@ class RegistryProxy:
             self._drops.clear()
             self._tampers.clear()
             self._overrides.clear()
+            self._streams.clear()
             self._delay = 0.0
             self.requests.clear()
 
@@ -267,29 +279,42 @@ class RegistryProxy:
         *,
         retry_after: str | None = None,
         method: str | None = None,
+        message: str = "injected fault (RegistryProxy)",
     ) -> None:
         """Answer the next ``times`` requests whose path matches ``path_re`` (``re.search``; and ``method``
-        when given) with ``status`` and an OCI error body, without contacting the upstream."""
+        when given) with ``status`` and an OCI error body carrying ``message``, without contacting the
+        upstream."""
         with self._lock:
-            self._fails.append(_Fail(re.compile(path_re), status, times, retry_after, method))
+            self._fails.append(_Fail(re.compile(path_re), status, times, retry_after, method, message))
 
     def tamper(
         self,
         path_re: str,
         *,
         method: str = "GET",
-        replace: bytes | None = None,
+        replace: bytes | Callable[[str], bytes] | None = None,
         flip_byte: bool = True,
     ) -> None:
         """Alter the body of matching 2xx responses (``replace`` it, or flip its last byte) while keeping the
-        upstream's headers (``Docker-Content-Digest``, ``Content-Type``…); Content-Length is fixed up."""
+        upstream's headers (``Docker-Content-Digest``, ``Content-Type``…); Content-Length is fixed up.
+        A callable ``replace`` is called with the request's path and query, for a body that changes."""
         with self._lock:
             self._tampers.append(_Tamper(re.compile(path_re), method.upper(), replace, flip_byte))
 
-    def override_header(self, path_re: str, header: str, value: str, *, method: str | None = None) -> None:
-        """Set ``header: value`` on responses to matching requests (e.g. lie in Docker-Content-Digest)."""
+    def override_header(
+        self, path_re: str, header: str, value: str | Callable[[str], str], *, method: str | None = None
+    ) -> None:
+        """Set ``header: value`` on responses to matching requests (e.g. lie in Docker-Content-Digest);
+        a callable ``value`` is called with the request's path and query (a Link that changes every page)."""
         with self._lock:
             self._overrides.append(_Override(re.compile(path_re), header, value, method))
+
+    def stream_body(self, path_re: str, length: int | None) -> None:
+        """Answer matching GETs with 200 and ``length`` zero bytes (``None``: without end, until the client
+        hangs up), written a chunk at a time so the proxy never holds them: a blob larger than a client
+        should read, without a registry that stores it."""
+        with self._lock:
+            self._streams.append(_Stream(re.compile(path_re), length))
 
     def delay(self, seconds: float) -> None:
         """Add ``seconds`` of latency to every request."""
@@ -337,8 +362,13 @@ class RegistryProxy:
             headers = CIMultiDict({"Content-Type": "application/json"})
             if rule.retry_after is not None:
                 headers["Retry-After"] = rule.retry_after
-            answer = _Upstream(rule.status, None, headers, oci_error(code, "injected fault (RegistryProxy)"))
+            answer = _Upstream(rule.status, None, headers, oci_error(code, rule.message))
             return self._respond(request, answer)
+
+        with self._lock:
+            stream = next((s for s in self._streams if method == "GET" and s.pattern.search(path)), None)
+        if stream is not None:
+            return await self._stream(request, stream.length)
 
         if self.referrers_api and method in ("GET", "HEAD"):
             match = _REFERRERS_PATH.match(path)
@@ -369,7 +399,9 @@ class RegistryProxy:
             with self._lock:
                 tampers = [t for t in self._tampers if t.method == method and t.pattern.search(path)]
             for tamper in tampers:
-                if tamper.replace is not None:
+                if callable(tamper.replace):
+                    answer.body = tamper.replace(request.path_qs)
+                elif tamper.replace is not None:
                     answer.body = tamper.replace
                 elif tamper.flip_byte and answer.body:
                     answer.body = answer.body[:-1] + bytes([answer.body[-1] ^ 0xFF])
@@ -422,7 +454,8 @@ class RegistryProxy:
                 if _method_matches(o.method, request.method) and o.pattern.search(request.path)
             ]
         for override in overrides:
-            headers[override.header] = override.value
+            value = override.value
+            headers[override.header] = value(request.path_qs) if callable(value) else value
         if request.method == "HEAD":
             # No body goes out; keep the length the GET would have (clients read blob sizes from it).
             length = answer.head_length if answer.head_length is not None else str(len(answer.body))
@@ -430,6 +463,25 @@ class RegistryProxy:
             return web.Response(status=answer.status, reason=answer.reason, headers=headers)
         headers["Content-Length"] = str(len(answer.body))
         return web.Response(status=answer.status, reason=answer.reason, headers=headers, body=answer.body)
+
+    async def _stream(self, request: web.Request, length: int | None) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        chunk = bytes(1 << 20)
+        left = length
+        try:
+            while left is None or left > 0:
+                piece = chunk if left is None or left >= len(chunk) else chunk[:left]
+                await response.write(piece)
+                with self._lock:
+                    self.streamed_bytes += len(piece)
+                if left is not None:
+                    left -= len(piece)
+        except (ConnectionError, OSError):
+            pass  # the client stopped reading: what a client at its limit does
+        return response
 
     # ------------------------------------------------------------------ referrers API emulation
     def _remember_referrer(self, request: web.Request, repo: str, body: bytes, answer: _Upstream) -> None:

@@ -227,6 +227,7 @@ def start_registry(
     refresh_tokens: dict[str, str] | None = None,
     token_expires_in: int = 300,
     anonymous_pull: bool = False,
+    token_host: str = "127.0.0.1",
     extra_config: dict[str, Any] | None = None,
     timeout: float = 15.0,
 ) -> RegistryHandle:
@@ -234,7 +235,8 @@ def start_registry(
 
     ``htpasswd`` (user → password) enables Basic auth; ``token=True`` starts a :class:`TokenServer` for
     ``users`` (user → password, ``refresh_tokens`` token → user) and enables bearer-token auth.
-    ``username``/``password`` on the handle are the first configured user.
+    ``token_host`` is where the token server listens (another loopback address, e.g. 127.0.0.2, puts the
+    realm on another host). ``username``/``password`` on the handle are the first configured user.
     """
     binary = registry_binary()
     if binary is None:
@@ -268,6 +270,7 @@ def start_registry(
             refresh_tokens=refresh_tokens,
             expires_in=token_expires_in,
             anonymous_pull=anonymous_pull,
+            host=token_host,
         ).start()
         bundle = workdir / "token-signer.pem"
         bundle.write_bytes(token_server.cert_pem)

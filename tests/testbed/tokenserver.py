@@ -98,7 +98,7 @@ def parse_scope(scope: str) -> dict[str, Any] | None:
 
 
 class TokenServer:
-    """Threaded token server on ``127.0.0.1:<free port>``; call :meth:`start` / :meth:`stop`."""
+    """Threaded token server on ``HOST:<free port>`` (default 127.0.0.1); :meth:`start` / :meth:`stop`."""
 
     def __init__(
         self,
@@ -109,7 +109,9 @@ class TokenServer:
         issuer: str = "sigscope-test-token-issuer",
         expires_in: int = 300,
         anonymous_pull: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
+        self.host = host  # any of 127.0.0.0/8: a realm on another host than the registry, still loopback
         self.users: dict[str, str] = dict(users or {})
         # refresh token → username (preconfigured ones plus those issued with offline_token=true)
         self.refresh_tokens: dict[str, str] = dict(refresh_tokens or {})
@@ -128,7 +130,7 @@ class TokenServer:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> TokenServer:
         handler = _make_handler(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer((self.host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
         self._thread.start()
@@ -150,8 +152,8 @@ class TokenServer:
 
     @property
     def url(self) -> str:
-        """The realm: ``http://127.0.0.1:PORT/token``."""
-        return f"http://127.0.0.1:{self.port}/token"
+        """The realm: ``http://HOST:PORT/token``."""
+        return f"http://{self.host}:{self.port}/token"
 
     def reset_requests(self) -> None:
         with self._lock:

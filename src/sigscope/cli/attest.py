@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from rich.text import Text
 
 from sigscope.attest import (
     PREDICATE_TYPES,
@@ -29,6 +30,7 @@ from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
+from sigscope.report.cells import printable
 from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import REFERRERS_LEGACY, docker_identity
@@ -111,18 +113,20 @@ def attest_cmd(
     if output == "json":
         click.echo(json.dumps({"image": image, "repository": where, "attested": result.to_json()}))
         return
-    click.echo(f"{result.digest}  attested ({predicate_type})")
+    click.echo(printable(f"{result.digest}  attested ({predicate_type})"))
     if result.mode == REFERRERS_LEGACY:
         replaced = f", {result.replaced} replaced" if result.replaced else ""
         plural = "s" * (result.layers != 1)
-        click.echo(f"  attestation: {where}:{result.location} ({result.layers} layer{plural}{replaced})")
+        click.echo(
+            printable(f"  attestation: {where}:{result.location} ({result.layers} layer{plural}{replaced})")
+        )
     else:
-        click.echo(f"  bundle referrer: {where}@{result.manifest_digest}")
+        click.echo(printable(f"  bundle referrer: {where}@{result.manifest_digest}"))
 
 
 def _print_pretty(verdict: AttestationVerdict) -> None:
     console = stdout_console()
-    console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
+    console.print(Text.assemble((printable(verdict.image), "bold"), " ", printable(verdict.digest)))
     if verdict.attestations:
         print_results(
             console,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
@@ -16,7 +17,8 @@ from sigscope.cli.progress import Tracker, stdout_console, tracker, waiting
 from sigscope.errors import SigscopeError
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
-from sigscope.oci.reference import parse_image, parse_registry_target
+from sigscope.oci.paging import PaginationError
+from sigscope.oci.reference import name_problem, parse_image, parse_registry_target
 from sigscope.oci.store import Repository
 from sigscope.report.cells import DigestCell, Fit, cell
 
@@ -55,16 +57,20 @@ class Listing:
     source: str
     namespace: str
     repositories: list[RepoEntry] = field(default_factory=list)
+    error: str | None = None  # the catalog itself stopped early (its pages looped or did not end)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "registry": self.source,
             "namespace": self.namespace,
             "repositories": [r.to_json() for r in self.repositories],
         }
+        if self.error:
+            out["error"] = self.error
+        return out
 
 
-async def _fill_tags(repo: Repository, entry: RepoEntry, progress: Tracker) -> None:
+async def _fill_tags(repo: Repository, entry: RepoEntry, progress: Tracker, *, check_names: bool) -> None:
     # One repository's failure is data, not the end of the listing.
     try:
         names = sorted(await repo.list_tags())
@@ -77,6 +83,11 @@ async def _fill_tags(repo: Repository, entry: RepoEntry, progress: Tracker) -> N
     progress.advance()
 
     async def resolve(tag: TagEntry) -> None:
+        if check_names and (problem := name_problem("tag", tag.tag)):
+            # A tag becomes a URL path: one the grammar refuses is reported and never requested.
+            tag.error = f"not a valid tag ({problem}); not requested"
+            progress.advance()
+            return
         try:
             descriptor = await repo.resolve(tag.tag)
             tag.digest, tag.media_type = descriptor.digest, descriptor.media_type
@@ -91,13 +102,23 @@ async def list_registry(
     registry: str, namespace: str, options: RegistryOptions, with_tags: bool, progress: Tracker
 ) -> Listing:
     listing = Listing(registry, namespace)
+    prefix = namespace.rstrip("/") + "/"
+    names: list[str] = []
     async with RegistryClient(registry, options) as client:
-        names = sorted(await client.catalog(namespace))
-        listing.repositories = [RepoEntry(n) for n in names]
+        try:
+            async for page in client.catalog_pages():  # each name once
+                names.extend(n for n in page if not namespace or n == namespace or n.startswith(prefix))
+        except PaginationError as exc:
+            listing.error = exc.message  # what the pages read named is still listed
+        listing.repositories = [RepoEntry(n) for n in sorted(names)]
+        for entry in listing.repositories:
+            if problem := name_problem("repository", entry.name):
+                entry.error = f"not a valid repository name ({problem}); not requested"
         if with_tags:
-            progress.add_total(len(names))
+            valid = [r for r in listing.repositories if r.error is None]
+            progress.add_total(len(valid))
             await asyncio.gather(
-                *(_fill_tags(client.repository(r.name), r, progress) for r in listing.repositories)
+                *(_fill_tags(client.repository(r.name), r, progress, check_names=True) for r in valid)
             )
     return listing
 
@@ -107,7 +128,7 @@ async def list_layout(path: str, progress: Tracker) -> Listing:
     entry = RepoEntry(layout.display)
     listing = Listing(layout.display, "", [entry])
     progress.add_total(1)
-    await _fill_tags(layout, entry, progress)
+    await _fill_tags(layout, entry, progress, check_names=False)
     return listing
 
 
@@ -120,8 +141,12 @@ def _print_pretty(listing: Listing, with_tags: bool) -> None:
         )
         table.add_column("Repository")
         for repo in listing.repositories:
-            table.add_row(Fit(repo.name))
+            if repo.error:
+                table.add_row(cell(f"{repo.name}  error: {repo.error}", style="red"))
+            else:
+                table.add_row(Fit(repo.name))
         console.print(table)
+        _print_error(console, listing)
         return
     table = Table(title=cell(listing.source), title_justify="left")
     table.add_column("Repository")
@@ -138,6 +163,12 @@ def _print_pretty(listing: Listing, with_tags: bool) -> None:
                 media = Fit(tag.media_type or "", where="end")
                 table.add_row(Fit(repo.name), Fit(tag.tag), DigestCell(tag.digest or ""), media)
     console.print(table)
+    _print_error(console, listing)
+
+
+def _print_error(console: Console, listing: Listing) -> None:
+    if listing.error:
+        console.print(cell(f"error: {listing.error}", style="red"))
 
 
 @click.command("ls")

@@ -12,6 +12,7 @@ import click
 
 from sigscope import __version__
 from sigscope.errors import EXIT_ERROR, SigscopeError
+from sigscope.report.escape import printable
 
 
 class LazyGroup(click.Group):
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except SigscopeError as exc:
         hint = f"; {exc.hint}" if exc.hint else ""
-        click.echo(f"sigscope: error: {exc.message}{hint}", err=True)
+        click.echo(printable(f"sigscope: error: {exc.message}{hint}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("sigscope: interrupted", err=True)
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("SIGSCOPE_DEBUG"):
             raise
         click.echo(
-            f"sigscope: internal error: {type(exc).__name__}: {exc} (set SIGSCOPE_DEBUG=1 for a traceback)",
+            printable(f"sigscope: internal error: {type(exc).__name__}: {exc}")
+            + " (set SIGSCOPE_DEBUG=1 for a traceback)",
             err=True,
         )
         sys.exit(EXIT_ERROR)

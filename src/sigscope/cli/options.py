@@ -13,6 +13,7 @@ import click
 
 from sigscope.errors import UsageError
 from sigscope.oci.client import RegistryOptions
+from sigscope.oci.paging import DEFAULT_MAX_PAGES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -26,6 +27,27 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_BASIC = click.Choice(["pretty", "json"])
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1 << 10,
+    "kb": 1000,
+    "mib": 1 << 20,
+    "mb": 1000**2,
+    "gib": 1 << 30,
+    "gb": 1000**3,
+}
+
+
+def byte_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """A size such as 4MiB, 512KiB, 1GiB or 1048576 (bytes), as a click callback."""
+    text = value.strip().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = text[len(number) :].lower()
+    if not number.isdigit() or unit not in _UNITS or int(number) * _UNITS[unit] < 1:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 4MiB, 512KiB, 1GiB, or bytes)")
+    return int(number) * _UNITS[unit]
 
 
 def role(flag: str | None = None) -> str:
@@ -74,9 +96,28 @@ def registry_options(func: F) -> F:
         show_default=True,
         help="Requests in flight per registry.",
     )
+    @click.option(
+        "--max-blob-size",
+        callback=byte_size,
+        default="4MiB",
+        metavar="SIZE",
+        show_default=True,
+        help="Largest signature payload, envelope, bundle or config read into memory; a layer claiming more "
+        "is an error for its image, not read. Raise it for large attestations (SBOMs).",
+    )
+    @click.option(
+        "--max-pages",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PAGES,
+        show_default=True,
+        help="Pages read of one catalog, tag list or referrers listing; a listing that goes on is an error "
+        "(as is one whose links repeat a page or add nothing).",
+    )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
+        max_blob_size: int,
+        max_pages: int,
         insecure: bool,
         skip_tls_verify: bool,
         ca_file: str | None,
@@ -110,6 +151,8 @@ def registry_options(func: F) -> F:
             auth_files=[Path(authfile)] if authfile else None,
             timeout=timeout,
             max_concurrency=max_concurrency,
+            max_blob_size=max_blob_size,
+            max_pages=max_pages,
         )
         return func(*args, **kwargs)
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import click
+from rich.text import Text
 
 from sigscope.cli.discover import scan_opened
 from sigscope.cli.progress import stdout_console
@@ -21,6 +22,7 @@ from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
 from sigscope.oci.store import open_image
+from sigscope.report.cells import cell, printable
 from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
@@ -84,9 +86,9 @@ def _subject(parsed: ImageReference | LayoutReference, digest: str, registries_d
 def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
     console = stdout_console()
     subject = verdict.subject
-    console.print(f"[bold]{subject.display}[/bold] {subject.digest}")
-    console.print(f"policy {policy_path}: {subject.transport} identity {subject.identity}")
-    console.print(f"scope: {verdict.selection.source}")
+    console.print(Text.assemble((printable(subject.display), "bold"), " ", printable(subject.digest)))
+    console.print(cell(f"policy {policy_path}: {subject.transport} identity {subject.identity}"))
+    console.print(cell(f"scope: {verdict.selection.source}"))
     print_results(
         console,
         ("#", "Result", "Requirement"),
@@ -98,9 +100,9 @@ def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
             for r in verdict.results
         ],
     )
-    # The result line: whole (never folded) and never read as markup, whatever the reason quotes.
+    # The result line: whole (never folded), escaped, never read as markup, whatever the reason quotes.
     verdict_line = ("Accepted" if verdict.accepted else "Rejected") + f": {verdict.reason}"
-    console.print(verdict_line, markup=False, soft_wrap=True)
+    console.print(printable(verdict_line), markup=False, highlight=False, soft_wrap=True)
 
 
 def run_containers_policy(

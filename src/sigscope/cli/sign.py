@@ -17,6 +17,7 @@ from sigscope.keys import FileSigner, Signer
 from sigscope.keys.files import CERTIFICATES, load_certificates_file, load_private_key_file, read_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
+from sigscope.report.escape import printable
 from sigscope.sign import (
     REFERRERS_LEGACY,
     REFERRERS_MODES,
@@ -342,11 +343,15 @@ def sign_cmd(
         return
     for result in results:
         if result.referrer:
-            click.echo(f"{result.digest}  signed")
-            click.echo(f"  bundle referrer: {where}@{result.manifest_digest}")
+            click.echo(printable(f"{result.digest}  signed"))
+            click.echo(printable(f"  bundle referrer: {where}@{result.manifest_digest}"))
             continue
         state = "signed" if result.appended else "already signed (identical signature kept)"
-        click.echo(f"{result.digest}  {state}")
-        click.echo(f"  signature: {where}:{result.tag} ({result.layers} layer{'s' * (result.layers != 1)})")
+        click.echo(printable(f"{result.digest}  {state}"))
+        click.echo(
+            printable(
+                f"  signature: {where}:{result.tag} ({result.layers} layer{'s' * (result.layers != 1)})"
+            )
+        )
         if result.timestamp is not None:
-            click.echo(f"  timestamp: {result.timestamp.isoformat()} (RFC 3161)")
+            click.echo(printable(f"  timestamp: {result.timestamp.isoformat()} (RFC 3161)"))

@@ -16,6 +16,7 @@ from sigscope.keys import FileSigner, HashSigner, Signer
 from sigscope.keys.files import load_certificates_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
+from sigscope.report.escape import printable
 from sigscope.sign_notation import (
     NotationSignOptions,
     NotationSignResult,
@@ -88,9 +89,9 @@ def run_notation_signing(
         click.echo(json.dumps({"image": image, "repository": where, "signed": [result.to_json()]}))
         return
     envelope = result.envelope
-    click.echo(f"{result.digest}  signed ({sign_format}, {envelope.alg})")
-    click.echo(f"  signature manifest: {where}@{result.signature_manifest}")
+    click.echo(printable(f"{result.digest}  signed ({sign_format}, {envelope.alg})"))
+    click.echo(printable(f"  signature manifest: {where}@{result.signature_manifest}"))
     if envelope.expiry is not None:
-        click.echo(f"  expires: {envelope.expiry.isoformat()}")
+        click.echo(printable(f"  expires: {envelope.expiry.isoformat()}"))
     if envelope.timestamp is not None:
-        click.echo(f"  timestamp: {envelope.timestamp.isoformat()} (RFC 3161)")
+        click.echo(printable(f"  timestamp: {envelope.timestamp.isoformat()} (RFC 3161)"))

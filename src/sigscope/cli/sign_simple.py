@@ -15,6 +15,7 @@ from sigscope.keys.gpg import GpgSigner
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import LayoutReference, parse_image
 from sigscope.oci.store import open_image
+from sigscope.report.escape import printable
 from sigscope.sign_simple import SimpleSignResult, load_registries_d, sign_simple
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.certs import utcnow
@@ -80,6 +81,6 @@ def run_simple_signing(
         data = {"image": image, "key": signer.key.fingerprint, **result.to_json()}
         click.echo(json.dumps(data))
         return
-    click.echo(f"{result.digest}  signed by {signer.key.fingerprint}")
-    click.echo(f"  identity:  {result.identity}")
-    click.echo(f"  signature: {result.url}")
+    click.echo(printable(f"{result.digest}  signed by {signer.key.fingerprint}"))
+    click.echo(printable(f"  identity:  {result.identity}"))
+    click.echo(printable(f"  signature: {result.url}"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from sigscope.cli.discover import discover
 from sigscope.cli.options import OUTPUT_BASIC, TrustMaterial, registry_options, trust_options
@@ -20,6 +21,7 @@ from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import ImageReference
+from sigscope.report.cells import printable
 from sigscope.report.results import print_results
 from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
@@ -119,17 +121,18 @@ def _print_notation(verdict: NotationVerdict) -> None:
     # Logged (not enforced) failures are part of the result: notation prints them beside it too.
     for result in verdict.results:
         for warning in result.warnings:
-            console.print(f"warning: {result.signature.location}: {warning}", markup=False, soft_wrap=True)
-    console.print(verdict.summary, markup=False, soft_wrap=True)
+            line = printable(f"warning: {result.signature.location}: {warning}")
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(printable(verdict.summary), markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_pretty(verdict: Verdict) -> None:
     console = stdout_console()
-    console.print(f"[bold]{verdict.image}[/bold] {verdict.digest}")
+    console.print(Text.assemble((printable(verdict.image), "bold"), " ", printable(verdict.digest)))
     if verdict.signatures:
         rows = [(j.signature, str(j.status), j.satisfied, j.reason) for j in verdict.signatures]
         _print_signatures(console, rows)
-    console.print(verdict.summary, markup=False, soft_wrap=True)
+    console.print(printable(verdict.summary), markup=False, highlight=False, soft_wrap=True)
 
 
 @click.command("verify")

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from sigscope import __version__
 from sigscope.errors import (
@@ -44,8 +44,11 @@ from sigscope.model import Descriptor, Manifest
 from sigscope.oci import digest as digests
 from sigscope.oci import mediatypes, referrers
 from sigscope.oci.auth import Challenge, Credentials, TokenCache, find_credentials, parse_challenges
-from sigscope.oci.reference import referrers_tag
+from sigscope.oci.paging import DEFAULT_MAX_PAGES, Pager
+from sigscope.oci.realm import credentials_withheld
+from sigscope.oci.reference import name_problem, referrers_tag
 from sigscope.sources.body import read_limited
+from sigscope.sources.budget import DEFAULT_IN_FLIGHT, ByteBudget
 from sigscope.sources.deadline import request_deadline
 
 if TYPE_CHECKING:
@@ -58,7 +61,12 @@ if TYPE_CHECKING:
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024
-DEFAULT_MAX_BLOB_IN_MEMORY = 64 * 1024 * 1024
+# Blobs read into memory are signature payloads, envelopes, bundles and configs: kilobytes in practice. A
+# registry that claims 128 MiB for each of 16 layers made a scan take 4 GB; larger ones are refused unread
+# unless --max-blob-size says otherwise (an SBOM attestation may need it).
+DEFAULT_MAX_BLOB_IN_MEMORY = 4 * 1024 * 1024
+# One page of a catalog or a tag list: a million short names.
+MAX_LISTING_PAGE = 16 * 1024 * 1024
 # A bearer token is a JWT of a few KiB; a token service that sends more is broken or hostile.
 MAX_TOKEN_RESPONSE = 1024 * 1024
 # Error bodies are read for their first line only; this bounds those with no other limit (HEAD, streams).
@@ -85,6 +93,10 @@ class RegistryOptions:
     max_retry_after: float = 30.0
     max_manifest_size: int = DEFAULT_MAX_MANIFEST
     max_blob_size: int = DEFAULT_MAX_BLOB_IN_MEMORY
+    # bytes of blobs being read into memory at once, whatever their number (sources/budget.py)
+    max_blob_in_flight: int = DEFAULT_IN_FLIGHT
+    # pages of one catalog, tag list or referrers listing (oci/paging.py)
+    max_pages: int = DEFAULT_MAX_PAGES
     user_agent: str = f"sigscope/{__version__}"
 
 
@@ -177,6 +189,8 @@ class RegistryClient:
         self._token_lock = asyncio.Lock()
         self._referrers_api: bool | None = None
         self._probe_lock = asyncio.Lock()
+        self._blob_budget: ByteBudget | None = None  # made in the loop that uses it
+        self._withheld: str | None = None  # why credentials did not go to the token service (oci/realm.py)
         self.request_count = 0
         # Replaceable so tests can observe back-off decisions without waiting for them.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -253,6 +267,8 @@ class RegistryClient:
         if not realm:
             raise AuthError(f"{self.registry} sent a Bearer challenge without a realm")
         service = challenge.params.get("service", "")
+        if urlsplit(realm).scheme not in ("http", "https"):
+            raise AuthError(f"{self.registry} names a token service that is not http(s): {realm!r}")
         async with self._token_lock:
             if force_refresh:
                 self._tokens.drop(realm, service, scopes)
@@ -270,6 +286,10 @@ class RegistryClient:
         assert self._session is not None
         headers: dict[str, str] = {}
         form: dict[str, str] | None = None
+        if creds is not None and (reason := credentials_withheld(self.base_url, realm)):
+            # oci/realm.py: the registry chose this realm; the password is not ours to send there.
+            self._withheld = f"credentials not sent to token service {urlsplit(realm).netloc}: {reason}"
+            creds = None
         if creds is not None and creds.identity_token:
             # docker's identitytoken is an OAuth2 refresh token.
             form = {
@@ -305,7 +325,10 @@ class RegistryClient:
             raise UnreachableError(f"cannot reach token service {realm}: {exc}") from None
         if status in (401, 403):
             who = f"user {creds.username!r}" if creds and creds.username else "anonymous access"
-            raise AuthError(f"token service for {self.registry} refused {who} (HTTP {status})", status=status)
+            raise AuthError(
+                f"token service for {self.registry} refused {who} (HTTP {status}){self._why_anonymous()}",
+                status=status,
+            )
         if status != 200:
             _, message = _registry_errors(body)
             raise AuthError(
@@ -423,15 +446,26 @@ class RegistryClient:
                     auth_attempts += 1
                     continue
                 code, message = _registry_errors(response.body)
-                creds = self._creds()
+                creds = None if self._withheld else self._creds()
                 who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
                 repos = [s.split(":")[1] for s in scopes if s.startswith("repository:") and s.count(":") >= 2]
                 subject = self._ref(repos[0]) if repos else self.registry
-                raise registry_error(f"{subject} {who}", 401, code, message)
+                refused = registry_error(f"{subject} {who}", 401, code, message)
+                # Why no credentials went along (a token service we would not trust with them) is the hint.
+                refused.hint = self._withheld or refused.hint
+                raise refused
             if status in RETRY_STATUSES and attempt <= self.options.max_retries:
                 await self._backoff(attempt, _retry_after(response.headers.get("Retry-After")))
                 continue
             return response
+
+    def _why_anonymous(self) -> str:
+        return f" ({self._withheld})" if self._withheld else ""
+
+    def _blobs_in_flight(self) -> ByteBudget:
+        if self._blob_budget is None:
+            self._blob_budget = ByteBudget(self.options.max_blob_in_flight)
+        return self._blob_budget
 
     def _connect_limit(self) -> float:
         return min(self.options.connect_timeout, self.options.timeout)
@@ -484,17 +518,22 @@ class RegistryClient:
         }
 
     async def catalog_pages(self, page_size: int = 1000) -> AsyncIterator[list[str]]:
+        """The catalog a page at a time, each name once; PaginationError (after the pages read) when
+        its links loop or do not end within `max_pages`."""
+        pager = Pager(f"the catalog of {self.registry}", self.options.max_pages, self.base_url)
         url: str | None = f"/v2/_catalog?n={page_size}"
         while url:
-            response = await self._request("GET", url, scopes=("registry:catalog:*",), max_body=16 << 20)
+            response = await self._request(
+                "GET", url, scopes=("registry:catalog:*",), max_body=MAX_LISTING_PAGE
+            )
             if response.status != 200:
                 self._raise_for(response, f"the catalog of {self.registry}")
             try:
                 repos = gojson.read(response.body, "catalog").get("repositories") or []
             except (ValueError, AttributeError):
                 raise RegistryError(f"{self.registry} returned a malformed catalog") from None
-            yield [str(r) for r in repos]
-            url = _next_link(response.headers, response.url)
+            yield pager.add(response.url, [str(r) for r in repos])
+            url = pager.follow(_next_link(response.headers, response.url))
 
     async def catalog(self, prefix: str = "") -> list[str]:
         found: list[str] = []
@@ -505,19 +544,22 @@ class RegistryClient:
         return found
 
     async def list_tags(self, repo: str) -> list[str]:
-        url: str | None = f"/v2/{repo}/tags/list"
+        """Every tag once, as the registry names them (unchecked: callers check each before use)."""
+        pager = Pager(f"the tag list of {repo}", self.options.max_pages, self.base_url)
+        url: str | None = f"/v2/{_repo(repo)}/tags/list"
         tags: list[str] = []
-        seen_urls: set[str] = set()
-        while url and url not in seen_urls:
-            seen_urls.add(url)
-            response = await self._request("GET", url, scopes=(f"repository:{repo}:pull",), max_body=64 << 20)
+        while url:
+            response = await self._request(
+                "GET", url, scopes=(f"repository:{repo}:pull",), max_body=MAX_LISTING_PAGE
+            )
             if response.status != 200:
                 self._raise_for(response, f"tags of {self._ref(repo)}")
             try:
-                tags.extend(str(t) for t in gojson.read(response.body, "tag list").get("tags") or [])
+                page = [str(t) for t in gojson.read(response.body, "tag list").get("tags") or []]
             except (ValueError, AttributeError):
                 raise RegistryError(f"{self.registry} returned a malformed tag list for {repo}") from None
-            url = _next_link(response.headers, response.url)
+            tags.extend(pager.add(response.url, page))
+            url = pager.follow(_next_link(response.headers, response.url))
         return tags
 
     async def head_manifest(self, repo: str, reference: str) -> Descriptor:
@@ -526,7 +568,7 @@ class RegistryClient:
         try:
             response = await self._request(
                 "HEAD",
-                f"/v2/{repo}/manifests/{reference}",
+                f"/v2/{_repo(repo)}/manifests/{_reference(reference)}",
                 scopes=(f"repository:{repo}:pull",),
                 headers={"Accept": mediatypes.MANIFEST_ACCEPT},
             )
@@ -552,7 +594,7 @@ class RegistryClient:
     async def get_manifest(self, repo: str, reference: str, accept: str | None = None) -> Manifest:
         response = await self._request(
             "GET",
-            f"/v2/{repo}/manifests/{reference}",
+            f"/v2/{_repo(repo)}/manifests/{_reference(reference)}",
             scopes=(f"repository:{repo}:pull",),
             headers={"Accept": accept or mediatypes.MANIFEST_ACCEPT},
             max_body=self.options.max_manifest_size,
@@ -583,12 +625,22 @@ class RegistryClient:
     async def get_blob(
         self, repo: str, digest: str, *, max_size: int | None = None, size: int | None = None
     ) -> bytes:
-        limit = max_size if max_size is not None else self.options.max_blob_size
-        if size is not None:
-            limit = min(limit, size)
-        response = await self._request(
-            "GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), max_body=limit
-        )
+        """A blob read into memory, at most `--max-blob-size` (`size`: what its descriptor claims, refused
+        unread when over the limit, and never read past), within the client's budget of bytes in flight."""
+        cap = self.options.max_blob_size
+        if size is not None and size > cap:
+            raise TooLargeError(
+                f"blob {repo}@{digest} is {size} bytes, over the {_size(cap)} limit for blobs read "
+                "into memory (--max-blob-size)"
+            )
+        limit = min(cap, max_size if max_size is not None else cap, size if size is not None else cap)
+        async with self._blobs_in_flight().hold(limit):
+            response = await self._request(
+                "GET",
+                f"/v2/{_repo(repo)}/blobs/{_reference(digest)}",
+                scopes=(f"repository:{repo}:pull",),
+                max_body=limit,
+            )
         if response.status != 200:
             self._raise_for(response, f"blob {self._ref(repo, digest)}")
         digests.check(response.body, digest, f"blob {repo}@{digest}")
@@ -602,7 +654,7 @@ class RegistryClient:
         hasher = digests.hasher(digest)
         response = await self._request(
             "GET",
-            f"/v2/{repo}/blobs/{digest}",
+            f"/v2/{_repo(repo)}/blobs/{_reference(digest)}",
             scopes=(f"repository:{repo}:pull",),
             sink=sink,
             hasher=hasher,
@@ -619,7 +671,7 @@ class RegistryClient:
 
     async def blob_exists(self, repo: str, digest: str) -> bool:
         response = await self._request(
-            "HEAD", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",)
+            "HEAD", f"/v2/{_repo(repo)}/blobs/{_reference(digest)}", scopes=(f"repository:{repo}:pull",)
         )
         if response.status == 404:
             return False
@@ -636,7 +688,9 @@ class RegistryClient:
         scopes = (f"repository:{repo}:pull,push",)
         if await self.blob_exists(repo, digest):
             return descriptor
-        response = await self._request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, max_body=65536)
+        response = await self._request(
+            "POST", f"/v2/{_repo(repo)}/blobs/uploads/", scopes=scopes, max_body=65536
+        )
         if response.status not in (201, 202):
             self._raise_for(response, f"blob upload to {self._ref(repo)}")
         location = response.headers.get("Location")
@@ -666,7 +720,7 @@ class RegistryClient:
         digest = digests.of(data)
         response = await self._request(
             "PUT",
-            f"/v2/{repo}/manifests/{reference or digest}",
+            f"/v2/{_repo(repo)}/manifests/{_reference(reference or digest)}",
             scopes=(f"repository:{repo}:pull,push",),
             data=data,
             headers={"Content-Type": media_type},
@@ -685,7 +739,7 @@ class RegistryClient:
         digests.parse(digest)
         response = await self._request(
             "DELETE",
-            f"/v2/{repo}/manifests/{digest}",
+            f"/v2/{_repo(repo)}/manifests/{_reference(digest)}",
             scopes=(f"repository:{repo}:pull,push,delete",),
             max_body=65536,
         )
@@ -732,8 +786,9 @@ class RegistryClient:
         self, repo: str, digest: str, artifact_type: str | None
     ) -> list[Descriptor] | None:
         query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
-        url: str | None = f"/v2/{repo}/referrers/{digest}{query}"
+        url: str | None = f"/v2/{_repo(repo)}/referrers/{_reference(digest)}{query}"
         found: list[Descriptor] = []
+        pager = Pager(f"the referrers of {repo}@{digest}", self.options.max_pages, self.base_url)
         while url:
             response = await self._request(
                 "GET",
@@ -751,8 +806,13 @@ class RegistryClient:
                 return None if not found else found
             if response.status != 200:
                 self._raise_for(response, f"referrers of {self._ref(repo, digest)}")
-            found.extend(referrers.parse_index(response.body, f"{repo}@{digest}"))
-            url = _next_link(response.headers, response.url)
+            page = referrers.parse_index(response.body, f"{repo}@{digest}")
+            fresh = set(pager.add(response.url, [d.digest for d in page]))
+            for descriptor in page:
+                if descriptor.digest in fresh:  # each referrer once, however often it is listed
+                    fresh.discard(descriptor.digest)
+                    found.append(descriptor)
+            url = pager.follow(_next_link(response.headers, response.url))
         return referrers.filter_artifact_type(found, artifact_type)
 
     async def _referrers_via_tag(self, repo: str, digest: str) -> list[Descriptor]:
@@ -803,6 +863,29 @@ def _path(url: str) -> str:
     return urlsplit(url).path or url
 
 
+def _checked(kind: str, value: str, safe: str) -> str:
+    # Every name that becomes a URL path is checked against the grammar the user's references obey, so
+    # a name from a registry ("../../x", "a?b", ESC) is never requested; quoting is the second fence.
+    if problem := name_problem(kind, value):
+        raise RegistryError(f"refusing to request {kind} {value!r}: {problem}")
+    return quote(value, safe=safe)
+
+
+def _repo(name: str) -> str:
+    return _checked("repository", name, "/")
+
+
+def _reference(value: str) -> str:
+    return _checked("reference", value, ":")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
+
+
 class RegistryRepository:
     """One repository of a registry, behind the same interface as an OCI layout."""
 
@@ -824,7 +907,9 @@ class RegistryRepository:
         return await self.client.get_manifest(self.name, reference)
 
     async def get_blob(self, digest: str, *, max_size: int | None = None) -> bytes:
-        return await self.client.get_blob(self.name, digest, max_size=max_size)
+        # `max_size` is what the caller expects at most (a descriptor's claim): over the client's limit,
+        # the blob is refused before a request.
+        return await self.client.get_blob(self.name, digest, size=max_size)
 
     async def put_blob(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         return await self.client.put_blob(self.name, data, media_type)

@@ -158,6 +158,21 @@ def is_valid_tag(tag: str) -> bool:
     return _TAG.fullmatch(tag) is not None
 
 
+def name_problem(kind: str, value: str) -> str | None:
+    """Why `value` cannot go into a URL path as a `kind` ("repository", "tag", "digest", "reference": a tag
+    or a digest), or None. Names from a registry (catalog, tag lists, referrers) are checked with this
+    before they are requested, the same grammar the user's references are parsed with."""
+    if kind == "repository":
+        if len(value) > NAME_MAX:
+            return f"repository name is {len(value)} characters long, at most {NAME_MAX} are allowed"
+        return _repository_problem(value)
+    if kind == "reference":
+        kind = "digest" if ":" in value else "tag"
+    if kind == "digest":
+        return _digest_problem(value)
+    return _tag_problem(value)
+
+
 def validate_digest(digest: str) -> str:
     """Return `digest` unchanged, or raise InvalidReferenceError saying what is wrong with it."""
     if problem := _digest_problem(digest):

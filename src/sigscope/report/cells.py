@@ -12,7 +12,6 @@ the full digest when it fits and `sha256:7f27e3e2…` when not, and `shrink_to_f
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -23,6 +22,8 @@ from rich.padding import Padding
 from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
+
+from sigscope.report.escape import printable
 
 __all__ = [
     "ELLIPSIS",
@@ -42,25 +43,8 @@ __all__ = [
 ]
 
 ELLIPSIS = "…"
-# Bidirectional overrides and isolates reorder what follows them on screen ("Trojan Source"): escaped too.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Wider than any line a scan writes: machine-readable `wide` output is laid out at its natural width.
 UNBOUNDED = 1_000_000
-
-
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def printable(text: str) -> str:
-    """`text` with control characters (C0, DEL, C1, tab, CR, LF) and bidi controls shown as escapes."""
-    if text.isprintable() and not _BIDI.intersection(text):
-        return text  # the common case, without a per-character walk
-    return "".join(_escape(c) if unicodedata.category(c) == "Cc" or c in _BIDI else c for c in text)
 
 
 def cell(text: str, style: StyleType = "") -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, Protocol, TypeVar
 
 from sigscope import __version__
@@ -66,9 +66,36 @@ def write_line(out: IO[str], line: dict[str, Any]) -> None:
     out.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
-def csv_writer(out: IO[str], columns: list[str]) -> csv.DictWriter[str]:
-    """A CSV writer with its header written; keys outside `columns` are dropped, so rows may carry more."""
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+# A cell a spreadsheet would read as a formula ("=HYPERLINK(...)", "+cmd|...", "@SUM(...)", or one hidden
+# behind a leading tab or CR). OWASP's advice: prefix a single quote, which spreadsheets show as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """`value`, with a leading single quote when a spreadsheet would take it for a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class CSVWriter:
+    """csv.DictWriter whose cells are spreadsheet-safe: names, signers and messages come from outside, and
+    CSV is what gets opened in a spreadsheet. JSON and the other formats keep the exact text."""
+
+    def __init__(self, out: IO[str], columns: list[str]) -> None:
+        # Keys outside `columns` are dropped, so rows may carry more.
+        self._writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+
+    def writeheader(self) -> None:
+        self._writer.writeheader()
+
+    def writerow(self, row: Mapping[str, Any]) -> None:
+        self._writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
+
+
+def csv_writer(out: IO[str], columns: list[str]) -> CSVWriter:
+    """A spreadsheet-safe CSV writer with its header written."""
+    writer = CSVWriter(out, columns)
     writer.writeheader()
     return writer
 

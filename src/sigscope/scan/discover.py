@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from sigscope.errors import SigscopeError
+from sigscope.errors import SigscopeError, TooLargeError
 from sigscope.formats import bundle, cosign, notation, simplesigning
 from sigscope.model import Attachment, Check, Descriptor, Manifest, Signature, SignatureFormat
 from sigscope.oci.layout import OCILayout
@@ -31,7 +31,15 @@ if TYPE_CHECKING:  # trust material types only: their modules load when the mate
     from sigscope.trust.timestamp import TimestampTrust
 
 MAX_LAYERS = 1000  # cosign's own bound on a .sig manifest
-MAX_REFERRERS = 256
+# The referrer walk (subject -> its referrers -> theirs ...): referrers read per subject, and levels
+# followed. A signature on an SBOM on an image is 2 levels; a referrers index that listed the image itself
+# made the recursive walk go 967 requests deep and end in RecursionError.
+MAX_REFERRERS = 1000
+MAX_REFERRER_DEPTH = 8
+# Signature blobs one image may hold in memory (they stay as evidence): a .sig of 1,000 distinct layers at
+# the per-blob limit would otherwise be 4 GB.
+MAX_BLOB_BYTES_PER_IMAGE = 64 * 1024 * 1024
+MAX_ENVELOPE_SIZE = 32 * 1024 * 1024
 
 COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
 INTOTO_ARTIFACT = "application/vnd.in-toto+json"
@@ -145,12 +153,24 @@ async def _cosign_layers(
     """
     fmt = SignatureFormat.COSIGN if suffix == "sig" else SignatureFormat.COSIGN_ATTESTATION
     wanted = list(dict.fromkeys((layer.digest, cosign_blob_limit(layer)) for layer in layers))
+    # The bytes read stay as evidence: past the image's total, the remaining blobs are not fetched (those
+    # in flight when it is reached may overshoot it by the source's budget of bytes in flight).
+    held = 0
 
     async def fetch(digest: str, limit: int) -> bytes | SigscopeError:
+        nonlocal held
+        if held >= MAX_BLOB_BYTES_PER_IMAGE:
+            return TooLargeError(
+                f"signature blobs of this image came to more than {MAX_BLOB_BYTES_PER_IMAGE >> 20} MiB "
+                f"in all; blob {digest} not read"
+            )
         try:
-            return await ctx.repository.get_blob(digest, max_size=limit)
+            blob = await ctx.repository.get_blob(digest, max_size=limit)
         except SigscopeError as exc:
-            return exc
+            # kept as data until the layers are parsed: without the frames (and bytes) it was raised in
+            return exc.with_traceback(None)
+        held += len(blob)
+        return blob
 
     if isinstance(ctx.repository, OCILayout):
         # Local reads do not wait on anything: a task per blob would only add scheduling.
@@ -171,8 +191,15 @@ async def _cosign_layers(
 
 
 def cosign_blob_limit(layer: Descriptor) -> int:
-    # The descriptor's size is a claim; never read more than it says, nor absurd amounts.
+    # The descriptor's size is a claim: never read more than it says. A registry refuses a claim over its
+    # limit for blobs in memory (--max-blob-size, 4 MiB) before any request; the ceiling here is cosign's
+    # and holds for layouts.
     return min(max(layer.size, 0), 128 * 1024 * 1024)
+
+
+def _envelope_limit(layer: Descriptor) -> int:
+    # notation's and Sigstore's envelopes: their claim, within notation-go's 32 MiB
+    return min(max(layer.size, 0), MAX_ENVELOPE_SIZE)
 
 
 def _subject_check(manifest: Manifest, subject: str) -> Check:
@@ -190,7 +217,9 @@ def _subject_check(manifest: Manifest, subject: str) -> Check:
 
 async def _referrer(
     ctx: DiscoverContext, subject: Descriptor, descriptor: Descriptor, found: Discovery
-) -> None:
+) -> Attachment | None:
+    """One referrer of `subject`: its signatures go into `found`; anything else becomes an attachment,
+    returned so that the walk can look for what signs it."""
     location = f"referrer {descriptor.digest}"
     artifact_type = descriptor.artifact_type or ""
     if notation.is_signature_artifact(artifact_type):
@@ -202,8 +231,15 @@ async def _referrer(
     elif artifact_type == INTOTO_ARTIFACT:
         fmt = SignatureFormat.COSIGN_ATTESTATION
     else:
-        found.attachments.append(await _attachment(ctx, descriptor, location))
-        return
+        attachment = Attachment(
+            artifact_type=descriptor.artifact_type or descriptor.media_type,
+            digest=descriptor.digest,
+            location=location,
+            media_type=descriptor.media_type,
+            annotations=descriptor.annotations,
+        )
+        found.attachments.append(attachment)
+        return attachment
 
     async def work() -> list[Signature]:
         manifest = await ctx.repository.get_manifest(descriptor.digest)
@@ -215,6 +251,7 @@ async def _referrer(
         return signatures
 
     found.signatures.extend(await _guard(fmt, subject.digest, location, work))
+    return None
 
 
 async def _referrer_signatures(
@@ -225,7 +262,7 @@ async def _referrer_signatures(
             layer = notation.envelope_layer(manifest)
         except ValueError as exc:
             return [_error_signature(fmt, subject.digest, location, str(exc))]
-        blob = await ctx.repository.get_blob(layer.digest, max_size=min(layer.size, 32 * 1024 * 1024))
+        blob = await ctx.repository.get_blob(layer.digest, max_size=_envelope_limit(layer))
         return [
             notation.parse_envelope(
                 blob,
@@ -245,35 +282,10 @@ async def _referrer_signatures(
                     fmt, subject.digest, location, f"expected one bundle layer, found {len(bundles)}"
                 )
             ]
-        blob = await ctx.repository.get_blob(
-            bundles[0].digest, max_size=min(bundles[0].size, 32 * 1024 * 1024)
-        )
+        blob = await ctx.repository.get_blob(bundles[0].digest, max_size=_envelope_limit(bundles[0]))
         return [bundle.parse_bundle(blob, subject_digest=subject.digest, location=location, now=ctx.now)]
     suffix = "sig" if fmt is SignatureFormat.COSIGN else "att"
     return await _cosign_layers(ctx, subject.digest, location, layers[:MAX_LAYERS], suffix)
-
-
-async def _attachment(ctx: DiscoverContext, descriptor: Descriptor, location: str) -> Attachment:
-    attachment = Attachment(
-        artifact_type=descriptor.artifact_type or descriptor.media_type,
-        digest=descriptor.digest,
-        location=location,
-        media_type=descriptor.media_type,
-        annotations=descriptor.annotations,
-    )
-    # Is the SBOM (or report) itself signed? Its own referrers say so.
-    try:
-        nested = await ctx.repository.discover_referrers(
-            descriptor.digest, fallback_tag_listed=descriptor.digest in ctx.tags.fallback
-        )
-    except SigscopeError:
-        nested = []
-    for child in nested[:MAX_REFERRERS]:
-        child_found = Discovery()
-        await _referrer(ctx, descriptor, child, child_found)
-        attachment.signatures.extend(child_found.signatures)
-    attachment.signed = bool(attachment.signatures)
-    return attachment
 
 
 async def _lookaside(ctx: DiscoverContext, subject: str, found: Discovery) -> None:
@@ -293,6 +305,76 @@ async def _lookaside(ctx: DiscoverContext, subject: str, found: Discovery) -> No
     found.signatures.extend(await _guard(SignatureFormat.SIMPLE_SIGNING, subject, f"lookaside {base}", work))
 
 
+@dataclass
+class _Subject:
+    """One node of the referrer walk: `descriptor` at `depth` (1: the image's own referrers), whose
+    signatures belong to `owner` (None: the image)."""
+
+    descriptor: Descriptor
+    depth: int
+    owner: Attachment | None
+
+
+async def _walk_referrers(ctx: DiscoverContext, image: Descriptor, found: Discovery) -> None:
+    """The image's referrers, then theirs, level by level: iterative, each digest read once (a referrers
+    index that lists an image itself, or two that list each other, end here), at most MAX_REFERRERS per
+    subject and MAX_REFERRER_DEPTH levels, each limit reached said in `found.problems`.
+
+    Signatures sign the subject they were listed for (the image, or an attachment); attachments of
+    attachments are reported beside the image's own."""
+    visited = {image.digest}
+    level = [_Subject(image, 1, None)]
+    while level:
+        following: list[_Subject] = []
+
+        async def visit(node: _Subject, following: list[_Subject] = following) -> None:
+            digest = node.descriptor.digest
+            try:
+                listed = await ctx.repository.discover_referrers(
+                    digest, fallback_tag_listed=digest in ctx.tags.fallback
+                )
+            except SigscopeError as exc:
+                # Not a signature of any format: the listing itself failed. Say so beside what was found.
+                found.problems.append(f"referrers of {digest}: {exc.message}")
+                return
+            if not listed:
+                return
+            if node.depth > MAX_REFERRER_DEPTH:
+                found.problems.append(
+                    f"referrers of {digest}: the referrer chain goes deeper than {MAX_REFERRER_DEPTH} "
+                    "levels; not followed further"
+                )
+                return
+            if len(listed) > MAX_REFERRERS:
+                found.problems.append(
+                    f"referrers of {digest}: {len(listed)} referrers listed, "
+                    f"only the first {MAX_REFERRERS} read"
+                )
+                listed = listed[:MAX_REFERRERS]
+            fresh = []
+            for descriptor in listed:
+                if descriptor.digest in visited:
+                    found.problems.append(
+                        f"referrers of {digest}: {descriptor.digest} already visited (a referrer cycle); "
+                        "not read again"
+                    )
+                else:
+                    visited.add(descriptor.digest)
+                    fresh.append(descriptor)
+            holder = found if node.owner is None else Discovery()
+            attached = await asyncio.gather(*(_referrer(ctx, node.descriptor, d, holder) for d in fresh))
+            if node.owner is not None:
+                node.owner.signatures.extend(holder.signatures)
+                node.owner.signed = bool(node.owner.signatures)
+                found.attachments.extend(holder.attachments)
+            following.extend(
+                _Subject(d, node.depth + 1, a) for d, a in zip(fresh, attached, strict=True) if a is not None
+            )
+
+        await asyncio.gather(*(visit(node) for node in level))
+        level = following
+
+
 async def discover(ctx: DiscoverContext, subject: Descriptor) -> Discovery:
     """All signatures and attachments of one image (manifest or index) by digest."""
     found = Discovery()
@@ -301,18 +383,7 @@ async def discover(ctx: DiscoverContext, subject: Descriptor) -> Discovery:
         for suffix in sorted(ctx.tags.attachments.get(subject.digest, ()))
     ]
 
-    async def referrers() -> None:
-        try:
-            listed = await ctx.repository.discover_referrers(
-                subject.digest, fallback_tag_listed=subject.digest in ctx.tags.fallback
-            )
-        except SigscopeError as exc:
-            # Not a signature of any format: the listing itself failed. Say so beside what was found.
-            found.problems.append(f"referrers of {subject.digest}: {exc.message}")
-            return
-        await asyncio.gather(*(_referrer(ctx, subject, d, found) for d in listed[:MAX_REFERRERS]))
-
-    tasks.append(referrers())
+    tasks.append(_walk_referrers(ctx, subject, found))
     tasks.append(_lookaside(ctx, subject.digest, found))
     await asyncio.gather(*tasks)
     found.signatures.sort(key=_report_order)

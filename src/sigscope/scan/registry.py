@@ -20,6 +20,8 @@ from sigscope.errors import SigscopeError
 from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient
+from sigscope.oci.paging import PaginationError
+from sigscope.oci.reference import name_problem
 from sigscope.oci.store import Repository
 from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
@@ -118,6 +120,19 @@ class Progress:
         self._on_advance()
 
 
+def valid_names(kind: str, names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """`names` a registry listed, split into those that may become URL paths and (name, why not)."""
+    good: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for name in names:
+        problem = name_problem(kind, name)
+        if problem is None:
+            good.append(name)
+        else:
+            bad.append((name, problem))
+    return good, bad
+
+
 def repo_matches(name: str, patterns: list[str]) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -158,6 +173,12 @@ async def scan_repository(
     except SigscopeError as exc:
         yield ImageResult(source=source, repository=repo_name, digest="", error=exc.message)
         return
+    if registry:
+        # A tag becomes a URL path: one the grammar refuses is reported and never requested.
+        tags, rejected = valid_names("tag", tags)
+        for tag, problem in rejected:
+            error = f"{repo_name} lists {tag!r}, not a valid tag ({problem}); not requested"
+            yield ImageResult(source=source, repository=repo_name, digest="", tags=[tag], error=error)
     index = TagIndex.from_tags(tags)
     progress.add_total(len(index.image_tags))
     ctx = _context(repo, repo_name, registry, index, options)
@@ -288,16 +309,28 @@ async def scan_registry(
             ):
                 await queue.put(result)
 
+    def error_row(name: str, message: str) -> ImageResult:
+        return ImageResult(source=client.registry, repository=name, digest="", error=message)
+
     async def produce() -> None:
         tasks: list[asyncio.Task[None]] = []
         try:
-            async for page in client.catalog_pages():
-                for name in page:
-                    in_namespace = (
-                        not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/")
-                    )
-                    if in_namespace and repo_matches(name, options.repo_patterns):
-                        tasks.append(asyncio.create_task(one(name)))
+            try:
+                # catalog_pages names each repository once, so none is scanned twice
+                async for page in client.catalog_pages():
+                    page, rejected = valid_names("repository", page)
+                    for name, problem in rejected:
+                        message = f"the catalog lists {name!r}, not a valid repository name ({problem})"
+                        await queue.put(error_row(name, message + "; not requested"))
+                    for name in page:
+                        in_namespace = (
+                            not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/")
+                        )
+                        if in_namespace and repo_matches(name, options.repo_patterns):
+                            tasks.append(asyncio.create_task(one(name)))
+            except PaginationError as exc:
+                # The pages read are good: their repositories are scanned, the catalog gets an error row.
+                await queue.put(error_row("", exc.message))
             await asyncio.gather(*tasks)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             for task in tasks:

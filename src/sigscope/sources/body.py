@@ -27,6 +27,8 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int | None, what: st
     async for chunk in resp.content.iter_chunked(CHUNK):
         total += len(chunk)
         if limit is not None and total > limit:
+            # The error outlives this frame (its traceback holds it): it must not hold the body too.
+            chunks.clear()
             raise TooLargeError(f"{what} exceeds the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
