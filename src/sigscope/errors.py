@@ -99,8 +99,11 @@ class AuthError(RegistryError):
 
 
 def _printable(text: str) -> str:
-    # A registry's words reach a terminal: no escape sequences, no line breaks, bounded.
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    # A registry's words reach a terminal: escaped as every name from outside is (report/escape.py), so no
+    # escape sequence or line break acts and a forged one shows; bounded.
+    from sigscope.report.escape import printable
+
+    cleaned = printable(text.strip())
     return cleaned if len(cleaned) <= 200 else cleaned[:199] + "…"
 
 
