@@ -229,14 +229,17 @@ def start_registry(
     anonymous_pull: bool = False,
     extra_config: dict[str, Any] | None = None,
     timeout: float = 15.0,
+    binary: str | Path | None = None,
 ) -> RegistryHandle:
     """Start ``docker-registry serve`` with its storage under ``workdir`` and wait until ``/v2/`` answers.
 
     ``htpasswd`` (user → password) enables Basic auth; ``token=True`` starts a :class:`TokenServer` for
     ``users`` (user → password, ``refresh_tokens`` token → user) and enables bearer-token auth.
-    ``username``/``password`` on the handle are the first configured user.
+    ``username``/``password`` on the handle are the first configured user. ``binary`` runs another build of
+    distribution with the same config shape instead, e.g. distribution v3's ``registry`` (testbed/peers.py),
+    which serves the OCI 1.1 referrers API.
     """
-    binary = registry_binary()
+    binary = str(binary) if binary is not None else registry_binary()
     if binary is None:
         raise FileNotFoundError("docker-registry not installed (apt-get install -y docker-registry)")
     if htpasswd and token:
