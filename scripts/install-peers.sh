@@ -9,6 +9,8 @@
 # Each peer is `GOBIN=<cache>/NAME-VERSION go install [-tags …] MODULE@VERSION`, built only when its binary is
 # missing (idempotent; concurrent runs serialise on a lock per peer). A build prints how long it took and
 # whether Go's build cache was cold; the figure is also kept in <cache>/NAME-VERSION/BUILD.
+# When the proxy serves MODULE@VERSION but refuses its version list (go install then fails while "loading
+# deprecation"), the same package is built from a throwaway module requiring exactly MODULE VERSION.
 #
 # A failing build prints go's own output and the script carries on with the other peers. The exit status is 0
 # anyway unless --strict (or SIGSCOPE_PEERS_STRICT=1) is given: setup.sh must not stop for one peer, and the
@@ -26,7 +28,7 @@ for arg in "$@"; do
     --strict) STRICT=1 ;;
     --list) LIST=1 ;;
     -h | --help)
-      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -120,17 +122,36 @@ for line in "${LINES[@]}"; do
   log="$dest/build.log"
   echo "install-peers: building $name $version (${tags:+tags $tags, }GOCACHE $state) ..." >&2
   start=$(date +%s.%N)
-  if env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1 && [ -x "$dest/.tmp.$$/$tool" ]; then
+  how="go install"
+  ok=0
+  env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1 && [ -x "$dest/.tmp.$$/$tool" ] && ok=1
+  if [ "$ok" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' "$log"; then
+    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice); when the
+    # proxy serves the version but refuses the list (notation, December 2026), build the same package from a
+    # throwaway module that requires exactly M@V: the build list is then M's own go.mod, as with go install.
+    module="${pkg%%/cmd/*}"
+    wrap="$dest/.wrap.$$"
+    mkdir -p "$wrap"
+    printf 'module sigscope.local/peer-%s\n\ngo 1.23\n\nrequire %s %s\n' "$name" "$module" "$version" >"$wrap/go.mod"
+    bargs=(build -mod=mod -o "$dest/.tmp.$$/$tool")
+    [ -n "$tags" ] && bargs+=(-tags "${tags//,/ }")
+    bargs+=("$pkg")
+    how="go build in a module requiring $module $version (go install refused: no version list)"
+    { echo "install-peers: go install refused; retrying as: (cd $wrap && $GO_CMD ${bargs[*]})"; } >>"$log"
+    (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${bargs[@]}") >>"$log" 2>&1 && [ -x "$dest/.tmp.$$/$tool" ] && ok=1
+    rm -rf "$wrap"
+  fi
+  if [ "$ok" = 1 ]; then
     end=$(date +%s.%N)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
     mv -f "$dest/.tmp.$$/$tool" "$dest/$tool"
     rmdir "$dest/.tmp.$$" 2>/dev/null
-    summary="built in ${secs} s with $("$GO_CMD" env GOVERSION), GOCACHE $state before, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
+    summary="built in ${secs} s by $how with $("$GO_CMD" env GOVERSION), GOCACHE $state before, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
     echo "$summary" >"$dest/BUILD"
     echo "install-peers: $name $version $summary -> $dest/$tool" >&2
   else
     rm -rf "$dest/.tmp.$$"
-    echo "install-peers: FAILED $name $version: env ${envs[*]} $GO_CMD ${args[*]}" >&2
+    echo "install-peers: FAILED $name $version: env ${envs[*]} $GO_CMD ${args[*]} (log: $log)" >&2
     sed 's/^/  | /' "$log" >&2
     failed+=("$name")
   fi

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from sigscope.errors import SigscopeError
+from sigscope.errors import NotFoundError, SigscopeError
 from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient
@@ -288,16 +288,27 @@ async def scan_registry(
             ):
                 await queue.put(result)
 
+    async def names() -> AsyncIterator[str]:
+        """The catalog's repositories in the namespace. A registry that keeps no catalog (404: olareg,
+        and many hosted registries) still lets HOST/NAMESPACE name one repository, scanned as such."""
+        listed = False
+        try:
+            async for page in client.catalog_pages():
+                listed = True
+                for name in page:
+                    if not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/"):
+                        yield name
+        except NotFoundError:
+            if listed or not namespace:
+                raise
+            yield namespace.rstrip("/")
+
     async def produce() -> None:
         tasks: list[asyncio.Task[None]] = []
         try:
-            async for page in client.catalog_pages():
-                for name in page:
-                    in_namespace = (
-                        not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/")
-                    )
-                    if in_namespace and repo_matches(name, options.repo_patterns):
-                        tasks.append(asyncio.create_task(one(name)))
+            async for name in names():
+                if repo_matches(name, options.repo_patterns):
+                    tasks.append(asyncio.create_task(one(name)))
             await asyncio.gather(*tasks)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             for task in tasks:

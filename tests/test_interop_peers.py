@@ -1,0 +1,489 @@
+"""Interop with the real tools, built from the Go module proxy (scripts/peers.txt, scripts/install-peers.sh):
+cosign v3, notation, oras, regctl, and distribution v3's registry (the OCI 1.1 referrers API) beside Debian's
+2.8 registry (no referrers API: the referrers tag schema).
+
+Every exchange is proven both ways — what the peer signs, sigscope verifies; what sigscope signs, the peer
+verifies — and each test fails when either side disagrees, including on rejections (another key, another trust
+store, a tampered payload). A test that needs a peer skips with one line naming the install script, and fails
+under ``CI=true``. The peers run with a private HOME (no docker config, no notation or regctl settings, no
+Sigstore TUF cache) and never reach past loopback: keyed signatures, no transparency log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from testbed import (
+    OCI_INDEX,
+    RegistryHandle,
+    build_layout,
+    fetch_manifest,
+    push_layout,
+)
+from testbed.cli import run_sigscope
+from testbed.peers import peer
+
+from sigscope.keys import generate, write_key_pair
+
+PASSWORD = "interop-peers-pw"
+SBOM_TYPE = "application/vnd.example.sbom.v1+json"
+NOTARY_SIGNATURE = "application/vnd.cncf.notary.signature"
+SLSA1 = "https://slsa.dev/provenance/v1"
+# Set in the parent's environment by a developer or CI, they would change what a peer does.
+PEER_ENV_PREFIXES = ("COSIGN_", "SIGSTORE_", "TUF_", "NOTATION_", "ORAS_", "REGCTL_", "DOCKER_", "SIGSCOPE_")
+
+# A sigscope run and a peer run both print their command line in a failure: say who disagreed with whom.
+Result = subprocess.CompletedProcess[str]
+
+
+def explain(result: Result) -> str:
+    return f"{' '.join(map(str, result.args))}\nexit {result.returncode}\n{result.stdout}\n{result.stderr}"
+
+
+@dataclass
+class Peers:
+    """The peers' binaries and the private HOME they run in."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    binaries: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def notation_dir(self) -> Path:
+        return self.home / ".config" / "notation"
+
+    def run(
+        self,
+        name: str,
+        *args: str | Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 120,
+    ) -> Result:
+        binary = self.binaries.get(name) or peer(name)
+        self.binaries[name] = binary
+        return subprocess.run(
+            [str(binary), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            cwd=cwd or self.home,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ok(
+        self, name: str, *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Result:
+        result = self.run(name, *args, env=env, cwd=cwd)
+        assert result.returncode == 0, f"{name} refused:\n{explain(result)}"
+        return result
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Peers:
+    home = tmp_path_factory.mktemp("peer-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PEER_ENV_PREFIXES)}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        DOCKER_CONFIG=str(home / ".docker"),
+        TUF_ROOT=str(home / ".sigstore" / "root"),
+        COSIGN_PASSWORD=PASSWORD,
+        COSIGN_YES="true",
+        NO_COLOR="1",
+    )
+    return Peers(home=home, env=env)
+
+
+def sigscope(*args: str | Path, password: str | None = PASSWORD) -> Result:
+    return run_sigscope(*map(str, args), password=password)
+
+
+def sigscope_ok(*args: str | Path, password: str | None = PASSWORD) -> Result:
+    result = sigscope(*args, password=password)
+    assert result.returncode == 0, f"sigscope refused:\n{explain(result)}"
+    return result
+
+
+def sigscope_json(*args: str | Path) -> Any:
+    return json.loads(sigscope_ok(*args, "-o", "json").stdout)
+
+
+def sigscope_key(directory: Path, name: str = "sigscope") -> tuple[Path, Path]:
+    """An encrypted cosign-format key pair (PASSWORD) made by sigscope's key API: (private, public)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_key_pair(directory / name, generate("ecdsa-p256"), PASSWORD)
+
+
+def push_image(
+    registry: RegistryHandle, workdir: Path, repo: str, *, archs: list[str] | None = None, tag: str = "1.0"
+) -> str:
+    """A fresh image (its digest unique to ``registry``, ``repo`` and ``tag``) pushed as ``repo:tag``."""
+    layout = workdir / f"layout-{repo.replace('/', '-')}-{tag}"
+    seed = f"interop/{registry.host}/{repo}:{tag}"
+    digest = build_layout(layout, "v1", seed=seed, architectures=archs)
+    push_layout(layout, "v1", registry.host, repo, tag)
+    registry.images[f"{repo}:{tag}"] = digest
+    return digest
+
+
+def upload_blob(host: str, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with requests.Session() as session:
+        session.trust_env = False
+        start = session.post(f"http://{host}/v2/{repo}/blobs/uploads/", timeout=30)
+        assert start.status_code == 202, start.text
+        location = start.headers["Location"]
+        if location.startswith("/"):
+            location = f"http://{host}{location}"
+        done = session.put(
+            location,
+            params={"digest": digest},
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert done.status_code == 201, done.text
+    return digest
+
+
+def scan_entries(registry: RegistryHandle, repo: str, *trust: str | Path) -> list[dict[str, Any]]:
+    data = sigscope_json("scan", "registry", registry.host, "--insecure", "--repo", repo, *trust)
+    entries: list[dict[str, Any]] = data["registry"]["signatures"]
+    return entries
+
+
+# ---------------------------------------------------------------- the registries
+
+
+def test_only_olareg_serves_the_referrers_api(
+    referrers_registry: RegistryHandle, registry: RegistryHandle, distribution_registry: RegistryHandle
+) -> None:
+    """olareg answers the referrers API with an OCI index; distribution 2.8 (Debian) and v3.1 do not (a
+    plain-text 404: clients fall back to the referrers tag schema). Should a later distribution pin serve it,
+    this fails and the v3 registry can take olareg's place."""
+    with requests.Session() as session:
+        session.trust_env = False
+        digest = referrers_registry.images["demo/alpine:1.0"]
+        answer = session.get(f"{referrers_registry.url}/v2/demo/alpine/referrers/{digest}", timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"].split(";")[0] == OCI_INDEX
+        index = answer.json()
+        assert index["mediaType"] == OCI_INDEX and index["manifests"] == []
+        for other in (registry, distribution_registry):
+            digest = other.images["demo/alpine:1.0"]
+            refused = session.get(f"{other.url}/v2/demo/alpine/referrers/{digest}", timeout=30)
+            assert (refused.status_code, refused.text.strip()) == (404, "404 page not found")
+
+
+@pytest.fixture(params=["referrers-api", "tag-schema"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which registry: distribution v3 (referrers API) or Debian's 2.8 (the referrers tag schema)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def target(kind: str, request: pytest.FixtureRequest) -> RegistryHandle:
+    name = "referrers_registry" if kind == "referrers-api" else "registry"
+    handle: RegistryHandle = request.getfixturevalue(name)
+    return handle
+
+
+def fallback_tag(digest: str) -> str:
+    return digest.replace(":", "-", 1)
+
+
+# ---------------------------------------------------------------- notation (Notary Project JWS and COSE)
+
+
+@dataclass(frozen=True)
+class NotationTrust:
+    """notation's own config dir (``peers.notation_dir``: its test key, a trust store holding notation's test
+    certificate and sigscope's test CA, a trust policy), and two config dirs that each trust one side only."""
+
+    config: Path
+    only_notation: Path
+    only_sigscope: Path
+    key: Path  # sigscope's signing key and chain (sigscope cert generate-test)
+    chain: Path
+
+
+def write_trust_policy(config: Path, stores: list[str]) -> None:
+    """The same policy under both names: notation 1.3 reads trustpolicy.json, newer releases
+    trustpolicy.oci.json first."""
+    policy = {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "interop",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": stores,
+                "trustedIdentities": ["*"],
+            }
+        ],
+    }
+    for name in ("trustpolicy.json", "trustpolicy.oci.json"):
+        (config / name).write_text(json.dumps(policy, indent=1))
+
+
+def one_sided(config: Path, directory: Path, store: str) -> Path:
+    """A notation config dir (``directory``/notation, XDG_CONFIG_HOME=``directory``) trusting ``store``."""
+    kind, name = store.split(":")
+    result = directory / "notation"
+    source = config / "truststore" / "x509" / kind / name
+    dest = result / "truststore" / "x509" / kind / name
+    dest.mkdir(parents=True)
+    for cert in source.iterdir():
+        (dest / cert.name).write_bytes(cert.read_bytes())
+    write_trust_policy(result, [store])
+    return result
+
+
+@pytest.fixture(scope="module")
+def notation_trust(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> NotationTrust:
+    peers.ok("notation", "cert", "generate-test", "--default", "peer-test")
+    keys = tmp_path_factory.mktemp("sigscope-notation-keys")
+    sigscope_ok(
+        "cert",
+        "generate-test",
+        "sigscope-test",
+        "--output-dir",
+        keys,
+        "--notation-config",
+        peers.notation_dir,
+    )
+    write_trust_policy(peers.notation_dir, ["ca:peer-test", "ca:sigscope-test"])
+    return NotationTrust(
+        config=peers.notation_dir,
+        only_notation=one_sided(
+            peers.notation_dir, tmp_path_factory.mktemp("trusts-notation"), "ca:peer-test"
+        ),
+        only_sigscope=one_sided(
+            peers.notation_dir, tmp_path_factory.mktemp("trusts-sigscope"), "ca:sigscope-test"
+        ),
+        key=keys / "sigscope-test.key",
+        chain=keys / "sigscope-test.crt",
+    )
+
+
+def notation_env(config: Path) -> dict[str, str]:
+    """Run notation with ``config`` (a ``…/notation`` directory) as its configuration."""
+    return {"XDG_CONFIG_HOME": str(config.parent)}
+
+
+def test_notation_signs_sigscope_verifies(
+    kind: str, target: RegistryHandle, peers: Peers, notation_trust: NotationTrust, tmp_path: Path
+) -> None:
+    repo = "interop/notation-signed"
+    digest = push_image(target, tmp_path, repo)
+    ref = f"{target.host}/{repo}@{digest}"
+    # notation 1.3 writes the referrers tag schema by default even where the API exists; on the v3 registry
+    # ask it for the API, so that both ways of finding referrers are exercised
+    api = ("--force-referrers-tag=false",) if kind == "referrers-api" else ()
+    peers.ok("notation", "sign", "--insecure-registry", *api, ref)
+    peers.ok("notation", "sign", "--insecure-registry", "--signature-format", "cose", *api, ref)
+    listed = fetch_manifest(target.host, repo, fallback_tag(digest))
+    if kind == "referrers-api":
+        assert listed is None, "notation wrote the fallback tag although asked for the referrers API"
+    else:
+        assert listed is not None and len(listed["manifests"]) == 2
+
+    verdict = sigscope_json("verify", ref, "--insecure", "--notation-config", notation_trust.config)
+    assert verdict["verified"] is True, verdict
+    judged = sorted((s["format"], s["status"], s["signer"]["name"]) for s in verdict["signatures"])
+    signer = "CN=peer-test,O=Notary,L=Seattle,ST=WA,C=US"
+    assert judged == [("notation-cose", "verified", signer), ("notation-jws", "verified", signer)]
+
+    # a trust store without notation's certificate: both sides refuse
+    refused = sigscope("verify", ref, "--insecure", "--notation-config", notation_trust.only_sigscope)
+    assert refused.returncode == 1, explain(refused)
+    theirs = peers.run(
+        "notation", "verify", "--insecure-registry", ref, env=notation_env(notation_trust.only_sigscope)
+    )
+    assert theirs.returncode != 0, explain(theirs)
+
+
+@pytest.mark.parametrize("fmt", ["notation", "notation-cose"])
+def test_sigscope_signs_notation_verifies(
+    fmt: str, kind: str, target: RegistryHandle, peers: Peers, notation_trust: NotationTrust, tmp_path: Path
+) -> None:
+    repo = f"interop/sigscope-{fmt}"
+    digest = push_image(target, tmp_path, repo, archs=["amd64", "arm64"] if fmt == "notation" else None)
+    signed = sigscope_json(
+        "sign",
+        f"{target.host}/{repo}:1.0",
+        "--insecure",
+        "--format",
+        fmt,
+        "--key",
+        notation_trust.key,
+        "--cert",
+        notation_trust.chain,
+        "-m",
+        "built-by=sigscope",
+    )
+    [result] = signed["signed"]
+    assert result["digest"] == digest
+    ref = f"{target.host}/{repo}@{digest}"
+
+    accepted = peers.ok("notation", "verify", "--insecure-registry", "-m", "built-by=sigscope", ref)
+    assert "Successfully verified" in accepted.stdout
+    inspected = json.loads(peers.ok("notation", "inspect", "--insecure-registry", "-o", "json", ref).stdout)
+    [envelope] = inspected["Signatures"]
+    assert envelope["mediaType"] == (
+        "application/cose" if fmt == "notation-cose" else "application/jose+json"
+    )
+    assert envelope["digest"] == result["signatureManifest"].rpartition("@")[2]
+    assert envelope["userDefinedAttributes"] == {"built-by": "sigscope"}
+
+    # notation with a trust store that lacks sigscope's CA refuses; so does sigscope with the same store
+    theirs = peers.run(
+        "notation", "verify", "--insecure-registry", ref, env=notation_env(notation_trust.only_notation)
+    )
+    assert theirs.returncode != 0 and "verification failed" in theirs.stderr, explain(theirs)
+    ours = sigscope("verify", ref, "--insecure", "--notation-config", notation_trust.only_notation)
+    assert ours.returncode == 1, explain(ours)
+
+
+# ---------------------------------------------------------------- oras: referrers both ways
+
+
+def oras_attach_sbom(peers: Peers, ref: str, workdir: Path) -> str:
+    """``oras attach`` an SPDX document to ``ref``; returns the referrer's digest."""
+    sbom = workdir / "sbom.spdx.json"
+    sbom.write_text(json.dumps({"spdxVersion": "SPDX-2.3", "name": "interop"}))
+    attached = peers.ok(
+        "oras",
+        "attach",
+        "--plain-http",
+        "--artifact-type",
+        SBOM_TYPE,
+        "--format",
+        "json",
+        ref,
+        f"{sbom.name}:application/spdx+json",
+        cwd=workdir,
+    )
+    digest: str = json.loads(attached.stdout)["digest"]
+    return digest
+
+
+def test_oras_attachment_seen_by_sigscope(
+    kind: str, target: RegistryHandle, peers: Peers, tmp_path: Path
+) -> None:
+    repo = "interop/oras-attached"
+    digest = push_image(target, tmp_path, repo)
+    sbom = oras_attach_sbom(peers, f"{target.host}/{repo}:1.0", tmp_path)
+    listed = fetch_manifest(target.host, repo, fallback_tag(digest))
+    # oras probes the registry: the API where it exists, else the tag schema
+    assert (listed is None) == (kind == "referrers-api")
+
+    report = sigscope_json("inspect", f"{target.host}/{repo}:1.0", "--insecure", "--signatures")
+    assert report["digest"] == digest
+    attachments = {(a["artifactType"], a["digest"]) for a in report["attachments"]}
+    assert attachments == {(SBOM_TYPE, sbom)}
+    assert report["signatures"] == []
+
+
+def test_sigscope_referrers_listed_by_oras(
+    kind: str, target: RegistryHandle, peers: Peers, notation_trust: NotationTrust, tmp_path: Path
+) -> None:
+    """What sigscope stores as referrers (a Notary Project signature, a Sigstore bundle signature and an
+    attestation) is what ``oras discover`` lists, with the artifact types."""
+    repo = "interop/sigscope-referrers"
+    digest = push_image(target, tmp_path, repo)
+    image = f"{target.host}/{repo}:1.0"
+    private, _ = sigscope_key(tmp_path / "keys")
+    notation = sigscope_json(
+        "sign",
+        image,
+        "--insecure",
+        "--format",
+        "notation",
+        "--key",
+        notation_trust.key,
+        "--cert",
+        notation_trust.chain,
+    )["signed"][0]["signatureManifest"]
+    bundle = sigscope_json(
+        "sign", image, "--insecure", "--key", private, "--registry-referrers-mode", "oci-1-1"
+    )["signed"][0]["referrer"]
+    predicate = tmp_path / "provenance.json"
+    predicate.write_text(json.dumps({"buildType": "https://example.com/interop@v1"}))
+    attestation = sigscope_json(
+        "attest",
+        image,
+        "--insecure",
+        "--key",
+        private,
+        "--predicate",
+        predicate,
+        "--type",
+        "slsaprovenance1",
+        "--registry-referrers-mode",
+        "oci-1-1",
+    )["attested"]["manifest"]
+
+    discovered = json.loads(
+        peers.ok(
+            "oras", "discover", "--plain-http", "--format", "json", f"{target.host}/{repo}@{digest}"
+        ).stdout
+    )
+    found = {(r["digest"], r["artifactType"]) for r in discovered["referrers"]}
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert found == {
+        (notation.rpartition("@")[2], NOTARY_SIGNATURE),
+        (bundle, bundle_type),
+        (attestation, bundle_type),
+    }
+
+
+# ---------------------------------------------------------------- scan registry against distribution v3
+
+
+def test_scan_referrers_registry(
+    referrers_registry: RegistryHandle, peers: Peers, notation_trust: NotationTrust, tmp_path: Path
+) -> None:
+    """`sigscope scan registry` on a real referrers API: notation's signature is found and judged by the
+    trust policy, oras' SBOM is reported as an unsigned attachment, another tag's image as unsigned. olareg
+    keeps no catalog: HOST/REPO names the repository (HOST alone is the catalog's one-line error)."""
+    repo = "interop/scan"
+    digest = push_image(referrers_registry, tmp_path, repo)
+    bare = push_image(referrers_registry, tmp_path / "bare", repo, tag="2.0")
+    ref = f"{referrers_registry.host}/{repo}@{digest}"
+    peers.ok("notation", "sign", "--insecure-registry", "--force-referrers-tag=false", ref)
+    sbom = oras_attach_sbom(peers, ref, tmp_path)
+    assert fetch_manifest(referrers_registry.host, repo, fallback_tag(digest)) is None
+
+    data = sigscope_json(
+        "scan",
+        "registry",
+        f"{referrers_registry.host}/{repo}",
+        "--insecure",
+        "--notation-config",
+        notation_trust.config,
+    )
+    found = data["registry"]["signatures"]
+    assert [(s["repository"], s["digest"], s["format"], s["status"]) for s in found] == [
+        (repo, digest, "notation-jws", "verified")
+    ], found
+    images = {i["digest"]: i for i in data["images"]}
+    assert set(images) == {digest, bare}
+    assert (images[digest]["signed"], images[bare]["signed"]) == (True, False)
+    assert [(a["artifactType"], a["digest"], a["signed"]) for a in images[digest]["attachments"]] == [
+        (SBOM_TYPE, sbom, False)
+    ]
+    no_catalog = sigscope("scan", "registry", referrers_registry.host, "--insecure")
+    assert no_catalog.returncode == 2 and "catalog not found" in no_catalog.stderr, explain(no_catalog)
