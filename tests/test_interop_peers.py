@@ -21,12 +21,18 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from testbed import (
     OCI_INDEX,
+    OCI_MANIFEST,
     RegistryHandle,
     build_layout,
+    cosign_sig_tag,
+    fetch_blob,
     fetch_manifest,
     push_layout,
+    put_tags,
 )
 from testbed.cli import run_sigscope
 from testbed.peers import peer
@@ -420,8 +426,7 @@ def test_sigscope_referrers_listed_by_oras(
     bundle = sigscope_json(
         "sign", image, "--insecure", "--key", private, "--registry-referrers-mode", "oci-1-1"
     )["signed"][0]["referrer"]
-    predicate = tmp_path / "provenance.json"
-    predicate.write_text(json.dumps({"buildType": "https://example.com/interop@v1"}))
+    predicate = slsa1_predicate(tmp_path)
     attestation = sigscope_json(
         "attest",
         image,
@@ -487,3 +492,310 @@ def test_scan_referrers_registry(
     ]
     no_catalog = sigscope("scan", "registry", referrers_registry.host, "--insecure")
     assert no_catalog.returncode == 2 and "catalog not found" in no_catalog.stderr, explain(no_catalog)
+
+
+# ---------------------------------------------------------------- cosign v3: keys, signatures, attestations
+
+# Keyed signing with no transparency log and no TUF signing config; the registries speak plain HTTP.
+COSIGN_SIGN = (
+    "--use-signing-config=false",
+    "--tlog-upload=false",
+    "--allow-http-registry",
+    "--allow-insecure-registry",
+)
+COSIGN_VERIFY = ("--insecure-ignore-tlog=true", "--allow-http-registry", "--allow-insecure-registry")
+# cosign v3 signs and verifies Sigstore bundles (OCI referrers) by default; this selects .sig/.att tags.
+LEGACY = ("--new-bundle-format=false",)
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """cosign.key/.pub by `cosign generate-key-pair`, sigscope.key/.pub by `sigscope key generate`, and a
+    stranger's public key; all private keys encrypted with PASSWORD."""
+
+    cosign: Path
+    cosign_pub: Path
+    sigscope: Path
+    sigscope_pub: Path
+    stranger_pub: Path
+
+
+@pytest.fixture(scope="module")
+def keys(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    directory = tmp_path_factory.mktemp("keys")
+    peers.ok("cosign", "generate-key-pair", "--output-key-prefix", directory / "cosign")
+    sigscope_ok("key", "generate", "--output-prefix", directory / "sigscope")
+    _, stranger = sigscope_key(directory, "stranger")
+    return Keys(
+        cosign=directory / "cosign.key",
+        cosign_pub=directory / "cosign.pub",
+        sigscope=directory / "sigscope.key",
+        sigscope_pub=directory / "sigscope.pub",
+        stranger_pub=stranger,
+    )
+
+
+def slsa1_predicate(directory: Path) -> Path:
+    """A SLSA v1 provenance predicate (cosign parses --type slsaprovenance1 predicates into its schema)."""
+    path = directory / "provenance.json"
+    build = {"buildType": "https://example.com/interop@v1", "externalParameters": {"ref": "main"}}
+    path.write_text(
+        json.dumps({"buildDefinition": build, "runDetails": {"builder": {"id": "https://example.com/ci"}}})
+    )
+    return path
+
+
+def cosign_verify(peers: Peers, ref: str, key: Path, *extra: str, command: str = "verify") -> Result:
+    return peers.run("cosign", command, "--key", key, *COSIGN_VERIFY, *extra, ref)
+
+
+def tampered_copy(registry: RegistryHandle, repo: str, digest: str, workdir: Path, suffix: str) -> str:
+    """``repo``'s image copied to ``repo``-``suffix`` with its .sig manifest, the payload altered after
+    signing: "annotation" changes env=prod to env=dev, "digest" names another image. The payload names the
+    copy's repository either way. Returns the copy's repository."""
+    copy = f"{repo}-{suffix}"
+    push_layout(workdir / f"layout-{repo.replace('/', '-')}-1.0", "v1", registry.host, copy, "1.0")
+    manifest = fetch_manifest(registry.host, repo, cosign_sig_tag(digest))
+    assert manifest is not None
+    [layer] = manifest["layers"]
+    payload = json.loads(fetch_blob(registry.host, repo, layer["digest"]))
+    payload["critical"]["identity"]["docker-reference"] = f"{registry.host}/{copy}"
+    if suffix == "annotation":
+        payload["optional"]["env"] = "dev"
+    else:
+        payload["critical"]["image"]["docker-manifest-digest"] = registry.images["demo/alpine:1.0"]
+    forged = json.dumps(payload).encode()
+    upload_blob(registry.host, copy, fetch_blob(registry.host, repo, manifest["config"]["digest"]))
+    layer.update(digest=upload_blob(registry.host, copy, forged), size=len(forged))
+    raw = json.dumps(manifest).encode()
+    put_tags(registry.host, copy, raw, OCI_MANIFEST, [cosign_sig_tag(digest)], threads=1)
+    return copy
+
+
+def test_cosign_signs_sigscope_verifies(
+    registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """cosign's .sig (simple signing, -a annotations) is verified by sigscope verify and scan; a copy with a
+    tampered payload is invalid to both."""
+    repo = "interop/cosign-signed"
+    digest = push_image(registry, tmp_path, repo)
+    ref = f"{registry.host}/{repo}@{digest}"
+    peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, *LEGACY, "-a", "env=prod", ref)
+    assert fetch_manifest(registry.host, repo, cosign_sig_tag(digest)) is not None
+
+    verdict = sigscope_json("verify", ref, "--insecure", "--key", keys.cosign_pub, "-a", "env=prod")
+    assert verdict["verified"] is True, verdict
+    assert [(s["format"], s["satisfied"]) for s in verdict["signatures"]] == [("cosign", True)]
+    for refused in (
+        sigscope("verify", ref, "--insecure", "--key", keys.stranger_pub),
+        sigscope("verify", ref, "--insecure", "--key", keys.cosign_pub, "-a", "env=dev"),
+    ):
+        assert refused.returncode == 1, explain(refused)
+    assert cosign_verify(peers, ref, keys.cosign_pub, *LEGACY, "-a", "env=dev").returncode != 0
+
+    # Payloads altered after signing. A key-only signature that the one trusted key does not verify is
+    # "untrusted" to sigscope (a forgery and another signer's signature look alike without a certificate);
+    # one whose payload names another image is "invalid" whatever the keys. cosign refuses both.
+    altered = tampered_copy(registry, repo, digest, tmp_path, "annotation")
+    elsewhere = tampered_copy(registry, repo, digest, tmp_path, "digest")
+    found = {e["repository"]: e for e in scan_entries(registry, f"{repo}*", "--key", keys.cosign_pub)}
+    assert {name: (e["digest"], e["status"]) for name, e in found.items()} == {
+        repo: (digest, "verified"),
+        altered: (digest, "untrusted"),
+        elsewhere: (digest, "invalid"),
+    }
+    failed = {c["name"] for c in found[altered]["checks"] if c["outcome"] == "failed"}
+    assert failed == {"trusted-key"}, found[altered]["checks"]
+    for copy in (altered, elsewhere):
+        forged = f"{registry.host}/{copy}@{digest}"
+        ours = sigscope("verify", forged, "--insecure", "--key", keys.cosign_pub)
+        assert ours.returncode == 1, explain(ours)
+        theirs = cosign_verify(peers, forged, keys.cosign_pub, *LEGACY)
+        assert theirs.returncode != 0, explain(theirs)
+
+
+def test_cosign_bundles_verified_by_sigscope(
+    kind: str, target: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """cosign v3's default: a Sigstore bundle (DSSE, predicate cosign/sign/v1, -a as subject annotations) and
+    an attestation bundle, stored as referrers (API, or the tag schema); sigscope verifies both."""
+    repo = "interop/cosign-bundles"
+    digest = push_image(target, tmp_path, repo)
+    ref = f"{target.host}/{repo}@{digest}"
+    peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, "-a", "env=prod", ref)
+    predicate = slsa1_predicate(tmp_path)
+    peers.ok(
+        "cosign",
+        "attest",
+        "--key",
+        keys.cosign,
+        *COSIGN_SIGN,
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        predicate,
+        ref,
+    )
+    assert (fetch_manifest(target.host, repo, fallback_tag(digest)) is None) == (kind == "referrers-api")
+
+    verdict = sigscope_json("verify", ref, "--insecure", "--key", keys.cosign_pub, "-a", "env=prod")
+    assert verdict["verified"] is True, verdict
+    assert [(s["format"], s["satisfied"]) for s in verdict["signatures"]] == [("sigstore-bundle", True)]
+    refused = sigscope("verify", ref, "--insecure", "--key", keys.cosign_pub, "-a", "env=dev")
+    assert refused.returncode == 1 and "annotation" in refused.stderr, explain(refused)
+    assert cosign_verify(peers, ref, keys.cosign_pub, "-a", "env=dev").returncode != 0
+
+    attested = sigscope_json(
+        "verify-attestation", ref, "--insecure", "--key", keys.cosign_pub, "--type", SLSA1
+    )
+    assert [s["subject"][0]["digest"] for s in attested["statements"]] == [{"sha256": digest[7:]}]
+    assert sigscope("verify-attestation", ref, "--insecure", "--key", keys.stranger_pub).returncode == 1
+
+
+def test_cosign_attests_sigscope_verifies(
+    registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """cosign's .att layer (DSSE in-toto statement) is verified by sigscope verify-attestation."""
+    repo = "interop/cosign-attested"
+    digest = push_image(registry, tmp_path, repo)
+    ref = f"{registry.host}/{repo}@{digest}"
+    predicate = slsa1_predicate(tmp_path)
+    peers.ok(
+        "cosign",
+        "attest",
+        "--key",
+        keys.cosign,
+        *COSIGN_SIGN,
+        *LEGACY,
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        predicate,
+        ref,
+    )
+    assert fetch_manifest(registry.host, repo, fallback_tag(digest) + ".att") is not None
+    attested = sigscope_json(
+        "verify-attestation", ref, "--insecure", "--key", keys.cosign_pub, "--type", "slsaprovenance1"
+    )
+    [statement] = attested["statements"]
+    assert (
+        statement["predicateType"] == SLSA1
+        and statement["predicate"]["buildDefinition"]["buildType"] == "https://example.com/interop@v1"
+    )
+    assert sigscope("verify-attestation", ref, "--insecure", "--key", keys.stranger_pub).returncode == 1
+    assert (
+        sigscope(
+            "verify-attestation", ref, "--insecure", "--key", keys.cosign_pub, "--type", "spdxjson"
+        ).returncode
+        == 1
+    )
+
+
+def test_sigscope_signs_and_attests_cosign_verifies(
+    registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """sigscope's .sig and .att (its own key) pass cosign verify / verify-attestation; another key fails."""
+    repo = "interop/sigscope-signed"
+    digest = push_image(registry, tmp_path, repo)
+    image = f"{registry.host}/{repo}:1.0"
+    ref = f"{registry.host}/{repo}@{digest}"
+    sigscope_ok("sign", image, "--insecure", "--key", keys.sigscope, "-a", "env=prod")
+    predicate = slsa1_predicate(tmp_path)
+    sigscope_ok(
+        "attest",
+        image,
+        "--insecure",
+        "--key",
+        keys.sigscope,
+        "--predicate",
+        predicate,
+        "--type",
+        "slsaprovenance1",
+    )
+
+    accepted = cosign_verify(peers, ref, keys.sigscope_pub, *LEGACY, "-a", "env=prod")
+    assert accepted.returncode == 0, explain(accepted)
+    [claims] = json.loads(accepted.stdout)
+    assert claims["critical"]["image"]["docker-manifest-digest"] == digest and claims["optional"] == {
+        "env": "prod"
+    }
+    for other in (keys.cosign_pub, keys.stranger_pub):
+        assert cosign_verify(peers, ref, other, *LEGACY).returncode != 0
+    attested = cosign_verify(
+        peers, ref, keys.sigscope_pub, *LEGACY, "--type", "slsaprovenance1", command="verify-attestation"
+    )
+    assert attested.returncode == 0, explain(attested)
+    refused = cosign_verify(
+        peers, ref, keys.stranger_pub, *LEGACY, "--type", "slsaprovenance1", command="verify-attestation"
+    )
+    assert refused.returncode != 0, explain(refused)
+
+
+def test_sigscope_bundles_cosign_verifies(
+    kind: str, target: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """sigscope's Sigstore bundles (--registry-referrers-mode oci-1-1) pass cosign v3's default verify."""
+    repo = "interop/sigscope-bundles"
+    digest = push_image(target, tmp_path, repo)
+    image = f"{target.host}/{repo}:1.0"
+    ref = f"{target.host}/{repo}@{digest}"
+    sigscope_ok("sign", image, "--insecure", "--key", keys.sigscope, "--registry-referrers-mode", "oci-1-1")
+    predicate = slsa1_predicate(tmp_path)
+    sigscope_ok(
+        "attest",
+        image,
+        "--insecure",
+        "--key",
+        keys.sigscope,
+        "--predicate",
+        predicate,
+        "--type",
+        "slsaprovenance1",
+        "--registry-referrers-mode",
+        "oci-1-1",
+    )
+    accepted = cosign_verify(peers, ref, keys.sigscope_pub)
+    assert accepted.returncode == 0, explain(accepted)
+    assert cosign_verify(peers, ref, keys.stranger_pub).returncode != 0
+    attested = cosign_verify(
+        peers, ref, keys.sigscope_pub, "--type", "slsaprovenance1", command="verify-attestation"
+    )
+    assert attested.returncode == 0, explain(attested)
+    assert (
+        cosign_verify(
+            peers, ref, keys.stranger_pub, "--type", "slsaprovenance1", command="verify-attestation"
+        ).returncode
+        != 0
+    )
+
+
+def test_keys_cross_over(registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path) -> None:
+    """cosign's encrypted key signs in sigscope, sigscope's in cosign; each side verifies the other's
+    signature; cosign decrypts a key that `sigscope key import` encrypted."""
+    repo = "interop/keys"
+    digest = push_image(registry, tmp_path, repo)
+    ref = f"{registry.host}/{repo}@{digest}"
+    sigscope_ok("sign", ref, "--insecure", "--key", keys.cosign)  # cosign's key, in sigscope
+    peers.ok("cosign", "sign", "--key", keys.sigscope, *COSIGN_SIGN, *LEGACY, ref)  # and the other way
+    for pub in (keys.cosign_pub, keys.sigscope_pub):
+        theirs = cosign_verify(peers, ref, pub, *LEGACY)
+        assert theirs.returncode == 0, explain(theirs)
+    found = scan_entries(registry, repo, "--key", keys.cosign_pub, "--key", keys.sigscope_pub)
+    assert [e["status"] for e in found] == ["verified", "verified"], found
+
+    plain = tmp_path / "plain.pem"
+    private = ec.generate_private_key(ec.SECP256R1())
+    plain.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    sigscope_ok("key", "import", plain, "--output-prefix", tmp_path / "imported")
+    shown = peers.ok("cosign", "public-key", "--key", tmp_path / "imported.key")
+    theirs_pub = serialization.load_pem_public_key(shown.stdout.encode())
+    ours_pub = serialization.load_pem_public_key((tmp_path / "imported.pub").read_bytes())
+    assert isinstance(theirs_pub, ec.EllipticCurvePublicKey) and isinstance(
+        ours_pub, ec.EllipticCurvePublicKey
+    )
+    assert theirs_pub.public_numbers() == ours_pub.public_numbers() == private.public_key().public_numbers()
