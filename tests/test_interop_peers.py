@@ -799,3 +799,92 @@ def test_keys_cross_over(registry: RegistryHandle, peers: Peers, keys: Keys, tmp
         ours_pub, ec.EllipticCurvePublicKey
     )
     assert theirs_pub.public_numbers() == ours_pub.public_numbers() == private.public_key().public_numbers()
+
+
+# ---------------------------------------------------------------- differential: regctl and sigscope
+
+
+def push_docker_format(
+    registry: RegistryHandle, workdir: Path, repo: str, *, archs: list[str] | None = None
+) -> None:
+    """``repo:1.0`` converted by skopeo to Docker schema 2 media types (a manifest list for several archs)."""
+    layout = workdir / f"layout-docker-{repo.replace('/', '-')}"
+    build_layout(layout, "v1", seed=f"interop/docker/{registry.host}/{repo}", architectures=archs)
+    command = ["skopeo", "copy", "--insecure-policy", "--all", "--format", "v2s2", "--dest-tls-verify=false"]
+    command += ["--dest-no-creds", f"oci:{layout}:v1", f"docker://{registry.host}/{repo}:1.0"]
+    pushed = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert pushed.returncode == 0, explain(pushed)
+
+
+@pytest.fixture(params=["debian-2.8", "distribution-v3"])
+def listed_registry(
+    request: pytest.FixtureRequest, peers: Peers, keys: Keys, tmp_path_factory: pytest.TempPathFactory
+) -> RegistryHandle:
+    """A registry with a catalog: Debian's 2.8 as the session left it, or distribution v3 with Docker schema 2
+    images, a cosign .sig tag and an oras referrer (tag schema) beside the demo images."""
+    if request.param == "debian-2.8":
+        handle: RegistryHandle = request.getfixturevalue("registry")
+        return handle
+    handle = request.getfixturevalue("distribution_registry")
+    if "differential/docker:1.0" not in handle.images:
+        workdir = tmp_path_factory.mktemp("differential")
+        push_docker_format(handle, workdir, "differential/docker")
+        push_docker_format(handle, workdir, "differential/docker-multi", archs=["amd64", "arm64", "s390x"])
+        digest = push_image(handle, workdir, "differential/signed")
+        ref = f"{handle.host}/differential/signed@{digest}"
+        peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, *LEGACY, ref)
+        oras_attach_sbom(peers, ref, workdir)
+        handle.images["differential/docker:1.0"] = ""
+    return handle
+
+
+def platform_name(platform: dict[str, str] | None) -> str | None:
+    if platform is None:
+        return None
+    variant = f"/{platform['variant']}" if platform.get("variant") else ""
+    return f"{platform['os']}/{platform['architecture']}{variant}"
+
+
+def regctl(peers: Peers, *args: str) -> str:
+    return peers.ok("regctl", *args).stdout
+
+
+def test_listing_and_manifests_match_regctl(listed_registry: RegistryHandle, peers: Peers) -> None:
+    """Every repository, tag, digest and media type `sigscope ls --tags` reports is regctl's; for each index
+    and Docker manifest list, `sigscope inspect` gives regctl's bytes and platform manifests."""
+    host = listed_registry.host
+    regctl(peers, "registry", "set", "--tls", "disabled", host)
+    ours = {
+        repo["name"]: {t["tag"]: (t["digest"], t["mediaType"]) for t in repo["tags"]}
+        for repo in sigscope_json("ls", host, "--insecure", "--tags")["repositories"]
+    }
+    assert sorted(ours) == sorted(regctl(peers, "repo", "ls", host).split())
+    indexes = []
+    for repo, tags in ours.items():
+        assert sorted(tags) == sorted(regctl(peers, "tag", "ls", f"{host}/{repo}").split()), repo
+        for tag, (digest, media_type) in tags.items():
+            ref = f"{host}/{repo}:{tag}"
+            described = "{{.GetDescriptor.Digest}} {{.GetDescriptor.MediaType}}"
+            assert regctl(peers, "manifest", "head", ref, "--format", described).split() == [
+                digest,
+                media_type,
+            ]
+            if not tag.startswith("sha256-"):  # an image, not a signature or referrers index
+                assert regctl(peers, "image", "digest", ref).strip() == digest, ref
+            if "index" in media_type or "list" in media_type:
+                indexes.append(ref)
+    assert any(ref.endswith("demo/multi:latest") for ref in indexes)
+    # every image index, and one referrers index (each costs two sigscope runs)
+    fallback = [ref for ref in indexes if ":sha256-" in ref]
+    indexes = [ref for ref in indexes if ":sha256-" not in ref] + fallback[:1]
+
+    for ref in indexes:
+        raw = peers.ok("regctl", "manifest", "get", ref, "--format", "raw-body").stdout.encode()
+        assert sigscope_ok("inspect", ref, "--insecure", "--raw").stdout.encode() == raw, ref
+        children = [
+            (m["digest"], m["mediaType"], platform_name(m.get("platform")))
+            for m in json.loads(raw).get("manifests", [])
+        ]
+        report = sigscope_json("inspect", ref, "--insecure")
+        platforms = [(p["digest"], p["mediaType"], p.get("platform")) for p in report.get("platforms", [])]
+        assert platforms == children, ref
