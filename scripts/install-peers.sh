@@ -2,7 +2,7 @@
 # Build the real peers pinned in scripts/peers.txt (cosign, notation, oras, distribution's registry, regctl …)
 # from the Go module proxy into a cache shared by every checkout on the machine:
 #
-#   scripts/install-peers.sh [--strict] [--list] [NAME ...]
+#   scripts/install-peers.sh [--strict] [--list] [--measure] [NAME ...]
 #
 #   cache:  ${SIGSCOPE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sigscope/peers}/NAME-VERSION/TOOL
 #
@@ -16,17 +16,20 @@
 # anyway unless --strict (or SIGSCOPE_PEERS_STRICT=1) is given: setup.sh must not stop for one peer, and the
 # tests needing a missing peer skip locally and fail under CI=true with a line naming this script.
 # --list prints NAME VERSION STATUS PATH for each peer (installed/missing) and the recorded build time.
+# --measure times a cold build of each (an empty private GOCACHE; modules already downloaded), installs nothing.
 # Env: GO (the go command; default `go` on PATH, else /usr/local/go/bin/go).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 STRICT="${SIGSCOPE_PEERS_STRICT:-0}"
 LIST=0
+MEASURE=0
 ONLY=()
 for arg in "$@"; do
   case "$arg" in
     --strict) STRICT=1 ;;
     --list) LIST=1 ;;
+    --measure) MEASURE=1 ;;
     -h | --help)
       sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -90,6 +93,69 @@ gocache_state() {
   echo "warm (${size:-?} MiB)"
 }
 
+# build_peer NAME PKG VERSION "OPTS" OUTDIR LOG: go install (or the wrapper-module build) into OUTDIR.
+# Sets BUILT=1 on success, HOW (the method), REAL and CPU (wall-clock and user+sys seconds of the go command).
+build_peer() {
+  local name="$1" pkg="$2" version="$3" opts="$4" out="$5" log="$6"
+  local tool="${pkg##*/}" tags="" cgo="" opt module wrap timing
+  for opt in $opts; do
+    case "$opt" in
+      tags=*) tags="${opt#tags=}" ;;
+      cgo=*) cgo="${opt#cgo=}" ;;
+      *) echo "install-peers: $name: unknown option '$opt' in $PEERS_FILE" >&2 ;;
+    esac
+  done
+  local args=(install) envs=(GOBIN="$out")
+  [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+  args+=("$pkg@$version")
+  [ -n "$cgo" ] && envs+=(CGO_ENABLED="$cgo")
+  BUILT=0
+  HOW="go install"
+  COMMAND="env ${envs[*]} $GO_CMD ${args[*]}"
+  timing="$(mktemp)"
+  local TIMEFORMAT='%R %U %S'
+  { time (env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1); } 2>"$timing" && [ -x "$out/$tool" ] && BUILT=1
+  if [ "$BUILT" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' "$log"; then
+    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice); when the
+    # proxy serves the version but refuses the list (notation, olareg: December 2026), build the same package
+    # from a throwaway module requiring exactly M V: the build list is M's own go.mod's, as with go install.
+    module="${pkg%%/cmd/*}"
+    wrap="$(mktemp -d)"
+    printf 'module sigscope.local/peer-%s\n\ngo 1.23\n\nrequire %s %s\n' "$name" "$module" "$version" >"$wrap/go.mod"
+    args=(build -mod=mod -o "$out/$tool")
+    [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+    args+=("$pkg")
+    HOW="go build in a module requiring $module $version (go install refused: no version list)"
+    COMMAND="(cd $wrap && env ${envs[*]} $GO_CMD ${args[*]})"
+    echo "install-peers: go install refused; retrying as: $COMMAND" >>"$log"
+    { time (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${args[@]}" >>"$log" 2>&1); } 2>>"$timing" \
+      && [ -x "$out/$tool" ] && BUILT=1
+    rm -rf "$wrap"
+  fi
+  # the sum over both attempts
+  read -r REAL CPU < <(awk '{ r += $1; c += $2 + $3 } END { printf "%.0f %.0f\n", r, c }' "$timing")
+  rm -f "$timing"
+}
+
+if [ "$MEASURE" = 1 ]; then
+  # Cold builds: an empty private GOCACHE per peer (the module cache is shared: downloads are not timed,
+  # `go mod download` them first), binaries thrown away; nothing installed changes.
+  for line in "${LINES[@]}"; do
+    read -r name pkg version opts <<<"$line"
+    wanted "$name" || continue
+    scratch="$(mktemp -d)"
+    GOCACHE="$scratch/gocache" build_peer "$name" "$pkg" "$version" "$opts" "$scratch/bin" "$scratch/build.log"
+    if [ "$BUILT" = 1 ]; then
+      echo "install-peers: measure: $name $version cold build (empty GOCACHE): ${REAL} s wall, ${CPU} s CPU on $(nproc) cores, by $HOW"
+    else
+      echo "install-peers: measure: $name $version FAILED: $COMMAND" >&2
+      sed 's/^/  | /' "$scratch/build.log" >&2
+    fi
+    rm -rf "$scratch"
+  done
+  exit 0
+fi
+
 failed=()
 for line in "${LINES[@]}"; do
   read -r name pkg version opts <<<"$line"
@@ -104,54 +170,19 @@ for line in "${LINES[@]}"; do
     exec 9>&-
     continue
   fi
-  tags=""
-  cgo=""
-  for opt in $opts; do
-    case "$opt" in
-      tags=*) tags="${opt#tags=}" ;;
-      cgo=*) cgo="${opt#cgo=}" ;;
-      *) echo "install-peers: $name: unknown option '$opt' in $PEERS_FILE" >&2 ;;
-    esac
-  done
-  args=(install)
-  [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
-  args+=("$pkg@$version")
-  envs=(GOBIN="$dest/.tmp.$$")
-  [ -n "$cgo" ] && envs+=(CGO_ENABLED="$cgo")
   state="$(gocache_state)"
   log="$dest/build.log"
-  echo "install-peers: building $name $version (${tags:+tags $tags, }GOCACHE $state) ..." >&2
-  start=$(date +%s.%N)
-  how="go install"
-  ok=0
-  env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1 && [ -x "$dest/.tmp.$$/$tool" ] && ok=1
-  if [ "$ok" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' "$log"; then
-    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice); when the
-    # proxy serves the version but refuses the list (notation, December 2026), build the same package from a
-    # throwaway module that requires exactly M@V: the build list is then M's own go.mod, as with go install.
-    module="${pkg%%/cmd/*}"
-    wrap="$dest/.wrap.$$"
-    mkdir -p "$wrap"
-    printf 'module sigscope.local/peer-%s\n\ngo 1.23\n\nrequire %s %s\n' "$name" "$module" "$version" >"$wrap/go.mod"
-    bargs=(build -mod=mod -o "$dest/.tmp.$$/$tool")
-    [ -n "$tags" ] && bargs+=(-tags "${tags//,/ }")
-    bargs+=("$pkg")
-    how="go build in a module requiring $module $version (go install refused: no version list)"
-    { echo "install-peers: go install refused; retrying as: (cd $wrap && $GO_CMD ${bargs[*]})"; } >>"$log"
-    (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${bargs[@]}") >>"$log" 2>&1 && [ -x "$dest/.tmp.$$/$tool" ] && ok=1
-    rm -rf "$wrap"
-  fi
-  if [ "$ok" = 1 ]; then
-    end=$(date +%s.%N)
-    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
+  echo "install-peers: building $name $version (GOCACHE $state) ..." >&2
+  build_peer "$name" "$pkg" "$version" "$opts" "$dest/.tmp.$$" "$log"
+  if [ "$BUILT" = 1 ]; then
     mv -f "$dest/.tmp.$$/$tool" "$dest/$tool"
-    rmdir "$dest/.tmp.$$" 2>/dev/null
-    summary="built in ${secs} s by $how with $("$GO_CMD" env GOVERSION), GOCACHE $state before, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
+    rm -rf "$dest/.tmp.$$"
+    summary="built in ${REAL} s (${CPU} s CPU) by $HOW with $("$GO_CMD" env GOVERSION), GOCACHE $state before, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
     echo "$summary" >"$dest/BUILD"
     echo "install-peers: $name $version $summary -> $dest/$tool" >&2
   else
     rm -rf "$dest/.tmp.$$"
-    echo "install-peers: FAILED $name $version: env ${envs[*]} $GO_CMD ${args[*]} (log: $log)" >&2
+    echo "install-peers: FAILED $name $version: $COMMAND (log: $log)" >&2
     sed 's/^/  | /' "$log" >&2
     failed+=("$name")
   fi

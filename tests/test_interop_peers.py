@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from testbed import (
     OCI_INDEX,
     OCI_MANIFEST,
     RegistryHandle,
+    absent,
     build_layout,
     cosign_sig_tag,
     fetch_blob,
@@ -35,7 +37,7 @@ from testbed import (
     put_tags,
 )
 from testbed.cli import run_sigscope
-from testbed.peers import peer
+from testbed.peers import cache_dir, peer, read_peers
 
 from sigscope.keys import generate, write_key_pair
 
@@ -168,6 +170,23 @@ def scan_entries(registry: RegistryHandle, repo: str, *trust: str | Path) -> lis
     data = sigscope_json("scan", "registry", registry.host, "--insecure", "--repo", repo, *trust)
     entries: list[dict[str, Any]] = data["registry"]["signatures"]
     return entries
+
+
+# ---------------------------------------------------------------- the pins
+
+
+def test_peers_are_pinned_once(tmp_path: Path) -> None:
+    """scripts/peers.txt pins each peer to an exact version of a main package; peer() looks where
+    install-peers.sh puts it."""
+    pinned = read_peers()
+    assert {"cosign", "cosign-pkcs11", "notation", "oras", "registry", "olareg", "regctl"} <= set(pinned)
+    for name, entry in pinned.items():
+        assert "/cmd/" in entry.package and entry.version.startswith("v") and "-" not in entry.version, name
+        assert entry.path == cache_dir() / f"{name}-{entry.version}" / entry.tool
+    assert pinned["cosign-pkcs11"].tags == ("pkcs11key",)
+    listing = tmp_path / "peers.txt"
+    listing.write_text("# comment\n\nfoo example.com/x/cmd/foo v1.2.3 tags=a,b cgo=1  # trailing\n")
+    assert read_peers(listing)["foo"].tags == ("a", "b") and read_peers(listing)["foo"].tool == "foo"
 
 
 # ---------------------------------------------------------------- the registries
@@ -888,3 +907,60 @@ def test_listing_and_manifests_match_regctl(listed_registry: RegistryHandle, pee
         report = sigscope_json("inspect", ref, "--insecure")
         platforms = [(p["digest"], p["mediaType"], p.get("platform")) for p in report.get("platforms", [])]
         assert platforms == children, ref
+
+
+# ---------------------------------------------------------------- cosign with a PKCS#11 key (SoftHSM2)
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def test_cosign_pkcs11_signs_sigscope_verifies(
+    registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
+) -> None:
+    """cosign built with pkcs11key signs with a SoftHSM2 token's key (pkcs11: URI); sigscope verifies the
+    signature under the public key cosign reads from the token. (sigscope has no PKCS#11 signer yet.)"""
+    for tool in ("softhsm2-util", "pkcs11-tool"):
+        if shutil.which(tool) is None:
+            absent.unavailable(
+                f"{tool} not installed (apt-get install -y softhsm2 opensc; setup.sh does this)"
+            )
+    if not SOFTHSM_MODULE.exists():
+        absent.unavailable(f"{SOFTHSM_MODULE} missing (apt-get install -y softhsm2)")
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    module = str(SOFTHSM_MODULE)
+    init = [
+        "softhsm2-util",
+        "--init-token",
+        "--free",
+        "--label",
+        "interop",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "5678",
+    ]
+    login = ["pkcs11-tool", "--module", module, "--token-label", "interop", "--login", "--pin", "1234"]
+    keypair = ["--keypairgen", "--key-type", "EC:prime256v1", "--label", "signer", "--id", "01"]
+    for command in (init, [*login, *keypair]):
+        made = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert made.returncode == 0, explain(made)
+    uri = f"pkcs11:token=interop;object=signer?module-path={SOFTHSM_MODULE}&pin-value=1234"
+    hsm = {"SOFTHSM2_CONF": str(conf)}
+
+    repo = "interop/cosign-pkcs11"
+    digest = push_image(registry, tmp_path, repo)
+    ref = f"{registry.host}/{repo}@{digest}"
+    public = tmp_path / "hsm.pub"
+    public.write_text(peers.ok("cosign-pkcs11", "public-key", "--key", uri, env=hsm).stdout)
+    peers.ok("cosign-pkcs11", "sign", "--key", uri, *COSIGN_SIGN, *LEGACY, "-a", "hsm=softhsm", ref, env=hsm)
+
+    verdict = sigscope_json("verify", ref, "--insecure", "--key", public, "-a", "hsm=softhsm")
+    assert verdict["verified"] is True, verdict
+    refused = sigscope("verify", ref, "--insecure", "--key", keys.stranger_pub)
+    assert refused.returncode == 1, explain(refused)
+    theirs = cosign_verify(peers, ref, public, *LEGACY, "-a", "hsm=softhsm")
+    assert theirs.returncode == 0, explain(theirs)
