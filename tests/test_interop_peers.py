@@ -1,6 +1,6 @@
-"""Interop with the real tools, built from the Go module proxy (scripts/peers.txt, scripts/install-peers.sh):
-cosign v3, notation, oras, regctl, and distribution v3's registry (the OCI 1.1 referrers API) beside Debian's
-2.8 registry (no referrers API: the referrers tag schema).
+"""Interop with the real tools, built from the Go module proxy (scripts/peers.txt, scripts/install-peers.sh,
+docs/peers.md): cosign v3 (also built with pkcs11key), notation, oras and regctl, against olareg (the OCI 1.1
+referrers API), Debian's distribution 2.8 and distribution v3 (neither has the API: the referrers tag schema).
 
 Every exchange is proven both ways — what the peer signs, sigscope verifies; what sigscope signs, the peer
 verifies — and each test fails when either side disagrees, including on rejections (another key, another trust
@@ -48,11 +48,11 @@ SLSA1 = "https://slsa.dev/provenance/v1"
 # Set in the parent's environment by a developer or CI, they would change what a peer does.
 PEER_ENV_PREFIXES = ("COSIGN_", "SIGSTORE_", "TUF_", "NOTATION_", "ORAS_", "REGCTL_", "DOCKER_", "SIGSCOPE_")
 
-# A sigscope run and a peer run both print their command line in a failure: say who disagreed with whom.
 Result = subprocess.CompletedProcess[str]
 
 
 def explain(result: Result) -> str:
+    """The command, its exit code and output: a failure says who disagreed, and how."""
     return f"{' '.join(map(str, result.args))}\nexit {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
@@ -214,7 +214,7 @@ def test_only_olareg_serves_the_referrers_api(
 
 @pytest.fixture(params=["referrers-api", "tag-schema"])
 def kind(request: pytest.FixtureRequest) -> str:
-    """Which registry: distribution v3 (referrers API) or Debian's 2.8 (the referrers tag schema)."""
+    """Which registry: olareg (the referrers API) or Debian's 2.8 (the referrers tag schema)."""
     return str(request.param)
 
 
@@ -362,6 +362,8 @@ def test_sigscope_signs_notation_verifies(
     [result] = signed["signed"]
     assert result["digest"] == digest
     ref = f"{target.host}/{repo}@{digest}"
+    # the registry indexed the referrer itself (OCI-Subject), or sigscope kept the tag schema's index
+    assert (fetch_manifest(target.host, repo, fallback_tag(digest)) is None) == (kind == "referrers-api")
 
     accepted = peers.ok("notation", "verify", "--insecure-registry", "-m", "built-by=sigscope", ref)
     assert "Successfully verified" in accepted.stdout
@@ -835,25 +837,29 @@ def push_docker_format(
     assert pushed.returncode == 0, explain(pushed)
 
 
-@pytest.fixture(params=["debian-2.8", "distribution-v3"])
-def listed_registry(
-    request: pytest.FixtureRequest, peers: Peers, keys: Keys, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module")
+def populated_distribution(
+    distribution_registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path_factory: pytest.TempPathFactory
 ) -> RegistryHandle:
-    """A registry with a catalog: Debian's 2.8 as the session left it, or distribution v3 with Docker schema 2
-    images, a cosign .sig tag and an oras referrer (tag schema) beside the demo images."""
-    if request.param == "debian-2.8":
-        handle: RegistryHandle = request.getfixturevalue("registry")
-        return handle
-    handle = request.getfixturevalue("distribution_registry")
-    if "differential/docker:1.0" not in handle.images:
-        workdir = tmp_path_factory.mktemp("differential")
-        push_docker_format(handle, workdir, "differential/docker")
-        push_docker_format(handle, workdir, "differential/docker-multi", archs=["amd64", "arm64", "s390x"])
-        digest = push_image(handle, workdir, "differential/signed")
-        ref = f"{handle.host}/differential/signed@{digest}"
-        peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, *LEGACY, ref)
-        oras_attach_sbom(peers, ref, workdir)
-        handle.images["differential/docker:1.0"] = ""
+    """distribution v3 with Docker schema 2 images (a manifest list too), a cosign .sig tag and an oras
+    referrer (tag schema) beside the demo images."""
+    workdir = tmp_path_factory.mktemp("differential")
+    push_docker_format(distribution_registry, workdir, "differential/docker")
+    push_docker_format(
+        distribution_registry, workdir, "differential/docker-multi", archs=["amd64", "arm64", "s390x"]
+    )
+    digest = push_image(distribution_registry, workdir, "differential/signed")
+    ref = f"{distribution_registry.host}/differential/signed@{digest}"
+    peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, *LEGACY, ref)
+    oras_attach_sbom(peers, ref, workdir)
+    return distribution_registry
+
+
+@pytest.fixture(params=["debian-2.8", "distribution-v3"])
+def listed_registry(request: pytest.FixtureRequest) -> RegistryHandle:
+    """A registry with a catalog: Debian's 2.8 as the session left it, or the populated distribution v3."""
+    name = "registry" if request.param == "debian-2.8" else "populated_distribution"
+    handle: RegistryHandle = request.getfixturevalue(name)
     return handle
 
 
