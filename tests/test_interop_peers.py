@@ -38,6 +38,7 @@ from testbed import (
 )
 from testbed.cli import run_sigscope
 from testbed.peers import cache_dir, peer, read_peers
+from testbed.proxy import RegistryProxy
 
 from sigscope.keys import generate, write_key_pair
 
@@ -820,6 +821,18 @@ def test_keys_cross_over(registry: RegistryHandle, peers: Peers, keys: Keys, tmp
         ours_pub, ec.EllipticCurvePublicKey
     )
     assert theirs_pub.public_numbers() == ours_pub.public_numbers() == private.public_key().public_numbers()
+
+
+def test_scan_without_catalog(registry: RegistryHandle) -> None:
+    """The same without a peer: Debian's registry behind a proxy that answers _catalog with 404."""
+    with RegistryProxy(registry.url) as proxy:
+        proxy.fail(r"/_catalog", 404, 2)
+        data = sigscope_json("scan", "registry", f"{proxy.host}/demo/alpine", "--insecure")
+        assert [(i["repository"], i["digest"]) for i in data["images"]] == [
+            ("demo/alpine", registry.images["demo/alpine:1.0"])
+        ]
+        refused = sigscope("scan", "registry", proxy.host, "--insecure")
+        assert refused.returncode == 2 and "catalog not found" in refused.stderr, explain(refused)
 
 
 # ---------------------------------------------------------------- differential: regctl and sigscope
