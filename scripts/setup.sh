@@ -35,6 +35,7 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -e "Running pip as the 'root' user" -e "is ignored: it is neither" -e '^\[notice\]' >&2 || true
 "$VENV/bin/python" -c 'import sigscope' || { echo "setup: the project did not install into $VENV" >&2; exit 2; }
+bash scripts/install-peers.sh  # cosign, notation, oras, registry v3, regctl (scripts/peers.txt); fails only with SIGSCOPE_PEERS_STRICT=1
 if [ "${1:-}" = "--print-python" ]; then
   echo "$VENV/bin/python"
 fi

@@ -243,3 +243,47 @@ def tsa(tsa_pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TSAS
     """A real RFC 3161 TSA (``openssl ts -reply``, entity ``tsa``) at ``tsa.url``; ``root_path`` trusts it."""
     with TSAServer(tsa_pki.dir, "tsa", tmp_path_factory.mktemp("tsa")) as server:
         yield server
+
+
+# -- registries built from the Go module proxy (testbed/peers.py, scripts/install-peers.sh) ---------------
+from testbed import peers, start_olareg  # noqa: E402
+
+
+def _skopeo_for_pushing() -> None:
+    if shutil.which("skopeo") is None:
+        absent.unavailable("skopeo not installed (apt-get install -y skopeo; scripts/setup.sh does this)")
+
+
+@pytest.fixture(scope="session")
+def referrers_registry(
+    demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """Plain-HTTP olareg (regclient's registry), which answers the OCI 1.1 referrers API
+    (``GET /v2/<name>/referrers/<digest>``) but keeps no ``_catalog``; with ``demo/alpine:1.0`` and
+    ``demo/multi:latest``."""
+    binary = peers.peer("olareg")
+    _skopeo_for_pushing()
+    handle = start_olareg(tmp_path_factory.mktemp("referrers-registry"), binary)
+    try:
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
+        _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def distribution_registry(
+    demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """Plain-HTTP distribution v3 ``registry serve`` (Debian 2.8's config shape; like 2.8, no referrers API)
+    with ``demo/alpine:1.0`` and ``demo/multi:latest``."""
+    binary = peers.peer("registry")
+    _skopeo_for_pushing()
+    handle = start_registry(tmp_path_factory.mktemp("distribution-registry"), binary=binary)
+    try:
+        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
+        _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
+        yield handle
+    finally:
+        handle.stop()

@@ -362,3 +362,33 @@ def test_every_field_dropped_or_mangled_never_raises() -> None:
             parent[path[-1]] = replacement
             sig = parse(json.dumps(document).encode(), subject)
             assert isinstance(sig, Signature)
+
+
+def test_cosign_v3_image_signature_annotations_are_its_subjects() -> None:
+    """cosign v3 `sign -a env=prod` signs the annotation into the image subject of its statement; that is the
+    signature's "optional" section, as `cosign verify` shows it (another subject's annotations are not)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from sigscope.formats import dsse
+
+    image = "sha256:" + "cd" * 32
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [
+            {"digest": {"sha256": "ab" * 32}, "annotations": {"env": "dev"}},
+            {"digest": {"sha256": "cd" * 32}, "annotations": {"env": "prod", "n": 1}},
+        ],
+        "predicateType": bundle.COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    }
+    key = ec.generate_private_key(ec.SECP256R1())
+    payload = json.dumps(statement).encode()
+    signature = key.sign(dsse.pae(dsse.IN_TOTO_PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
+    envelope = dsse.Envelope(dsse.IN_TOTO_PAYLOAD_TYPE, payload, [("", signature)])
+    blob = bundle.build_dsse_bundle(envelope, key.public_key())
+    sig = parse(blob, image)
+    assert sig.claims["cosignImageSignature"] is True
+    assert sig.claims["optional"] == {"env": "prod"}  # strings only, from the subject naming the image
+    assert parse(blob, ELSEWHERE).claims["optional"] == {"env": "dev"}  # judged as that subject's signature
+    assert parse(blob, "sha256:" + "ef" * 32).claims.get("optional") is None  # no subject names it

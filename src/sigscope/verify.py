@@ -278,9 +278,11 @@ def _optional(sig: Signature) -> Any:
             payload = gojson.read(raw, "payload")
         except ValueError:
             payload = None
-        if isinstance(payload, dict):
-            return payload.get("optional")
-    return sig.claims.get("optional")
+        if isinstance(payload, dict) and "_type" not in payload:
+            return payload.get("optional")  # a simple-signing payload
+    return sig.claims.get(
+        "optional"
+    )  # also an in-toto statement's (cosign v3 sign: the subject's annotations)
 
 
 def _reason(sig: Signature, checks: Sequence[Check]) -> str:

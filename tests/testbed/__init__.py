@@ -37,6 +37,7 @@ from .registry import (
     make_tls_files,
     refused_port,
     registry_binary,
+    start_olareg,
     start_registry,
 )
 from .signing import (
@@ -100,6 +101,7 @@ __all__ = [
     "refused_port",
     "registry_binary",
     "sha256_digest",
+    "start_olareg",
     "start_registry",
 ]
 

@@ -189,6 +189,12 @@ class RegistryExited(RuntimeError):
     """docker-registry died or never answered; the message carries its log (stderr)."""
 
 
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return Path(str(first)).name
+
+
 def _wait_ready(
     proc: subprocess.Popen[bytes], url: str, verify: bool | str, log_file: Path, timeout: float
 ) -> None:
@@ -199,7 +205,7 @@ def _wait_ready(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RegistryExited(
-                    f"docker-registry exited with code {proc.returncode}:\n"
+                    f"{_program(proc)} exited with code {proc.returncode}:\n"
                     + log_file.read_text(errors="replace")
                 )
             try:
@@ -212,7 +218,7 @@ def _wait_ready(
     proc.kill()
     proc.wait()
     raise RegistryExited(
-        f"docker-registry did not answer on {url} within {timeout}s ({last_error}):\n"
+        f"{_program(proc)} did not answer on {url} within {timeout}s ({last_error}):\n"
         + log_file.read_text(errors="replace")
     )
 
@@ -230,6 +236,7 @@ def start_registry(
     token_host: str = "127.0.0.1",
     extra_config: dict[str, Any] | None = None,
     timeout: float = 15.0,
+    binary: str | Path | None = None,
 ) -> RegistryHandle:
     """Start ``docker-registry serve`` with its storage under ``workdir`` and wait until ``/v2/`` answers.
 
@@ -237,8 +244,10 @@ def start_registry(
     ``users`` (user → password, ``refresh_tokens`` token → user) and enables bearer-token auth.
     ``token_host`` is where the token server listens (another loopback address, e.g. 127.0.0.2, puts the
     realm on another host). ``username``/``password`` on the handle are the first configured user.
+    ``binary`` runs another build of distribution with the same config shape instead, e.g. distribution
+    v3's ``registry`` (testbed/peers.py).
     """
-    binary = registry_binary()
+    binary = str(binary) if binary is not None else registry_binary()
     if binary is None:
         raise FileNotFoundError("docker-registry not installed (apt-get install -y docker-registry)")
     if htpasswd and token:
@@ -331,3 +340,27 @@ def start_registry(
         config_file=config_file,
         log_file=log_file,
     )
+
+
+def start_olareg(workdir: Path, binary: str | Path, *, timeout: float = 15.0) -> RegistryHandle:
+    """Start ``olareg serve`` (regclient's registry: the OCI 1.1 referrers API, no ``_catalog``) on loopback,
+    plain HTTP, storing OCI layouts under ``workdir``/storage; wait until ``/v2/`` answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    rootdir = workdir / "storage"
+    rootdir.mkdir(exist_ok=True)
+    log_file = workdir / "olareg.log"
+    for attempt in range(3):
+        port = free_port()
+        host = f"127.0.0.1:{port}"
+        command = [str(binary), "serve", "--addr", "127.0.0.1", "--port", str(port), "--dir", str(rootdir)]
+        with log_file.open("wb") as log:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+            )
+        try:
+            _wait_ready(proc, f"http://{host}", True, log_file, timeout)
+            break
+        except RegistryExited:
+            if attempt == 2 or "address already in use" not in log_file.read_text(errors="replace"):
+                raise
+    return RegistryHandle(host=host, url=f"http://{host}", process=proc, rootdir=rootdir, log_file=log_file)

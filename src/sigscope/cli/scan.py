@@ -98,7 +98,8 @@ def scan_registry_cmd(
     Walks catalog → repositories → tags → digests concurrently and finds cosign .sig/.att/.sbom
     attachments, Sigstore bundles and Notary Project signatures (referrers API or the tag fallback)
     and GPG simple signatures (lookaside, with --registries.d). Without trust material each
-    signature is unverified, integrity-ok or invalid, never "verified".
+    signature is unverified, integrity-ok or invalid, never "verified". A registry that keeps no
+    catalog (olareg, many hosted ones) can still be scanned one repository at a time: HOST/REPO.
 
     \b
     Examples:

@@ -794,7 +794,27 @@ def statement_checks(
     check, match = subject_check(subjects, sig.subject_digest)
     sig.signed_digest = match
     checks.append(check)
+    if predicate == COSIGN_SIGN_PREDICATE and match is not None:
+        # cosign v3 `sign -a KEY=VALUE` signs its annotations as the image subject's in-toto annotations
+        # (what cosign verify shows as "optional" and matches -a against)
+        sig.claims["optional"] = _subject_annotations(statement, match)
     return checks
+
+
+def _subject_annotations(statement: dict[str, Any], digest: str) -> dict[str, str]:
+    """String annotations of the first statement subject naming `digest` (in-toto v1 ResourceDescriptor)."""
+    algorithm, _, value = digest.partition(":")
+    for subject in statement.get("subject") or []:
+        digests = subject.get("digest") if isinstance(subject, dict) else None
+        if (
+            isinstance(digests, dict)
+            and {k.lower(): v.lower() for k, v in digests.items()}.get(algorithm) == value
+        ):
+            annotations = subject.get("annotations")
+            if not isinstance(annotations, dict):
+                return {}
+            return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
+    return {}
 
 
 def _signature_check(

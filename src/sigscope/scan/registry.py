@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from sigscope.errors import SigscopeError
+from sigscope.errors import NotFoundError, SigscopeError
 from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient
@@ -312,12 +312,25 @@ async def scan_registry(
     def error_row(name: str, message: str) -> ImageResult:
         return ImageResult(source=client.registry, repository=name, digest="", error=message)
 
+    async def catalog() -> AsyncIterator[list[str]]:
+        """The catalog's pages. A registry that keeps no catalog (404: olareg, and many hosted registries)
+        still lets HOST/NAMESPACE name one repository, scanned as such."""
+        listed = False
+        try:
+            async for page in client.catalog_pages():
+                listed = True
+                yield page
+        except NotFoundError:
+            if listed or not namespace:
+                raise
+            yield [namespace.rstrip("/")]
+
     async def produce() -> None:
         tasks: list[asyncio.Task[None]] = []
         try:
             try:
                 # catalog_pages names each repository once, so none is scanned twice
-                async for page in client.catalog_pages():
+                async for page in catalog():
                     page, rejected = valid_names("repository", page)
                     for name, problem in rejected:
                         message = f"the catalog lists {name!r}, not a valid repository name ({problem})"

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Build the real peers pinned in scripts/peers.txt (cosign, notation, oras, distribution's registry, regctl …)
+# from the Go module proxy into a cache shared by every checkout on the machine:
+#
+#   scripts/install-peers.sh [--strict] [--list] [--measure] [NAME ...]
+#
+#   cache:  ${SIGSCOPE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sigscope/peers}/NAME-VERSION/TOOL
+#
+# Each peer is `GOBIN=<cache>/NAME-VERSION go install [-tags …] MODULE@VERSION`, built only when its binary is
+# missing (idempotent; concurrent runs serialise on a lock per peer). A build prints how long it took and
+# whether Go's build cache was cold; the figure is also kept in <cache>/NAME-VERSION/BUILD.
+# When the proxy serves MODULE@VERSION but refuses its version list (go install then fails while "loading
+# deprecation"), the same package is built from a throwaway module requiring exactly MODULE VERSION.
+#
+# A failing build prints go's own output and the script carries on with the other peers. The exit status is 0
+# anyway unless --strict (or SIGSCOPE_PEERS_STRICT=1) is given: setup.sh must not stop for one peer, and the
+# tests needing a missing peer skip locally and fail under CI=true with a line naming this script.
+# --list prints NAME VERSION STATUS PATH for each peer (installed/missing) and the recorded build time.
+# --measure times a cold build of each (an empty private GOCACHE; modules already downloaded), installs nothing.
+# Env: GO (the go command; default `go` on PATH, else /usr/local/go/bin/go).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+STRICT="${SIGSCOPE_PEERS_STRICT:-0}"
+LIST=0
+MEASURE=0
+ONLY=()
+for arg in "$@"; do
+  case "$arg" in
+    --strict) STRICT=1 ;;
+    --list) LIST=1 ;;
+    --measure) MEASURE=1 ;;
+    -h | --help)
+      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    -*)
+      echo "install-peers: unknown option $arg" >&2
+      exit 2
+      ;;
+    *) ONLY+=("$arg") ;;
+  esac
+done
+
+PEERS_FILE="scripts/peers.txt"
+CACHE="${SIGSCOPE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sigscope/peers}"
+
+wanted() {
+  [ "${#ONLY[@]}" -eq 0 ] && return 0
+  local n
+  for n in "${ONLY[@]}"; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
+
+# NAME MODULE/cmd/TOOL VERSION [tags=…] [cgo=1], comments and blank lines skipped.
+mapfile -t LINES < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$PEERS_FILE")
+
+if [ "$LIST" = 1 ]; then
+  for line in "${LINES[@]}"; do
+    read -r name pkg version _ <<<"$line"
+    wanted "$name" || continue
+    bin="$CACHE/$name-$version/${pkg##*/}"
+    if [ -x "$bin" ]; then
+      echo "$name $version installed $bin $(cat "$CACHE/$name-$version/BUILD" 2>/dev/null)"
+    else
+      echo "$name $version missing $bin"
+    fi
+  done
+  exit 0
+fi
+
+GO_CMD="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+if ! [ -x "$GO_CMD" ] && ! command -v "$GO_CMD" >/dev/null; then
+  echo "install-peers: Go not found (set GO= or install Go): peers not built; tests needing them skip (fail under CI=true)" >&2
+  [ "$STRICT" = 1 ] && exit 1
+  exit 0
+fi
+
+mkdir -p "$CACHE" || {
+  echo "install-peers: cannot create $CACHE" >&2
+  exit 1
+}
+
+# "cold (empty)" or "warm (N MiB)": the state of Go's build cache just before a build.
+gocache_state() {
+  local dir size
+  dir="$("$GO_CMD" env GOCACHE 2>/dev/null)"
+  if [ -z "$dir" ] || ! [ -d "$dir" ] || [ -z "$(ls -A "$dir" 2>/dev/null | grep -v -e '^README$' -e '^trim.txt$')" ]; then
+    echo "cold (empty)"
+    return
+  fi
+  size="$(du -sm "$dir" 2>/dev/null | cut -f1)"
+  echo "warm (${size:-?} MiB)"
+}
+
+# build_peer NAME PKG VERSION "OPTS" OUTDIR LOG: go install (or the wrapper-module build) into OUTDIR.
+# Sets BUILT=1 on success, HOW (the method), REAL and CPU (wall-clock and user+sys seconds of the go command).
+build_peer() {
+  local name="$1" pkg="$2" version="$3" opts="$4" out="$5" log="$6"
+  local tool="${pkg##*/}" tags="" cgo="" opt module wrap timing
+  for opt in $opts; do
+    case "$opt" in
+      tags=*) tags="${opt#tags=}" ;;
+      cgo=*) cgo="${opt#cgo=}" ;;
+      *) echo "install-peers: $name: unknown option '$opt' in $PEERS_FILE" >&2 ;;
+    esac
+  done
+  local args=(install) envs=(GOBIN="$out")
+  [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+  args+=("$pkg@$version")
+  [ -n "$cgo" ] && envs+=(CGO_ENABLED="$cgo")
+  BUILT=0
+  HOW="go install"
+  COMMAND="env ${envs[*]} $GO_CMD ${args[*]}"
+  timing="$(mktemp)"
+  local TIMEFORMAT='%R %U %S'
+  { time (env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1); } 2>"$timing" && [ -x "$out/$tool" ] && BUILT=1
+  if [ "$BUILT" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' "$log"; then
+    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice); when the
+    # proxy serves the version but refuses the list (notation, olareg: December 2026), build the same package
+    # from a throwaway module requiring exactly M V: the build list is M's own go.mod's, as with go install.
+    module="${pkg%%/cmd/*}"
+    wrap="$(mktemp -d)"
+    printf 'module sigscope.local/peer-%s\n\ngo 1.23\n\nrequire %s %s\n' "$name" "$module" "$version" >"$wrap/go.mod"
+    args=(build -mod=mod -o "$out/$tool")
+    [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+    args+=("$pkg")
+    HOW="go build in a module requiring $module $version (go install refused: no version list)"
+    COMMAND="(cd $wrap && env ${envs[*]} $GO_CMD ${args[*]})"
+    echo "install-peers: go install refused; retrying as: $COMMAND" >>"$log"
+    { time (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${args[@]}" >>"$log" 2>&1); } 2>>"$timing" \
+      && [ -x "$out/$tool" ] && BUILT=1
+    rm -rf "$wrap"
+  fi
+  # the sum over both attempts
+  read -r REAL CPU < <(awk '{ r += $1; c += $2 + $3 } END { printf "%.0f %.0f\n", r, c }' "$timing")
+  rm -f "$timing"
+}
+
+if [ "$MEASURE" = 1 ]; then
+  # Cold builds: an empty private GOCACHE per peer (the module cache is shared: downloads are not timed,
+  # `go mod download` them first), binaries thrown away; nothing installed changes.
+  for line in "${LINES[@]}"; do
+    read -r name pkg version opts <<<"$line"
+    wanted "$name" || continue
+    scratch="$(mktemp -d)"
+    GOCACHE="$scratch/gocache" build_peer "$name" "$pkg" "$version" "$opts" "$scratch/bin" "$scratch/build.log"
+    if [ "$BUILT" = 1 ]; then
+      echo "install-peers: measure: $name $version cold build (empty GOCACHE): ${REAL} s wall, ${CPU} s CPU on $(nproc) cores, by $HOW"
+    else
+      echo "install-peers: measure: $name $version FAILED: $COMMAND" >&2
+      sed 's/^/  | /' "$scratch/build.log" >&2
+    fi
+    rm -rf "$scratch"
+  done
+  exit 0
+fi
+
+failed=()
+for line in "${LINES[@]}"; do
+  read -r name pkg version opts <<<"$line"
+  wanted "$name" || continue
+  tool="${pkg##*/}"
+  dest="$CACHE/$name-$version"
+  [ -x "$dest/$tool" ] && continue
+  mkdir -p "$dest"
+  exec 9>"$dest.lock"
+  command -v flock >/dev/null && flock 9
+  if [ -x "$dest/$tool" ]; then # another run built it while we waited
+    exec 9>&-
+    continue
+  fi
+  state="$(gocache_state)"
+  log="$dest/build.log"
+  echo "install-peers: building $name $version (GOCACHE $state) ..." >&2
+  build_peer "$name" "$pkg" "$version" "$opts" "$dest/.tmp.$$" "$log"
+  if [ "$BUILT" = 1 ]; then
+    mv -f "$dest/.tmp.$$/$tool" "$dest/$tool"
+    rm -rf "$dest/.tmp.$$"
+    summary="built in ${REAL} s (${CPU} s CPU) by $HOW with $("$GO_CMD" env GOVERSION), GOCACHE $state before, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
+    echo "$summary" >"$dest/BUILD"
+    echo "install-peers: $name $version $summary -> $dest/$tool" >&2
+  else
+    rm -rf "$dest/.tmp.$$"
+    echo "install-peers: FAILED $name $version: $COMMAND (log: $log)" >&2
+    sed 's/^/  | /' "$log" >&2
+    failed+=("$name")
+  fi
+  exec 9>&-
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "install-peers: not built: ${failed[*]} (tests needing them skip, or fail under CI=true)" >&2
+  [ "$STRICT" = 1 ] && exit 1
+fi
+exit 0
