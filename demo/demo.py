@@ -13,10 +13,12 @@ What goes in:
 - team/web: a cosign signature whose payload names another image (invalid);
 - library/alpine, team/db, plain/unsigned: unsigned.
 
-Then sigscope signs for itself: a cosign signature with an RFC 3161 timestamp from a local `openssl ts` TSA
-and a CycloneDX attestation on team/db, a Notary Project signature (test CA and trust policy from
-`sigscope cert generate-test`) on library/alpine, each verified back; and a filesystem scan of the project's
-signed-file fixtures (JAR, APK, PE, MSI, CAB, PowerShell, XML), verified against their test root.
+The real cosign and notation (built from the Go module proxy by scripts/install-peers.sh) sign team/api and
+team/web:1.9, and sigscope verifies what they wrote. Then sigscope signs for itself: a cosign signature with
+an RFC 3161 timestamp from a local `openssl ts` TSA and a CycloneDX attestation on team/db, a Notary Project
+signature (test CA and trust policy from `sigscope cert generate-test`) on library/alpine, each verified back;
+and a filesystem scan of the project's signed-file fixtures (JAR, APK, PE, MSI, CAB, PowerShell, XML),
+verified against their test root.
 
 Commands are shown as you would type them, with paths relative to the directory they run in (the demo's
 scratch directory, or tests/fixtures/files for the file scan); after a table, a note explains each row a
@@ -42,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import testbed  # noqa: E402
 from testbed.forge import make_pki, pem, push_cosign_signature, push_image  # noqa: E402
+from testbed.peers import INSTALL_SCRIPT, peer_path  # noqa: E402
 from testbed.pki import build_pki  # noqa: E402
 from testbed.signing import (  # noqa: E402
     CosignKey,
@@ -195,6 +198,64 @@ def sign_with_sigscope(host: str, work: Path, key: CosignKey) -> None:
     )  # fmt: skip
 
 
+def peer(tool: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run a peer as its users do, shown like sigscope's commands; its chatter on stderr is left out."""
+    binary = peer_path(tool)
+    assert binary is not None
+    print(f"\n{shown([tool, *args])}", flush=True)
+    done = subprocess.run(
+        [str(binary), *args], cwd=CWD, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"demo: {tool} failed: {done.stderr.strip()}")
+
+
+def sign_with_peers(host: str, work: Path) -> None:
+    """The real cosign and notation sign; sigscope reads and verifies what they wrote."""
+    missing = [tool for tool in ("cosign", "notation") if peer_path(tool) is None]
+    if missing:
+        print(f"\n# (skipped: {', '.join(missing)} not built; bash {INSTALL_SCRIPT} builds them)")
+        return
+    print("\n# The real cosign (v3, a Sigstore bundle stored as a referrer) and notation sign two images")
+    os.environ["COSIGN_PASSWORD"] = "demo-cosign"
+    peer("cosign", "generate-key-pair", "--output-key-prefix", "peer-cosign")
+    api = f"{host}/team/api:1.4.2"
+    peer(
+        "cosign", "sign", "--key", "peer-cosign.key", "-a", "team=api", "--use-signing-config=false",
+        "--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry", "-y", api,
+    )  # fmt: skip
+    notation_home = {"XDG_CONFIG_HOME": str(work / "notation-home")}
+    peer("notation", "cert", "generate-test", "--default", "peer.example", env=notation_home)
+    policy = {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "peer.example",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:peer.example"],
+                "trustedIdentities": ["*"],
+            }
+        ],
+    }
+    config = work / "notation-home" / "notation"
+    (config / "trustpolicy.json").write_text(json.dumps(policy, indent=2))
+    web = f"{host}/team/web:1.9"
+    peer("notation", "sign", "--insecure-registry", web, env=notation_home)
+    sigscope("verify", api, "--insecure", "--key", "peer-cosign.pub", "-a", "team=api")
+    sigscope("verify", web, "--insecure", "--notation-config", rel(config))
+    sigscope(
+        "scan", "registry", host, "--insecure", "--repo", "team/api", "--repo", "team/web",
+        "--key", "peer-cosign.pub", "--notation-config", rel(config),
+    )  # fmt: skip
+    notes(
+        ("team/api", "two signatures now: the company-CA one from before (`untrusted`: not this key) "
+         "and cosign's bundle, `verified` by peer-cosign.pub; the row shows the worst"),
+        ("team/web:1.9", "notation's JWS signature, `verified` under the trust policy written above"),
+        ("team/web:2.0", "still `invalid`: its old cosign signature names 1.9's digest"),
+    )  # fmt: skip
+
+
 def scan_files() -> None:
     fixtures = ROOT / "tests" / "fixtures" / "files"
     print("\n# sigscope scan fs: signed by jarsigner, apksigner, osslsigncode and xmlsec1, tampered ones too")
@@ -242,6 +303,7 @@ def main() -> None:
             print(f"Registry: {host} (plain HTTP, hence --insecure)\nCommands run in {work}")
             scan_registry(host, signed)
             sign_with_sigscope(host, work, keys[0])
+            sign_with_peers(host, work)
             scan_files()
             if args.keep:
                 print(

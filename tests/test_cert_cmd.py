@@ -138,10 +138,10 @@ def test_generated_certificate_signs_and_verifies(tmp_path: Path) -> None:
         }
         (directory / "trustpolicy.json").write_text(json.dumps(document))
 
-    # generate-test wrote config/trustpolicy.oci.json: the signature verifies with nothing written by hand
+    # generate-test wrote config/trustpolicy.json: the signature verifies with nothing written by hand
     verified = run("verify", f"oci:{layout}:v1", "--notation-config", str(config))
     assert verified.returncode == 0, verified.stderr
-    (config / "trustpolicy.oci.json").unlink()
+    (config / "trustpolicy.json").unlink()
     policy(config, made["trustedIdentity"], "wabbit-networks.io")
     verified = run("verify", f"oci:{layout}:v1", "--notation-config", str(config))
     assert verified.returncode == 0, verified.stderr
@@ -188,7 +188,7 @@ def test_trust_policy_document_is_read_back_by_the_reader(tmp_path: Path) -> Non
     # what the CLI writes into a notation configuration directory loads with its trust store
     config = tmp_path / "notation"
     out = generate(tmp_path / "keys", "wabbit-networks.io", "--notation-config", str(config))
-    assert out["trustPolicy"] == str(config / "trustpolicy.oci.json")
+    assert out["trustPolicy"] == str(config / "trustpolicy.json")
     trust = load_notation_trust(config)
     [written] = trust.policy.statements
     assert written.registry_scopes == ("*",) and trust.policy.select(None) is written
@@ -205,7 +205,7 @@ def test_trust_policy_is_never_overwritten_by_default(tmp_path: Path) -> None:
     out = generate(tmp_path, "acme", "--notation-config", str(config), "--force")
     assert out["trustPolicy"] is None and out["existingTrustPolicy"] == str(config / "trustpolicy.json")
     assert (config / "trustpolicy.json").read_bytes() == mine
-    assert not (config / "trustpolicy.oci.json").exists()
+    assert not (config / "trustpolicy.json").exists()
     args = ("--output-dir", str(tmp_path), "--notation-config", str(config), "--force")
     pretty = run("cert", "generate-test", "acme", *args)
     assert pretty.returncode == 0 and "left as is" in pretty.stdout and '"ca:acme"' in pretty.stdout
@@ -218,7 +218,7 @@ def test_trust_policy_is_never_overwritten_by_default(tmp_path: Path) -> None:
     assert again.returncode == 0 and "already trusts ca:acme" in again.stdout, again.stdout
 
     none = generate(tmp_path / "k2", "acme", "--notation-config", str(tmp_path / "bare"), "--no-trust-policy")
-    assert none["trustPolicy"] is None and not (tmp_path / "bare" / "trustpolicy.oci.json").exists()
+    assert none["trustPolicy"] is None and not (tmp_path / "bare" / "trustpolicy.json").exists()
 
 
 def test_trust_policy_file_and_scopes(tmp_path: Path) -> None:

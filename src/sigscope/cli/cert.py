@@ -20,6 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sigscope.cli.options import OUTPUT_BASIC
 from sigscope.errors import UsageError
 from sigscope.trust.notation_policy import POLICY_FILES, TrustPolicyError, parse_policy, validate_scope
+
+LEGACY_POLICY_FILE = POLICY_FILES[1]
 from sigscope.trust.truststore import StoreRef
 
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
@@ -262,7 +264,7 @@ def cert_group() -> None:
     "trust_policy",
     type=click.Path(dir_okay=False),
     help="Write a notation trust policy trusting ca:NAME and the leaf's subject to this file. With "
-    "--notation-config one is written to DIR/trustpolicy.oci.json anyway when DIR has none.",
+    "--notation-config one is written to DIR/trustpolicy.json anyway when DIR has none.",
 )
 @click.option(
     "--no-trust-policy",
@@ -298,7 +300,7 @@ def generate_test_cmd(
     `notation cert generate-test`: the key (unencrypted PKCS#8, mode 0600), the chain and the CA certificate;
     with --trust-store / --notation-config the CA is added to the trust store under `ca:NAME`.
 
-    With --notation-config DIR a trust policy is written too, DIR/trustpolicy.oci.json, unless DIR already
+    With --notation-config DIR a trust policy is written too, DIR/trustpolicy.json, unless DIR already
     has one (trustpolicy.oci.json or trustpolicy.json, never overwritten) or --no-trust-policy: one strict
     statement for --registry-scope (default '*') trusting `ca:NAME` and the leaf's subject, so
     `verify --notation-config DIR` works at once. --trust-policy FILE writes that policy to FILE instead.
@@ -344,7 +346,8 @@ def generate_test_cmd(
             (config / f for f in POLICY_FILES if (config / f).exists() or (config / f).is_symlink()), None
         )
         if existing_policy is None:
-            policy_path = config / POLICY_FILES[0]
+            # trustpolicy.json: the name notation 1.x (1.3.2, the newest release) reads; sigscope reads both.
+            policy_path = config / LEGACY_POLICY_FILE
     _check_free([p for p in (key_path, cert_path, ca_path, store_path, policy_path) if p is not None], force)
 
     generated = generate_test_certificate(
