@@ -205,10 +205,17 @@ def test_trust_policy_is_never_overwritten_by_default(tmp_path: Path) -> None:
     out = generate(tmp_path, "acme", "--notation-config", str(config), "--force")
     assert out["trustPolicy"] is None and out["existingTrustPolicy"] == str(config / "trustpolicy.json")
     assert (config / "trustpolicy.json").read_bytes() == mine
-    assert not (config / "trustpolicy.json").exists()
+    assert not (config / "trustpolicy.oci.json").exists()  # nor a second policy beside it
     args = ("--output-dir", str(tmp_path), "--notation-config", str(config), "--force")
     pretty = run("cert", "generate-test", "acme", *args)
     assert pretty.returncode == 0 and "left as is" in pretty.stdout and '"ca:acme"' in pretty.stdout
+
+    # the newer name counts as well: nothing is written beside it
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "trustpolicy.oci.json").write_bytes(mine)
+    out = generate(tmp_path / "k0", "acme", "--notation-config", str(newer))
+    assert out["trustPolicy"] is None and not (newer / "trustpolicy.json").exists()
 
     # a re-run over its own policy says it already trusts the certificate
     fresh = tmp_path / "fresh"
