@@ -21,7 +21,7 @@ from rich.table import Table
 
 from sigscope.files.base import FileResult, FileSignature
 from sigscope.model import Status
-from sigscope.report.cells import Fit, cell, natural_width, print_whole, status_cell
+from sigscope.report.cells import Fit, cell, status_cell
 from sigscope.report.render import (
     FLOORS,
     OUTPUTS,
@@ -30,6 +30,7 @@ from sigscope.report.render import (
     fitted,
     print_note,
     print_title,
+    print_wide,
 )
 from sigscope.report.scaffold import (
     TOOL,
@@ -315,17 +316,11 @@ class TableRenderer(_Collector):
         console = self.console
         print_title(console, self.title, whole=self.wide)
         if self.wide:
-            table = self._wide(details=True)
-            beneath = False
-            if console.is_terminal and natural_width(console, table) > console.width:
-                narrower = self._wide(details=False)
-                if natural_width(console, narrower) <= console.width:
-                    table, beneath = narrower, True
-            print_whole(console, table)
-            if beneath:
-                for result, signature in self._sorted():
-                    for detail in _details(signature):
-                        print_note(console, "details", result.path, detail, whole=True)
+            print_wide(
+                console,
+                lambda details: self._wide(details=details),
+                lambda: ((r.path, detail) for r, s in self._sorted() for detail in _details(s)),
+            )
         else:
             console.print(fitted(console, self._pretty))
             for result, signature in self.rows:

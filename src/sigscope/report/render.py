@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
 
 from rich.console import Console, Group, RenderableType
@@ -126,6 +126,24 @@ def print_note(console: Console, kind: str, path: str, text: str, *, whole: bool
     console.print(Text.assemble(f"{kind}: ", shown, ": ", printable(text), style="red"))
 
 
+def print_wide(
+    console: Console,
+    build: Callable[[bool], Table],
+    details: Callable[[], Iterable[tuple[str, str]]],
+) -> None:
+    """`wide`: every value whole. `build(details)` makes the table with or without its Details column; on a
+    terminal too narrow for that column (but wide enough without it), each (path, detail) goes beneath."""
+    table = build(True)
+    if console.is_terminal and natural_width(console, table) > console.width:
+        narrower = build(False)
+        if natural_width(console, narrower) <= console.width:
+            print_whole(console, narrower)
+            for path, detail in details():
+                print_note(console, "details", path, detail, whole=True)
+            return
+    print_whole(console, table)
+
+
 def print_title(console: Console, title: str, *, whole: bool) -> None:
     """A table's title on its own line: whole for `wide`, else cut in its middle to the console's width."""
     if whole:
@@ -217,17 +235,11 @@ class TableRenderer:
         console = self.console
         print_title(console, self.source, whole=self.wide)
         if self.wide:
-            table = self._wide(details=True)
-            beneath = False
-            if console.is_terminal and natural_width(console, table) > console.width:
-                narrower = self._wide(details=False)
-                if natural_width(console, narrower) <= console.width:
-                    table, beneath = narrower, True
-            print_whole(console, table)
-            if beneath:
-                for result in self._sorted():
-                    for detail in _details(result):
-                        print_note(console, "details", result.path, detail, whole=True)
+            print_wide(
+                console,
+                lambda details: self._wide(details=details),
+                lambda: ((r.path, detail) for r in self._sorted() for detail in _details(r)),
+            )
         else:
             console.print(fitted(console, self._pretty))
             for result in self.results:
