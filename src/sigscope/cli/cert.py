@@ -20,9 +20,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sigscope.cli.options import OUTPUT_BASIC
 from sigscope.errors import UsageError
 from sigscope.trust.notation_policy import POLICY_FILES, TrustPolicyError, parse_policy, validate_scope
+from sigscope.trust.truststore import StoreRef
 
 LEGACY_POLICY_FILE = POLICY_FILES[1]
-from sigscope.trust.truststore import StoreRef
 
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
 _CURVES: dict[str, ec.EllipticCurve] = {
