@@ -392,3 +392,28 @@ def test_cosign_v3_image_signature_annotations_are_its_subjects() -> None:
     assert sig.claims["optional"] == {"env": "prod"}  # strings only, from the subject naming the image
     assert parse(blob, ELSEWHERE).claims["optional"] == {"env": "dev"}  # judged as that subject's signature
     assert parse(blob, "sha256:" + "ef" * 32).claims.get("optional") is None  # no subject names it
+
+
+def test_built_bundles_carry_no_self_signed_root() -> None:
+    """`sign --certificate-chain` names intermediates…root; the bundle keeps the leaf and intermediates only,
+    as cosign writes it: sigstore-go refuses a chain holding a self-signed certificate."""
+    from testbed.forge import make_code_pki
+
+    pki = make_code_pki()
+    leaf = pki.release
+    digest = "sha256:" + "ab" * 32
+    key = leaf.key.public_key()
+
+    def material(*chain: Any) -> dict[str, Any]:
+        blob = bundle.build_message_bundle(b"sig", digest, key, certificates=[leaf.cert, *chain])
+        found: dict[str, Any] = json.loads(blob)["verificationMaterial"]
+        return found
+
+    der = [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+        for c in (leaf.cert, pki.intermediate)
+    ]
+    assert material(pki.intermediate, pki.root) == {
+        "x509CertificateChain": {"certificates": [{"rawBytes": d} for d in der]}
+    }
+    assert material(pki.root) == {"certificate": {"rawBytes": der[0]}}

@@ -896,7 +896,12 @@ def public_key_hint(key: PublicKeyTypes) -> str:
 def _material_json(key: PublicKeyTypes, certificates: list[x509.Certificate] | None) -> dict[str, Any]:
     if not certificates:
         return {"publicKey": {"hint": public_key_hint(key)}}
-    raw = [{"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))} for c in certificates]
+    # The leaf and its intermediates only: a bundle's chain never carries a self-signed root (the verifier
+    # brings its own), and sigstore-go refuses a bundle that does ("self-signed certificate found in
+    # certificate chain"). cosign drops the root of --certificate-chain the same way.
+    leaf, *rest = certificates
+    kept = [leaf, *(c for c in rest if c.subject != c.issuer)]
+    raw = [{"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))} for c in kept]
     if len(raw) == 1:
         return {"certificate": raw[0]}
     return {"x509CertificateChain": {"certificates": raw}}
