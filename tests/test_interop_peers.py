@@ -1069,8 +1069,8 @@ def test_recursive_index_signatures(
 ) -> None:
     """`cosign sign --recursive` on a two-platform index (.sig tags on Debian's 2.8, or v3 bundles on olareg's
     referrers API): sigscope verifies the index and each platform manifest by digest, and `scan registry
-    --platforms` reports all three verified; `sigscope sign --recursive` (legacy) is what cosign verifies on
-    each platform. Another key: both refuse."""
+    --platforms` reports all three verified; `sigscope sign --recursive` (.sig, or oci-1-1 bundles) is what
+    cosign verifies on each platform. Another key: both refuse."""
     legacy = fmt == "legacy"
     registry: RegistryHandle = request.getfixturevalue("registry" if legacy else "referrers_registry")
     flags = LEGACY if legacy else ()
@@ -1114,16 +1114,17 @@ def test_recursive_index_signatures(
     theirs = cosign_verify(peers, arm, keys.cosign_pub, *flags)
     assert theirs.returncode == 0, explain(theirs)
 
-    if legacy:  # the other way
-        other = push_image(registry, tmp_path, repo, archs=["amd64", "arm64"], tag="2.0")
-        sigscope_ok(
-            "sign", f"{registry.host}/{repo}:2.0", "--insecure", "--key", keys.sigscope, "--recursive"
-        )
-        for digest in (other, *platform_digests(registry, repo, other).values()):
-            ref = f"{registry.host}/{repo}@{digest}"
-            accepted = cosign_verify(peers, ref, keys.sigscope_pub, *LEGACY)
-            assert accepted.returncode == 0, explain(accepted)
-        assert cosign_verify(peers, ref, keys.stranger_pub, *LEGACY).returncode != 0
+    # the other way: sigscope's .sig tags, or its oci-1-1 bundles (cosign v3's own sign bundle)
+    other = push_image(registry, tmp_path, repo, archs=["amd64", "arm64"], tag="2.0")
+    mode = () if legacy else ("--registry-referrers-mode", "oci-1-1")
+    sigscope_ok(
+        "sign", f"{registry.host}/{repo}:2.0", "--insecure", "--key", keys.sigscope, "--recursive", *mode
+    )
+    for digest in (other, *platform_digests(registry, repo, other).values()):
+        ref = f"{registry.host}/{repo}@{digest}"
+        accepted = cosign_verify(peers, ref, keys.sigscope_pub, *flags)
+        assert accepted.returncode == 0, explain(accepted)
+    assert cosign_verify(peers, ref, keys.stranger_pub, *flags).returncode != 0
 
 
 # ---------------------------------------------------------------- certificates from a private CA

@@ -353,9 +353,9 @@ def _layout_copy(claimed: str | None, image: str, policy: Policy) -> Check | Non
 def bundle_reference_check(*, exact: bool) -> Check:
     if exact:
         return Check.failed(
-            "reference", "a Sigstore message signature names no reference (exact match required)"
+            "reference", "a Sigstore bundle signature names no reference (exact match required)"
         )
-    return Check.skipped("reference", "a Sigstore message signature names no repository; its digest binds it")
+    return Check.skipped("reference", "a Sigstore bundle signature names no repository; its digest binds it")
 
 
 # Built once: judge() runs once per signature of the image (bench/verify.py), and these never vary.
