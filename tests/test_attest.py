@@ -465,9 +465,11 @@ def test_oci_1_1_via_fallback_tag(
     assert list(entries) == [sign_result["referrer"], attested["manifest"]]  # the first entry survived
     assert entries[attested["manifest"]]["artifactType"] == BUNDLE_V03
     assert entries[attested["manifest"]]["annotations"]["dev.sigstore.bundle.predicateType"] == SLSA1
-    assert (
-        entries[sign_result["referrer"]]["annotations"]["dev.sigstore.bundle.content"] == "message-signature"
-    )
+    # the signature referrer carries cosign v3 sign's annotations: a DSSE bundle of the cosign/sign/v1 type
+    signature_annotations = entries[sign_result["referrer"]]["annotations"]
+    assert signature_annotations["dev.sigstore.bundle.content"] == "dsse-envelope"
+    assert signature_annotations["dev.sigstore.bundle.predicateType"] == bundle.COSIGN_SIGN_PREDICATE
+    assert entries[sign_result["referrer"]]["artifactType"] == BUNDLE_V03
 
     referrer = fetch_manifest(registry.host, repo, attested["manifest"])
     assert referrer is not None
@@ -534,18 +536,21 @@ def test_oci_1_1_via_referrers_api(
     assert any("/referrers/" in path for _, path in referrers_proxy.requests)
 
 
-def test_sign_oci_1_1_refuses_keys_that_do_not_hash_sha256(registry: RegistryHandle, tmp_path: Path) -> None:
-    private, _ = make_key(tmp_path / "keys", "ed", "ed25519")
-    image = f"{registry.host}/demo/alpine:1.0"
-    refused = run("sign", image, "--insecure", "--key", str(private), "--registry-referrers-mode", "oci-1-1")
-    assert_clean_failure(refused, "ECDSA P-256 or RSA")
-    rsa_key, rsa_pub = make_key(tmp_path / "keys", "rsa", "rsa-3072")
-    repo = "attest/rsa"
-    push_image(registry, tmp_path, repo)
-    target = f"{registry.host}/{repo}:1.0"
-    ok = run("sign", target, "--insecure", "--key", str(rsa_key), "--registry-referrers-mode", "oci-1-1")
-    assert ok.returncode == 0, ok.stderr
-    assert run("verify", target, "--insecure", "--key", str(rsa_pub), password=None).returncode == 0
+def test_sign_oci_1_1_signs_with_any_key_type(registry: RegistryHandle, tmp_path: Path) -> None:
+    """The DSSE PAE is signed as the key signs anything (no digest to match): Ed25519 and RSA keys sign in
+    oci-1-1 mode, and only their own public key verifies."""
+    publics = []
+    for name, kind in (("ed", "ed25519"), ("rsa", "rsa-3072")):
+        private, public = make_key(tmp_path / "keys", name, kind)
+        publics.append(public)
+        repo = f"attest/{name}"
+        push_image(registry, tmp_path, repo)
+        target = f"{registry.host}/{repo}:1.0"
+        ok = run("sign", target, "--insecure", "--key", str(private), "--registry-referrers-mode", "oci-1-1")
+        assert ok.returncode == 0, ok.stderr
+        assert run("verify", target, "--insecure", "--key", str(public), password=None).returncode == 0
+    # the RSA-signed image under the Ed25519 key
+    assert run("verify", target, "--insecure", "--key", str(publics[0]), password=None).returncode == 1
 
 
 # ---------------------------------------------------------------- OCI layouts and forged attestations
@@ -682,7 +687,7 @@ def test_sign_oci_1_1_with_certificate(layout: tuple[Path, str], tmp_path: Path)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     signed = run(
         "sign", f"oci:{path}:v1", "--key", str(private), "--registry-referrers-mode", "oci-1-1",
-        "--certificate", str(cert_path), "-o", "json",
+        "--certificate", str(cert_path), "-a", "env=prod", "-o", "json",
     )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
     referrer = json.loads(signed.stdout)["signed"][0]["referrer"]
@@ -696,12 +701,21 @@ def test_sign_oci_1_1_with_certificate(layout: tuple[Path, str], tmp_path: Path)
     document = asyncio.run(read_bundle())
     raw = base64.b64decode(document["verificationMaterial"]["certificate"]["rawBytes"])
     assert x509.load_der_x509_certificate(raw) == cert
-    assert base64.b64decode(document["messageSignature"]["messageDigest"]["digest"]).hex() == digest[7:]
-    verified = run("verify", f"oci:{path}:v1", "--key", str(public), "-o", "json", password=None)
+    assert set(document) == {"mediaType", "verificationMaterial", "dsseEnvelope"}
+    envelope = document["dsseEnvelope"]
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicateType"] == bundle.COSIGN_SIGN_PREDICATE
+    assert statement["subject"] == [{"digest": {"sha256": digest[7:]}, "annotations": {"env": "prod"}}]
+    verified = run(
+        "verify", f"oci:{path}:v1", "--key", str(public), "-a", "env=prod", "-o", "json", password=None
+    )
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["signatures"][0]["signer"]["certificate"]["subject"] == (
         "CN=sigscope attest test"
     )
+    mismatch = run("verify", f"oci:{path}:v1", "--key", str(public), "-a", "env=dev", password=None)
+    assert mismatch.returncode == 1 and "annotation mismatch" in mismatch.stdout
 
 
 def test_replace_trusts_the_signed_type_not_the_annotation(

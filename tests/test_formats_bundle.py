@@ -417,3 +417,47 @@ def test_built_bundles_carry_no_self_signed_root() -> None:
         "x509CertificateChain": {"certificates": [{"rawBytes": d} for d in der]}
     }
     assert material(pki.root) == {"certificate": {"rawBytes": der[0]}}
+
+
+def test_cosign_sign_statement_as_cosign_v3_writes_it() -> None:
+    """The statement `sign --registry-referrers-mode oci-1-1` signs: in-toto v1, one unnamed subject with the
+    -a annotations (always present), predicate cosign/sign/v1, an empty predicate; protojson field order."""
+    digest = "sha256:" + "cd" * 32
+    plain = bundle.cosign_sign_statement(digest)
+    assert plain == (
+        b'{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"' + b"cd" * 32
+        + b'"},"annotations":{}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}'
+    )  # fmt: skip
+    annotated = json.loads(bundle.cosign_sign_statement(digest, {"z": "1", "env": "prod"}))
+    assert list(annotated["subject"][0]["annotations"]) == ["env", "z"]
+    with pytest.raises(bundle.MalformedError):
+        bundle.cosign_sign_statement("cd" * 32)
+
+
+def test_signed_cosign_sign_bundle_reads_as_an_image_signature() -> None:
+    """sigscope's own oci-1-1 bundle goes through the reader cosign's bundles go through: the signature holds
+    over the PAE under the signing key only, the -a annotations come out as `optional`."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from sigscope.formats import dsse
+
+    digest = "sha256:" + "cd" * 32
+    key = ec.generate_private_key(ec.SECP256R1())
+    statement = bundle.cosign_sign_statement(digest, {"env": "prod"})
+    envelope = dsse.build_envelope(
+        dsse.IN_TOTO_PAYLOAD_TYPE, statement, lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
+    )
+    blob = bundle.build_dsse_bundle(envelope, key.public_key())
+    document = json.loads(blob)
+    assert set(document) == {"mediaType", "verificationMaterial", "dsseEnvelope"}
+    assert document["verificationMaterial"] == {
+        "publicKey": {"hint": bundle.public_key_hint(key.public_key())}
+    }
+    assert [set(s) for s in document["dsseEnvelope"]["signatures"]] == [{"sig"}]  # no keyid, as sigstore-go
+    sig = parse(blob, digest)
+    assert sig.error is None
+    assert sig.claims["cosignImageSignature"] is True and sig.claims["optional"] == {"env": "prod"}
+    assert bundle.verifies_under(blob, key.public_key())
+    assert not bundle.verifies_under(blob, ec.generate_private_key(ec.SECP256R1()).public_key())
+    assert check(parse(blob, ELSEWHERE), "dsse-subject").outcome is Outcome.FAILED

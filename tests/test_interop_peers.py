@@ -763,30 +763,37 @@ def test_sigscope_signs_and_attests_cosign_verifies(
     assert refused.returncode != 0, explain(refused)
 
 
-# cosign v3.1.3 verifies images only through DSSE bundles (cosign/sign/v1 statements, what it writes itself):
-# sigscope's oci-1-1 signature is a messageSignature over the manifest, which cosign answers with "bundle does
-# not contain a DSSE envelope". cosign also takes any DSSE bundle under the key as the image's signature — an
-# attestation is enough — so a signature must be checked on an image carrying no attestation.
-MESSAGE_SIGNATURE_REFUSED = pytest.mark.xfail(
-    strict=True,
-    reason="sigscope sign --registry-referrers-mode oci-1-1 writes a messageSignature bundle; cosign v3.1.3 "
-    "verify accepts only DSSE bundles ('bundle does not contain a DSSE envelope')",
-)
+# cosign v3.1.3 verifies images only through DSSE bundles (cosign/sign/v1 statements, what it writes itself);
+# sigscope's oci-1-1 signature is that bundle. cosign also takes any DSSE bundle under the key as the image's
+# signature — an attestation is enough — so a signature is checked on an image carrying no attestation.
 
 
-@MESSAGE_SIGNATURE_REFUSED
 def test_sigscope_bundle_signature_cosign_verifies(
     referrers_registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
 ) -> None:
-    """sigscope's Sigstore bundle signature (--registry-referrers-mode oci-1-1), alone on its image, passes
-    cosign v3's default verify."""
+    """sigscope's Sigstore bundle signature (--registry-referrers-mode oci-1-1, -a annotations), alone on its
+    image, passes cosign v3's default verify and sigscope's own; another key or annotation: both refuse."""
     repo = "interop/sigscope-bundle-signature"
     digest = push_image(referrers_registry, tmp_path, repo)
     ref = f"{referrers_registry.host}/{repo}@{digest}"
-    sigscope_ok("sign", ref, "--insecure", "--key", keys.sigscope, "--registry-referrers-mode", "oci-1-1")
-    assert cosign_verify(peers, ref, keys.stranger_pub).returncode != 0
-    accepted = cosign_verify(peers, ref, keys.sigscope_pub)
+    sigscope_ok(
+        "sign", ref, "--insecure", "--key", keys.sigscope, "--registry-referrers-mode", "oci-1-1",
+        "-a", "env=prod",
+    )  # fmt: skip
+    accepted = cosign_verify(peers, ref, keys.sigscope_pub, "-a", "env=prod")
     assert accepted.returncode == 0, explain(accepted)
+    verdict = sigscope_json("verify", ref, "--insecure", "--key", keys.sigscope_pub, "-a", "env=prod")
+    assert verdict["verified"] is True, verdict
+    assert [(s["format"], s["satisfied"]) for s in verdict["signatures"]] == [("sigstore-bundle", True)]
+
+    for other in (keys.stranger_pub, keys.cosign_pub):
+        theirs = cosign_verify(peers, ref, other)
+        assert theirs.returncode != 0, explain(theirs)
+        ours = sigscope("verify", ref, "--insecure", "--key", other)
+        assert ours.returncode == 1 and "wrong key" in ours.stdout, explain(ours)
+    assert cosign_verify(peers, ref, keys.sigscope_pub, "-a", "env=dev").returncode != 0
+    refused = sigscope("verify", ref, "--insecure", "--key", keys.sigscope_pub, "-a", "env=dev")
+    assert refused.returncode == 1 and "annotation mismatch" in refused.stdout, explain(refused)
 
 
 def test_sigscope_bundles_cosign_verifies(
@@ -1062,8 +1069,8 @@ def test_recursive_index_signatures(
 ) -> None:
     """`cosign sign --recursive` on a two-platform index (.sig tags on Debian's 2.8, or v3 bundles on olareg's
     referrers API): sigscope verifies the index and each platform manifest by digest, and `scan registry
-    --platforms` reports all three verified; `sigscope sign --recursive` (legacy) is what cosign verifies on
-    each platform. Another key: both refuse."""
+    --platforms` reports all three verified; `sigscope sign --recursive` (.sig, or oci-1-1 bundles) is what
+    cosign verifies on each platform. Another key: both refuse."""
     legacy = fmt == "legacy"
     registry: RegistryHandle = request.getfixturevalue("registry" if legacy else "referrers_registry")
     flags = LEGACY if legacy else ()
@@ -1107,18 +1114,17 @@ def test_recursive_index_signatures(
     theirs = cosign_verify(peers, arm, keys.cosign_pub, *flags)
     assert theirs.returncode == 0, explain(theirs)
 
-    if (
-        legacy
-    ):  # the other way (sigscope's oci-1-1 bundles are messageSignatures: see MESSAGE_SIGNATURE_REFUSED)
-        other = push_image(registry, tmp_path, repo, archs=["amd64", "arm64"], tag="2.0")
-        sigscope_ok(
-            "sign", f"{registry.host}/{repo}:2.0", "--insecure", "--key", keys.sigscope, "--recursive"
-        )
-        for digest in (other, *platform_digests(registry, repo, other).values()):
-            ref = f"{registry.host}/{repo}@{digest}"
-            accepted = cosign_verify(peers, ref, keys.sigscope_pub, *LEGACY)
-            assert accepted.returncode == 0, explain(accepted)
-        assert cosign_verify(peers, ref, keys.stranger_pub, *LEGACY).returncode != 0
+    # the other way: sigscope's .sig tags, or its oci-1-1 bundles (cosign v3's own sign bundle)
+    other = push_image(registry, tmp_path, repo, archs=["amd64", "arm64"], tag="2.0")
+    mode = () if legacy else ("--registry-referrers-mode", "oci-1-1")
+    sigscope_ok(
+        "sign", f"{registry.host}/{repo}:2.0", "--insecure", "--key", keys.sigscope, "--recursive", *mode
+    )
+    for digest in (other, *platform_digests(registry, repo, other).values()):
+        ref = f"{registry.host}/{repo}@{digest}"
+        accepted = cosign_verify(peers, ref, keys.sigscope_pub, *flags)
+        assert accepted.returncode == 0, explain(accepted)
+    assert cosign_verify(peers, ref, keys.stranger_pub, *flags).returncode != 0
 
 
 # ---------------------------------------------------------------- certificates from a private CA
@@ -1315,11 +1321,11 @@ def test_certificate_chain_bundles(
     assert one_san.returncode != 0 and f'got "{RELEASE_URI}"' in one_san.stderr, explain(one_san)
 
 
-@MESSAGE_SIGNATURE_REFUSED
 def test_sigscope_certificate_bundle_cosign_verifies(
     referrers_registry: RegistryHandle, peers: Peers, code_ca: CodeCA, tmp_path: Path
 ) -> None:
-    """sigscope's oci-1-1 signature with --certificate/--certificate-chain, under cosign's trusted root."""
+    """sigscope's oci-1-1 signature with --certificate/--certificate-chain, under cosign's trusted root; under
+    another root both refuse."""
     repo = "interop/sigscope-certificate-bundle"
     ref = f"{referrers_registry.host}/{repo}@{push_image(referrers_registry, tmp_path, repo)}"
     sigscope_ok(
@@ -1339,6 +1345,12 @@ def test_sigscope_certificate_bundle_cosign_verifies(
     bundle_trust = ("--allow-certificate-chain", "--trusted-root", code_ca.trusted_root)
     accepted = cosign_verify_certificate(peers, ref, *bundle_trust, identity=RELEASE_URI)
     assert accepted.returncode == 0, explain(accepted)
+    assert_certificate_verdict(sigscope_verify_certificate(ref, code_ca.other_root), "untrusted")
+    refused = cosign_verify_certificate(
+        peers, ref, "--allow-certificate-chain", "--trusted-root", code_ca.other_trusted_root,
+        identity=RELEASE_URI,
+    )  # fmt: skip
+    assert refused.returncode != 0, explain(refused)
 
 
 # ---------------------------------------------------------------- attestations of several predicate types

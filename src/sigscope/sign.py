@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import IntegrityError, NotFoundError, UsageError
-from sigscope.formats import bundle
+from sigscope.formats import bundle, dsse
 from sigscope.formats.cosign import (
     CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION,
@@ -280,31 +280,20 @@ async def push_bundle_referrer(
 async def sign_digest_referrer(
     repository: Repository, digest: str, signer: Signer, options: SignOptions
 ) -> SignResult:
-    """oci-1-1 mode: a v0.3 bundle whose messageSignature covers the image manifest itself (its digest is
-    the messageDigest), pushed as an OCI 1.1 referrer of `digest`."""
-    algorithm = signer.algorithm
-    if not (
-        algorithm == "ecdsa-sha2-256-nistp256"
-        or (algorithm.startswith("rsa-") and algorithm.endswith("sha256"))
-    ):
-        # The signature must hash like the SHA-256 manifest digest it is checked against.
-        raise UsageError(
-            f"--registry-referrers-mode oci-1-1 signs the SHA-256 manifest digest: it needs an ECDSA P-256 "
-            f"or RSA key, not {algorithm}"
-        )
-    if options.annotations:
-        raise UsageError("-a annotations have no place in an oci-1-1 message signature; use legacy mode")
-    subject = await repository.get_manifest(digest)
-    signature = signer.sign(subject.raw)
-    blob = bundle.build_message_bundle(
-        signature, digest, signer.public_key(), certificates=_certificates(options)
-    )
+    """oci-1-1 mode: the bundle cosign v3 `sign` writes. A v0.3 bundle holding a DSSE envelope (payloadType
+    application/vnd.in-toto+json, signed over the PAE) whose in-toto statement names `digest` under predicate
+    https://sigstore.dev/cosign/sign/v1, `-a` annotations on that subject; pushed as an OCI 1.1 referrer of
+    `digest` with cosign's manifest annotations (content dsse-envelope, the predicate type, the time)."""
+    statement = bundle.cosign_sign_statement(digest, options.annotations or None)
+    envelope = dsse.build_envelope(dsse.IN_TOTO_PAYLOAD_TYPE, statement, signer.sign)
+    blob = bundle.build_dsse_bundle(envelope, signer.public_key(), certificates=_certificates(options))
     created = options.now or datetime.now(UTC)
-    annotations = bundle.referrer_annotations(bundle.CONTENT_MESSAGE_SIGNATURE, created)
-    referrer = await push_bundle_referrer(repository, digest, blob, annotations)
-    return SignResult(
-        digest, f"referrer {referrer}", subject.raw, signature, True, 1, referrer, referrer=True
+    annotations = bundle.referrer_annotations(
+        bundle.CONTENT_DSSE_ENVELOPE, created, bundle.COSIGN_SIGN_PREDICATE
     )
+    referrer = await push_bundle_referrer(repository, digest, blob, annotations)
+    signature = envelope.signatures[0][1]
+    return SignResult(digest, f"referrer {referrer}", statement, signature, True, 1, referrer, referrer=True)
 
 
 async def sign_digest(

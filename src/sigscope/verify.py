@@ -12,7 +12,8 @@ command's --signed-identity), as cosign, which binds the digest and not the repo
 copy. Naming the identity also works for a registry image served under another name (a mirror).
 
 Only formats whose payload names the image are signatures here: cosign `.sig` layers, GPG simple
-signatures, Sigstore message-signature bundles (oci-1-1 referrers) and cosign v3 `sign` DSSE bundles.
+signatures, cosign v3 `sign` DSSE bundles (what `sign --registry-referrers-mode oci-1-1` writes too) and
+Sigstore message-signature bundles (sigstore-go's; sigscope's oci-1-1 output before it wrote DSSE).
 Attestations (see attest.py), SBOM attachments, other DSSE bundles and Notary signatures are ignored. Trust
 is `trusted-key` or the certificate checks (model.TRUST_GROUPS): the settled status says whether either held.
 """
@@ -33,7 +34,7 @@ from sigscope.oci.reference import ImageReference, LayoutReference, parse_layout
 
 SIGNATURE_FORMATS = frozenset({SignatureFormat.COSIGN, SignatureFormat.SIMPLE_SIGNING})
 POLICY_CHECKS = ("trusted-key", "payload-digest", "reference", "annotations")
-# A message-signature bundle (oci-1-1 mode) names no repository: its signature covers the manifest digest.
+# A bundle (cosign v3 `sign`, oci-1-1 mode, a message signature) names no repository, only a digest.
 BUNDLE_POLICY_CHECKS = ("trusted-key", "payload-digest", "annotations")
 # Trust is established by --key (trusted-key) or by the certificate policy (model.TRUST_GROUPS); the
 # settled status says whether either holds, so these stand for "trusted" in the lists above.
@@ -318,8 +319,9 @@ def _reason(sig: Signature, checks: Sequence[Check]) -> str:
 
 
 def is_image_signature(sig: Signature) -> bool:
-    """`.sig` layers, GPG simple signatures, and Sigstore bundles whose message signature covers the
-    image manifest (`sign --registry-referrers-mode oci-1-1`); attestations are not signatures here."""
+    """`.sig` layers, GPG simple signatures, cosign v3 `sign` bundles (also `sign --registry-referrers-mode
+    oci-1-1`), and Sigstore bundles whose message signature covers the image manifest; attestations are not
+    signatures here."""
     if sig.format in SIGNATURE_FORMATS:
         return True
     if sig.format is SignatureFormat.SIGSTORE_BUNDLE and sig.claims.get("cosignImageSignature"):
@@ -351,9 +353,9 @@ def _layout_copy(claimed: str | None, image: str, policy: Policy) -> Check | Non
 def bundle_reference_check(*, exact: bool) -> Check:
     if exact:
         return Check.failed(
-            "reference", "a Sigstore message signature names no reference (exact match required)"
+            "reference", "a Sigstore bundle signature names no reference (exact match required)"
         )
-    return Check.skipped("reference", "a Sigstore message signature names no repository; its digest binds it")
+    return Check.skipped("reference", "a Sigstore bundle signature names no repository; its digest binds it")
 
 
 # Built once: judge() runs once per signature of the image (bench/verify.py), and these never vary.

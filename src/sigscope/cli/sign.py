@@ -131,7 +131,8 @@ def _refuse(flags: Mapping[str, object], why: str) -> None:
     "annotations",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra signed claim, repeatable: goes into the payload's `optional` object.",
+    help="Extra signed claim, repeatable: goes into the payload's `optional` object (oci-1-1: the "
+    "statement subject's annotations, as cosign v3 signs them).",
 )
 @click.option(
     "--certificate",
@@ -157,8 +158,9 @@ def _refuse(flags: Mapping[str, object], why: str) -> None:
 )
 @click.option("--output-payload", type=click.Path(dir_okay=False), help="Also write the signed payload here.")
 @referrers_mode_option(
-    "legacy: a layer of the sha256-<hex>.sig tag. oci-1-1: a Sigstore bundle v0.3 (message signature "
-    "over the manifest) pushed as an OCI 1.1 referrer (referrers API, else the fallback tag index)."
+    "legacy: a layer of the sha256-<hex>.sig tag. oci-1-1: the Sigstore bundle v0.3 cosign v3 signs with (a "
+    "DSSE in-toto statement, predicate https://sigstore.dev/cosign/sign/v1, naming the manifest digest) "
+    "pushed as an OCI 1.1 referrer (referrers API, else the fallback tag index)."
 )
 @click.option(
     "--timestamp-url",

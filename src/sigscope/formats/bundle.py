@@ -937,6 +937,28 @@ def build_message_bundle(
     )
 
 
+def cosign_sign_statement(digest: str, annotations: dict[str, str] | None = None) -> bytes:
+    """The in-toto v1 statement cosign v3 `sign` signs for an image: one subject naming the manifest digest
+    (no name), the `-a` annotations as that subject's annotations (always present, `{}` when none), predicate
+    type https://sigstore.dev/cosign/sign/v1 and an empty predicate.
+
+    Field order follows the Statement and ResourceDescriptor protobuf field numbers as protojson writes them
+    (`_type`, `subject`, `predicateType`, `predicate`; `digest` before `annotations`), map keys sorted.
+    """
+    algorithm, _, encoded = digest.partition(":")
+    if not algorithm or not encoded:
+        raise MalformedError(f"an image signature statement needs an ALGORITHM:HEX digest, not {digest!r}")
+    given = annotations or {}
+    subject = {"digest": {algorithm: encoded}, "annotations": {k: given[k] for k in sorted(given)}}
+    statement = {
+        "_type": dsse.STATEMENT_V1,
+        "subject": [subject],
+        "predicateType": COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    }
+    return json.dumps(statement, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def build_dsse_bundle(
     envelope: dsse.Envelope, key: PublicKeyTypes, *, certificates: list[x509.Certificate] | None = None
 ) -> bytes:
