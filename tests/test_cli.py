@@ -55,6 +55,13 @@ def test_ls_tags_with_digests_in_a_namespace(registry: RegistryHandle) -> None:
     narrow = run("ls", f"{registry.host}/demo", "--tags", "--insecure", env={"COLUMNS": "80"})
     assert digest not in narrow.stdout and f"{digest[:15]}…" in narrow.stdout
     assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
+    # Manifest media types differ only at their end: the full type where it fits, else a short name, not a cut
+    assert "application/vnd.oci.image.index.v1+json" in roomy.stdout
+    assert (
+        "oci index" in narrow.stdout
+        and "oci manifest" in narrow.stdout
+        and "application/" not in narrow.stdout
+    )
 
 
 def test_inspect_image_and_index(registry: RegistryHandle) -> None:

@@ -15,12 +15,13 @@ from rich.table import Table
 from sigscope.cli.options import OUTPUT_BASIC, registry_options
 from sigscope.cli.progress import Tracker, stdout_console, tracker, waiting
 from sigscope.errors import SigscopeError
+from sigscope.oci import mediatypes
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.paging import PaginationError
 from sigscope.oci.reference import name_problem, parse_image, parse_registry_target
 from sigscope.oci.store import Repository
-from sigscope.report.cells import DigestCell, Fit, cell
+from sigscope.report.cells import DigestCell, Fit, FullOrShort, cell
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _print_pretty(listing: Listing, with_tags: bool) -> None:
             if tag.error:
                 table.add_row(Fit(repo.name), Fit(tag.tag), cell(f"error: {tag.error}", style="red"), "")
             else:
-                media = Fit(tag.media_type or "", where="end")
+                media = FullOrShort(tag.media_type or "", mediatypes.short_name(tag.media_type or ""))
                 table.add_row(Fit(repo.name), Fit(tag.tag), DigestCell(tag.digest or ""), media)
     console.print(table)
     _print_error(console, listing)

@@ -26,5 +26,21 @@ MANIFEST_ACCEPT = ", ".join(
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 
+_SHORT_NAMES = {
+    OCI_MANIFEST: "oci manifest",
+    OCI_INDEX: "oci index",
+    DOCKER_MANIFEST: "docker manifest",
+    DOCKER_MANIFEST_LIST: "docker list",
+    DOCKER_MANIFEST_V1: "docker v1",
+    DOCKER_MANIFEST_V1_SIGNED: "docker v1 signed",
+}
+
+
+def short_name(media_type: str) -> str:
+    """What a narrow table shows for a manifest media type (the full ones differ only at the end, so a cut one
+    says nothing); other types are left whole."""
+    return _SHORT_NAMES.get(media_type, media_type)
+
+
 def is_index(media_type: str | None) -> bool:
     return media_type in INDEX_TYPES

@@ -30,6 +30,7 @@ __all__ = [
     "UNBOUNDED",
     "DigestCell",
     "Fit",
+    "FullOrShort",
     "cell",
     "cut_end",
     "cut_middle",
@@ -125,24 +126,31 @@ class Fit:
         yield Text(cut(self.text, options.max_width), style=self.style, no_wrap=True, overflow="crop")
 
 
-class DigestCell:
-    """A digest in full when the column has room, else `sha256:7f27e3e2…`, which rich may shrink to first."""
+class FullOrShort:
+    """A value in full when the column has room, else its short form, which rich may shrink to first."""
 
-    def __init__(self, digest: str, style: StyleType = "") -> None:
-        self.digest = printable(digest)
-        self.short = short_digest(self.digest)
+    def __init__(self, full: str, short: str, style: StyleType = "") -> None:
+        self.full = printable(full)
+        self.short = printable(short)
         self.style = style
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        full, short = cell_len(self.digest), cell_len(self.short)
+        full, short = cell_len(self.full), cell_len(self.short)
         if full > options.max_width:
-            # Offered less than the whole digest, the column takes only what the short form needs.
+            # Offered less than the whole value, the column takes only what the short form needs.
             return Measurement(short, short).with_maximum(options.max_width)
-        return Measurement(short, full)
+        return Measurement(min(short, full), full)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        shown = self.digest if cell_len(self.digest) <= options.max_width else self.short
+        shown = self.full if cell_len(self.full) <= options.max_width else self.short
         yield Text(cut_end(shown, options.max_width), style=self.style, no_wrap=True, overflow="crop")
+
+
+class DigestCell(FullOrShort):
+    """A digest in full when the column has room, else `sha256:7f27e3e2…`."""
+
+    def __init__(self, digest: str, style: StyleType = "") -> None:
+        super().__init__(digest, short_digest(printable(digest)), style)
 
 
 def status_cell(status: str, style: StyleType, flags: Iterable[str] = (), *, stacked: bool) -> Text:
