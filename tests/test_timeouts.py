@@ -7,6 +7,7 @@ start-up on a shared 2-core machine included), where the per-read timeout took 1
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from testbed import RegistryHandle
 from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.slowserver import SlowServer
 
@@ -161,3 +163,26 @@ async def test_tsa_request_has_a_deadline(mode: str) -> None:
         with pytest.raises(TSAUnreachable, match=f"TSA {server.host}: no response within 1s \\(POST /tsa\\)"):
             await fetch_timestamp(f"{server.url}/tsa", b"signature", timeout=1)
         assert time.monotonic() - start < 5
+
+
+def test_scan_takes_its_timeout_to_the_lookaside(registry: RegistryHandle, tmp_path: Path) -> None:
+    """--timeout bounds the GPG lookaside's requests as it does the registry's: a silent lookaside is one
+    error on the image within the timeout, not the fixed 30 s it had."""
+    with SlowServer("silent") as server:
+        registries_d = tmp_path / "registries.d"
+        registries_d.mkdir()
+        (registries_d / "lookaside.yaml").write_text(
+            f"docker:\n  {registry.host}:\n    lookaside: {server.url}\n"
+        )
+        start = time.monotonic()
+        result = run_sigscope(
+            "scan", "registry", registry.host, "--insecure", "--repo", "demo/alpine",
+            "--registries.d", str(registries_d), "--timeout", "1", "-o", "json",
+        )  # fmt: skip
+        elapsed = time.monotonic() - start
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    [entry] = [
+        s for s in json.loads(result.stdout)["registry"]["signatures"] if s["format"] == "simple-signing"
+    ]
+    assert f"{server.host}: no response within 1s" in json.dumps(entry), entry
+    assert elapsed < 15, elapsed

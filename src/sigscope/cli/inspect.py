@@ -225,6 +225,7 @@ def inspect_cmd(
             now=utcnow(),
             platforms=True,
             registries_d=trust.registries_d,
+            lookaside_timeout=registry_options.timeout,
             keys=trust.keys,
             gpg_keyring=trust.gpg_keyring,
             certificates=trust.certificates,

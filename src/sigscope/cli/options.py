@@ -86,7 +86,7 @@ def registry_options(func: F) -> F:
         show_default=True,
         metavar="SECONDS",
         help="Deadline of each request to the registry, from connecting to the last byte of the body; "
-        "bearer-token requests and (when signing) the timestamp request get the same. A request that "
+        "bearer-token requests, GPG lookaside reads and (when signing) the timestamp request get the same. A request that "
         "runs out of time fails at once, without a retry.",
     )
     @click.option(

@@ -122,7 +122,7 @@ def run_containers_policy(
     probe = _subject(parsed, "sha256:" + "0" * 64, config)
     selection = cp.select(policy, probe)
     now = utcnow()
-    scan = ScanOptions(now=now, registries_d=config)
+    scan = ScanOptions(now=now, registries_d=config, lookaside_timeout=registry_options.timeout)
     digest, signatures = asyncio.run(
         _resolve_and_discover(image, registry_options, scan, selection.needs_signatures())
     )

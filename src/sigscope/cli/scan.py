@@ -113,6 +113,7 @@ def scan_registry_cmd(
         repo_patterns=list(repo_patterns),
         platforms=platforms,
         registries_d=trust.registries_d,
+        lookaside_timeout=registry_options.timeout,
         repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
         keys=trust.keys,
         gpg_keyring=trust.gpg_keyring,

@@ -266,6 +266,7 @@ def verify_cmd(
     scan = ScanOptions(
         now=utcnow(),
         registries_d=trust.registries_d,
+        lookaside_timeout=registry_options.timeout,
         keys=trust.keys,
         gpg_keyring=trust.gpg_keyring,
         certificates=trust.certificates,

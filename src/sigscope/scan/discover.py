@@ -90,6 +90,7 @@ class DiscoverContext:
     tags: TagIndex
     now: datetime
     lookaside_base: str | None = None
+    lookaside_timeout: float = lookaside.DEFAULT_TIMEOUT
     keys: list[PublicKeyTypes] = field(default_factory=list)
     gpg_keyring: Keyring | None = None
     certificates: CertificateTrust | None = None
@@ -294,7 +295,7 @@ async def _lookaside(ctx: DiscoverContext, subject: str, found: Discovery) -> No
         return
 
     async def work() -> list[Signature]:
-        blobs = await lookaside.read_signatures(base, ctx.repo_name, subject)
+        blobs = await lookaside.read_signatures(base, ctx.repo_name, subject, timeout=ctx.lookaside_timeout)
         return [
             simplesigning.parse_signature(
                 blob, subject_digest=subject, location=f"lookaside {url}", now=ctx.now

@@ -102,6 +102,7 @@ class ScanOptions:
     certificates: CertificateTrust | None = None  # --ca-roots/--trusted-root + --certificate-identity…
     notation: NotationTrust | None = None  # --notation-config: notation trust policy + trust store
     timestamps: TimestampTrust | None = None  # --timestamp-certificate-chain: TSA roots for RFC 3161
+    lookaside_timeout: float = 30.0  # --timeout: the deadline of each lookaside request too
 
 
 class Progress:
@@ -150,6 +151,7 @@ def _context(
         tags=index,
         now=options.now,
         lookaside_base=lookaside_base,
+        lookaside_timeout=options.lookaside_timeout,
         keys=options.keys,
         gpg_keyring=options.gpg_keyring,
         certificates=options.certificates,
