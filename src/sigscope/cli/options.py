@@ -86,8 +86,8 @@ def registry_options(func: F) -> F:
         show_default=True,
         metavar="SECONDS",
         help="Deadline of each request to the registry, from connecting to the last byte of the body; "
-        "bearer-token requests, GPG lookaside reads and (when signing) the timestamp request get the same. A request that "
-        "runs out of time fails at once, without a retry.",
+        "bearer-token requests, GPG lookaside reads and (when signing) the timestamp request get the same. "
+        "A request that runs out of time fails at once, without a retry.",
     )
     @click.option(
         "--max-concurrency",
