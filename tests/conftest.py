@@ -87,18 +87,23 @@ def _push(
     handle.images[ref] = layout_digest(layout, layout_tag)
 
 
-@pytest.fixture(scope="session")
-def registry(
-    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RegistryHandle]:
-    """Plain-HTTP registry with ``demo/alpine:1.0`` and ``demo/multi:latest`` (an OCI index)."""
-    handle = start_registry(tmp_path_factory.mktemp("registry"))
+def _serving_demo(handle: RegistryHandle, demo_layout: Path) -> Iterator[RegistryHandle]:
+    """A started registry with ``demo/alpine:1.0`` and ``demo/multi:latest`` pushed, stopped afterwards."""
     try:
         _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
         _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(
+    registry_bin: str, demo_layout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryHandle]:
+    """Plain-HTTP registry with ``demo/alpine:1.0`` and ``demo/multi:latest`` (an OCI index)."""
+    handle = start_registry(tmp_path_factory.mktemp("registry"))
+    yield from _serving_demo(handle, demo_layout)
 
 
 @pytest.fixture(scope="session")
@@ -264,12 +269,7 @@ def referrers_registry(
     binary = peers.peer("olareg")
     _skopeo_for_pushing()
     handle = start_olareg(tmp_path_factory.mktemp("referrers-registry"), binary)
-    try:
-        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
-        _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
-        yield handle
-    finally:
-        handle.stop()
+    yield from _serving_demo(handle, demo_layout)
 
 
 @pytest.fixture(scope="session")
@@ -281,9 +281,4 @@ def distribution_registry(
     binary = peers.peer("registry")
     _skopeo_for_pushing()
     handle = start_registry(tmp_path_factory.mktemp("distribution-registry"), binary=binary)
-    try:
-        _push(handle, demo_layout, "alpine-1.0", "demo/alpine:1.0")
-        _push(handle, demo_layout, "multi-latest", "demo/multi:latest")
-        yield handle
-    finally:
-        handle.stop()
+    yield from _serving_demo(handle, demo_layout)

@@ -150,6 +150,13 @@ def _index(*entries: Descriptor) -> bytes:
     ).encode()
 
 
+def _serve_fallback_index(proxy: RegistryProxy, repo: str, subject: str, body: bytes) -> None:
+    """The proxy answers `subject`'s referrers tag (sha256-<hex>) in `repo` with `body`, under its digest."""
+    path = rf"/v2/{repo}/manifests/{referrers_tag(subject)}$"
+    proxy.tamper(path, replace=body)
+    proxy.override_header(path, "Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+
+
 async def _referrer(client: RegistryClient, repo: str, subject: Descriptor, n: int) -> Descriptor:
     """A report (unknown artifact type) about `subject`."""
     config = await client.put_blob(repo, mediatypes.EMPTY_JSON)
@@ -438,14 +445,7 @@ def test_referrer_chain_stops_at_depth_8(hostile: Hostile, proxy: RegistryProxy,
 def test_referrers_per_subject_are_bounded(hostile: Hostile, proxy: RegistryProxy, tmp_path: Path) -> None:
     subject = hostile.digests["many/refs"]
     entries = [Descriptor(mediatypes.OCI_MANIFEST, f"sha256:{n:064x}", 100) for n in range(1001)]
-    body = _index(*entries)
-    tag = referrers_tag(subject)
-    proxy.tamper(rf"/v2/many/refs/manifests/{tag}$", replace=body)
-    proxy.override_header(
-        rf"/v2/many/refs/manifests/{tag}$",
-        "Docker-Content-Digest",
-        "sha256:" + hashlib.sha256(body).hexdigest(),
-    )
+    _serve_fallback_index(proxy, "many/refs", subject, _index(*entries))
     result = run("scan", "registry", proxy.host, "--insecure", "--repo", "many/*", "-o", "json", tmp=tmp_path)
     assert_sane(result)
     [image] = scan_json(result)["many/refs"]
@@ -457,7 +457,6 @@ def test_a_referrer_whose_digest_is_a_path_is_never_requested(
     hostile: Hostile, proxy: RegistryProxy, tmp_path: Path
 ) -> None:
     subject = hostile.digests["many/refs"]
-    tag = referrers_tag(subject)
     listed = {
         "mediaType": mediatypes.OCI_MANIFEST,
         "digest": "sha256:../../../_catalog",
@@ -465,12 +464,7 @@ def test_a_referrer_whose_digest_is_a_path_is_never_requested(
         "artifactType": "application/vnd.cncf.notary.signature",
     }
     body = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [listed]}).encode()
-    proxy.tamper(rf"/v2/many/refs/manifests/{tag}$", replace=body)
-    proxy.override_header(
-        rf"/v2/many/refs/manifests/{tag}$",
-        "Docker-Content-Digest",
-        "sha256:" + hashlib.sha256(body).hexdigest(),
-    )
+    _serve_fallback_index(proxy, "many/refs", subject, body)
     result = run("scan", "registry", proxy.host, "--insecure", "--repo", "many/*", "-o", "json", tmp=tmp_path)
     assert_sane(result)
     [signature] = json.loads(result.stdout)["registry"]["signatures"]

@@ -457,20 +457,8 @@ def test_sigscope_referrers_listed_by_oras(
     bundle = sigscope_json(
         "sign", image, "--insecure", "--key", private, "--registry-referrers-mode", "oci-1-1"
     )["signed"][0]["referrer"]
-    predicate = slsa1_predicate(tmp_path)
-    attestation = sigscope_json(
-        "attest",
-        image,
-        "--insecure",
-        "--key",
-        private,
-        "--predicate",
-        predicate,
-        "--type",
-        "slsaprovenance1",
-        "--registry-referrers-mode",
-        "oci-1-1",
-    )["attested"]["manifest"]
+    attested = sigscope_attest_slsa1(image, private, tmp_path, "--registry-referrers-mode", "oci-1-1")
+    attestation = attested["attested"]["manifest"]
 
     discovered = json.loads(
         peers.ok(
@@ -567,6 +555,20 @@ def keys(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Keys:
     )
 
 
+def cosign_attest_slsa1(peers: Peers, key: Path, ref: str, workdir: Path, *flags: str) -> None:
+    """`cosign attest` of the SLSA v1 predicate below, keyed, with no log."""
+    predicate = slsa1_predicate(workdir)
+    peers.ok("cosign", "attest", "--key", key, *COSIGN_SIGN, *flags, "--type", "slsaprovenance1",
+             "--predicate", predicate, ref)  # fmt: skip
+
+
+def sigscope_attest_slsa1(image: str, key: Path, workdir: Path, *flags: str) -> Any:
+    """`sigscope attest` of the SLSA v1 predicate below: what it printed (-o json)."""
+    predicate = slsa1_predicate(workdir)
+    return sigscope_json("attest", image, "--insecure", "--key", key, "--predicate", predicate,
+                         "--type", "slsaprovenance1", *flags)  # fmt: skip
+
+
 def slsa1_predicate(directory: Path) -> Path:
     """A SLSA v1 provenance predicate (cosign parses --type slsaprovenance1 predicates into its schema)."""
     path = directory / "provenance.json"
@@ -655,19 +657,7 @@ def test_cosign_bundles_verified_by_sigscope(
     digest = push_image(target, tmp_path, repo)
     ref = f"{target.host}/{repo}@{digest}"
     peers.ok("cosign", "sign", "--key", keys.cosign, *COSIGN_SIGN, "-a", "env=prod", ref)
-    predicate = slsa1_predicate(tmp_path)
-    peers.ok(
-        "cosign",
-        "attest",
-        "--key",
-        keys.cosign,
-        *COSIGN_SIGN,
-        "--type",
-        "slsaprovenance1",
-        "--predicate",
-        predicate,
-        ref,
-    )
+    cosign_attest_slsa1(peers, keys.cosign, ref, tmp_path)
     assert (fetch_manifest(target.host, repo, fallback_tag(digest)) is None) == (kind == "referrers-api")
 
     verdict = sigscope_json("verify", ref, "--insecure", "--key", keys.cosign_pub, "-a", "env=prod")
@@ -691,20 +681,7 @@ def test_cosign_attests_sigscope_verifies(
     repo = "interop/cosign-attested"
     digest = push_image(registry, tmp_path, repo)
     ref = f"{registry.host}/{repo}@{digest}"
-    predicate = slsa1_predicate(tmp_path)
-    peers.ok(
-        "cosign",
-        "attest",
-        "--key",
-        keys.cosign,
-        *COSIGN_SIGN,
-        *LEGACY,
-        "--type",
-        "slsaprovenance1",
-        "--predicate",
-        predicate,
-        ref,
-    )
+    cosign_attest_slsa1(peers, keys.cosign, ref, tmp_path, *LEGACY)
     assert fetch_manifest(registry.host, repo, fallback_tag(digest) + ".att") is not None
     attested = sigscope_json(
         "verify-attestation", ref, "--insecure", "--key", keys.cosign_pub, "--type", "slsaprovenance1"
@@ -732,18 +709,7 @@ def test_sigscope_signs_and_attests_cosign_verifies(
     image = f"{registry.host}/{repo}:1.0"
     ref = f"{registry.host}/{repo}@{digest}"
     sigscope_ok("sign", image, "--insecure", "--key", keys.sigscope, "-a", "env=prod")
-    predicate = slsa1_predicate(tmp_path)
-    sigscope_ok(
-        "attest",
-        image,
-        "--insecure",
-        "--key",
-        keys.sigscope,
-        "--predicate",
-        predicate,
-        "--type",
-        "slsaprovenance1",
-    )
+    sigscope_attest_slsa1(image, keys.sigscope, tmp_path)
 
     accepted = cosign_verify(peers, ref, keys.sigscope_pub, *LEGACY, "-a", "env=prod")
     assert accepted.returncode == 0, explain(accepted)
@@ -806,20 +772,7 @@ def test_sigscope_bundles_cosign_verifies(
     digest = push_image(target, tmp_path, repo)
     image = f"{target.host}/{repo}:1.0"
     ref = f"{target.host}/{repo}@{digest}"
-    predicate = slsa1_predicate(tmp_path)
-    sigscope_ok(
-        "attest",
-        image,
-        "--insecure",
-        "--key",
-        keys.sigscope,
-        "--predicate",
-        predicate,
-        "--type",
-        "slsaprovenance1",
-        "--registry-referrers-mode",
-        "oci-1-1",
-    )
+    sigscope_attest_slsa1(image, keys.sigscope, tmp_path, "--registry-referrers-mode", "oci-1-1")
     attested = cosign_verify(
         peers, ref, keys.sigscope_pub, "--type", "slsaprovenance1", command="verify-attestation"
     )
