@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from sigscope.cli.key import password_file_option, read_password
+from sigscope.cli.key import password_file_option, prompt_pin, read_password
 from sigscope.cli.options import OUTPUT_BASIC, F, registry_options, role
 from sigscope.errors import KeyFileError, UsageError
-from sigscope.keys import FileSigner, Signer
-from sigscope.keys.files import CERTIFICATES, load_certificates_file, load_private_key_file, read_file
+from sigscope.keys import Signer
+from sigscope.keys.files import CERTIFICATES, load_certificates_file, read_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
@@ -48,25 +48,31 @@ def _write(path: str, data: bytes, what: str) -> None:
         raise UsageError(f"cannot write {what} {path}: {exc.strerror}") from None
 
 
-def load_signer(path: str, password_file: str | None) -> Signer:
-    """A :class:`FileSigner` over a cosign (or plain PEM) private key, asking for its password as
-    `sigscope key` does."""
-    key = load_private_key_file(
-        path,
-        lambda: read_password(password_file, new=False, purpose=f"private key {path}"),
-        role("--key"),
+def load_signer(spec: str, password_file: str | None) -> Signer:
+    """The signer a `--key` value names (keys/resolve.py): a cosign (or plain PEM) private key file, its
+    password asked as `sigscope key` does, or a `pkcs11:` URI, its PIN prompted for on a terminal when the
+    URI and environment give none."""
+    from sigscope.keys.resolve import open_signer, scheme_of
+
+    if password_file is not None and scheme_of(spec) is not None:
+        raise UsageError("--password-file is for key files; a token's PIN comes from the URI's pin-source")
+    return open_signer(
+        spec,
+        password=lambda: read_password(password_file, new=False, purpose=f"private key {spec}"),
+        pin=prompt_pin,
+        role=role("--key"),
     )
-    return FileSigner(key)
 
 
 def private_key_option(*, required: bool) -> Callable[[F], F]:
-    """`--key`: the signing key file; the command receives `key_path`."""
+    """`--key`: the signing key (file or URI); the command receives `key_path`."""
     return click.option(
         "--key",
         "key_path",
         required=required,
-        type=click.Path(dir_okay=False),
-        help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM.",
+        metavar="KEY",
+        help="Private key: a file (cosign's encrypted format, skopeo's .private, plain PEM) or a PKCS#11 "
+        "URI, pkcs11:token=T;object=O?module-path=M&pin-source=file:PIN (docs/keys.md).",
     )
 
 
@@ -250,7 +256,6 @@ def sign_cmd(
         cosign_only = {
             "-a": annotations or None,
             "--certificate": certificate,
-            "--certificate-chain": certificate_chain,
             "--recursive": recursive or None,
             "--sign-container-identity": identity,
             "--output-signature": output_signature,
@@ -266,6 +271,7 @@ def sign_cmd(
             sign_format=sign_format,
             signer=load_signer(key_path, password_file),
             cert_path=notation_cert,
+            chain_path=certificate_chain,
             expiry=expiry,
             user_metadata=user_metadata,
             signing_scheme=signing_scheme,

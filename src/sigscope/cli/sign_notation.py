@@ -12,8 +12,9 @@ from cryptography import x509
 from sigscope.cli.options import role
 from sigscope.errors import UsageError
 from sigscope.formats import notation_build as build
-from sigscope.keys import FileSigner, HashSigner, Signer
+from sigscope.keys import HashSigner, Signer
 from sigscope.keys.files import load_certificates_file
+from sigscope.keys.signer import CertifiedSigner
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
@@ -32,6 +33,27 @@ def _certificates(path: str, flag: str) -> list[x509.Certificate]:
     return load_certificates_file(path, role(flag))
 
 
+def _chain(
+    signer: Signer, sign_format: str, cert_path: str | None, chain_path: str | None
+) -> tuple[x509.Certificate, ...]:
+    """The x5c chain: --cert, or the certificate the key's token keeps beside it followed by
+    --certificate-chain (intermediates…root)."""
+    if cert_path is not None:
+        if chain_path is not None:
+            raise UsageError(
+                "--certificate-chain goes with a token's certificate; with --cert, put the chain in it"
+            )
+        return tuple(_certificates(cert_path, "--cert"))
+    stored = signer.certificate_chain() if isinstance(signer, CertifiedSigner) else ()
+    if not stored:
+        raise UsageError(
+            f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last), or a token key with its "
+            "certificate beside it"
+        )
+    extra = tuple(_certificates(chain_path, "--certificate-chain")) if chain_path is not None else ()
+    return stored + extra
+
+
 async def _sign(
     image: str, registry_options: RegistryOptions, signer: HashSigner, options: NotationSignOptions
 ) -> tuple[str, NotationSignResult]:
@@ -46,6 +68,7 @@ def run_notation_signing(
     sign_format: str,
     signer: Signer,
     cert_path: str | None,
+    chain_path: str | None = None,
     expiry: str | None,
     user_metadata: tuple[str, ...],
     signing_scheme: str,
@@ -54,10 +77,9 @@ def run_notation_signing(
     output: str,
     registry_options: RegistryOptions,
 ) -> None:
-    if cert_path is None:
-        raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
-    if not isinstance(signer, FileSigner):
-        raise UsageError(f"--format {sign_format} needs a key file that can sign RSASSA-PSS / ECDSA")
+    if not isinstance(signer, HashSigner):
+        raise UsageError(f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA with its hash")
+    chain = _chain(signer, sign_format, cert_path, chain_path)
     if timestamp_root is not None and timestamp_url is None:
         raise UsageError("--timestamp-root goes with --timestamp-url")
     roots: tuple[x509.Certificate, ...] = ()
@@ -69,7 +91,7 @@ def run_notation_signing(
             raise UsageError("--timestamp-url needs --timestamp-root FILE (the TSA's root certificate)")
         roots = tuple(_certificates(timestamp_root, "--timestamp-root"))
     options = NotationSignOptions(
-        chain=tuple(_certificates(cert_path, "--cert")),
+        chain=chain,
         envelope=FORMATS[sign_format],
         signing_scheme=signing_scheme,
         expiry=parse_duration(expiry) if expiry is not None else None,

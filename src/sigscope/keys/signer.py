@@ -7,8 +7,9 @@ ECDSA, PKCS#1 v1.5 RSA, raw Ed25519). Everything that signs goes through :class:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
@@ -90,6 +91,7 @@ class Signer(Protocol):
         ...
 
 
+@runtime_checkable
 class HashSigner(Signer, Protocol):
     """A :class:`Signer` that also signs with a hash and RSA padding the caller names: Notary Project
     envelopes need RSASSA-PSS (salt = hash length) and a hash tied to the key size, not cosign's choices."""
@@ -97,6 +99,15 @@ class HashSigner(Signer, Protocol):
     def sign_with(self, data: bytes, hash_algorithm: hashes.HashAlgorithm, *, pss: bool = False) -> bytes:
         """Signature over `data` hashed with `hash_algorithm`: DER ECDSA, RSA PKCS#1 v1.5 or (with `pss`)
         RSASSA-PSS with MGF1 of the same hash and a salt as long as the hash."""
+        ...
+
+
+@runtime_checkable
+class CertifiedSigner(Signer, Protocol):
+    """A :class:`Signer` whose key's home also keeps its certificate (a PKCS#11 token's CKO_CERTIFICATE)."""
+
+    def certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The certificate of the key and any chain kept with it, leaf first; empty when there is none."""
         ...
 
 
