@@ -239,6 +239,7 @@ def sign_cmd(
       sigscope sign 127.0.0.1:5000/team/web:2.0 --key cosign.key --insecure
       SIGSCOPE_PASSWORD=… sigscope sign registry.example.com/app:1.0 --key cosign.key -a env=prod
       sigscope sign oci:./layout:v1 --key cosign.key --recursive
+      sigscope sign reg.example.com/app:1.0 --key 'pkcs11:token=ci;object=release?module-path=/usr/lib/p11.so'
       sigscope sign 127.0.0.1:5000/team/web:2.0 --insecure --format notation --key leaf.key --cert leaf.crt
     """
     notation_flags = {
