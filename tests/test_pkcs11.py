@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -422,3 +423,51 @@ def test_no_key_material_written(bed: Bed, tmp_path: Path) -> None:
     for data in after.values():
         assert b"PRIVATE KEY" not in data
     assert bed.verified(image, cwd / "exported.pub")
+
+
+# ---------------------------------------------------------------- digests only: what a remote signer sends
+
+DIGEST_PROBE = """
+import hashlib, sys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from sigscope.errors import UsageError
+from sigscope.keys.resolve import open_signer
+
+signer = open_signer(sys.argv[1])
+key = signer.public_key()
+for name, pss in (("sha256", False), ("sha384", False), ("sha512", True), ("sha256", True)):
+    if isinstance(key, ec.EllipticCurvePublicKey) and pss:
+        continue
+    algorithm = getattr(hashes, name.upper())()
+    digest = hashlib.new(name, b"only the digest reaches the token").digest()
+    signature = signer.sign_digest(digest, algorithm, pss=pss)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, digest, ec.ECDSA(Prehashed(algorithm)))
+    else:
+        pad = padding.PSS(padding.MGF1(algorithm), algorithm.digest_size) if pss else padding.PKCS1v15()
+        key.verify(signature, digest, pad, Prehashed(algorithm))
+    print(name, "pss" if pss else "-", "ok")
+try:
+    signer.sign_digest(b"short", hashes.SHA256())
+except UsageError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_sign_digest_mechanisms(bed: Bed) -> None:
+    """`Pkcs11Signer.sign_digest` sends only a digest (CKM_ECDSA, CKM_RSA_PKCS over DigestInfo,
+    CKM_RSA_PKCS_PSS — SoftHSM2 has combined RSA mechanisms, so `sign` alone would not reach these) and the
+    signatures verify as prehashed; a digest of the wrong length is refused before the token sees it."""
+    bed.hsm.pkcs11_tool(TOKEN, "--keypairgen", "--key-type", "rsa:2048", "--label", "rsa", "--id", "01")
+    bed.hsm.pkcs11_tool(TOKEN, "--keypairgen", "--key-type", "EC:secp384r1", "--label", "ec", "--id", "02")
+    for label, expected in (("rsa", 4), ("ec", 2)):
+        probe = subprocess.run(
+            [sys.executable, "-c", DIGEST_PROBE, bed.hsm.uri(TOKEN, label)],
+            capture_output=True, text=True, env={**os.environ, **bed.hsm.env}, timeout=120, check=False,
+        )  # fmt: skip
+        assert probe.returncode == 0, explain(probe)
+        lines = probe.stdout.splitlines()
+        assert sum(line.endswith(" ok") for line in lines) == expected, probe.stdout
+        assert lines[-1] == "refused: a sha256 digest is 32 bytes, not 5", probe.stdout

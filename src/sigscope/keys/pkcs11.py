@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 
 from sigscope.errors import SigscopeError, UsageError
@@ -506,8 +506,7 @@ class Pkcs11Signer:
         if combined is not None:
             raw = self._token_sign(data, combined, self._pss_params(name) if pss else None)
             return self._checked(self._finish(raw), data, hash_algorithm, pss)
-        digest = hashlib.new(name, data).digest()
-        return self._checked(self.sign_digest(digest, hash_algorithm, pss=pss), data, hash_algorithm, pss)
+        return self.sign_digest(hashlib.new(name, data).digest(), hash_algorithm, pss=pss)
 
     def sign_digest(self, digest: bytes, hash_algorithm: hashes.HashAlgorithm, *, pss: bool = False) -> bytes:
         """Sign a digest made elsewhere: only the digest reaches the token (CKM_ECDSA, CKM_RSA_PKCS over
@@ -516,10 +515,12 @@ class Pkcs11Signer:
         if len(digest) != hash_algorithm.digest_size:
             raise UsageError(f"a {name} digest is {hash_algorithm.digest_size} bytes, not {len(digest)}")
         if isinstance(self._public, ec.EllipticCurvePublicKey):
-            return self._finish(self._token_sign(digest, Mechanism.ECDSA, None))
-        if pss:
-            return self._token_sign(digest, Mechanism.RSA_PKCS_PSS, self._pss_params(name))
-        return self._token_sign(_DIGEST_INFO[name] + digest, Mechanism.RSA_PKCS, None)
+            signature = self._finish(self._token_sign(digest, Mechanism.ECDSA, None))
+        elif pss:
+            signature = self._token_sign(digest, Mechanism.RSA_PKCS_PSS, self._pss_params(name))
+        else:
+            signature = self._token_sign(_DIGEST_INFO[name] + digest, Mechanism.RSA_PKCS, None)
+        return self._checked(signature, digest, Prehashed(hash_algorithm), pss, hash_algorithm)
 
     def _combined(self, name: str, pss: bool) -> Any:
         if isinstance(self._public, ec.EllipticCurvePublicKey):
@@ -551,14 +552,25 @@ class Pkcs11Signer:
             raise Pkcs11Error(f"PKCS#11 token {self.token.label} returned a malformed ECDSA signature")
         return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
-    def _checked(self, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm, pss: bool) -> bytes:
+    def _checked(
+        self,
+        signature: bytes,
+        data: bytes,
+        algorithm: hashes.HashAlgorithm | Prehashed,
+        pss: bool,
+        hash_algorithm: hashes.HashAlgorithm | None = None,
+    ) -> bytes:
+        """`signature` as made, once it verifies under the public key (`data` a digest when `algorithm` is
+        Prehashed, `hash_algorithm` then naming its hash for PSS's MGF1)."""
         key = self._public
+        inner = hash_algorithm or algorithm
+        assert isinstance(inner, hashes.HashAlgorithm)
         try:
             if isinstance(key, ec.EllipticCurvePublicKey):
                 key.verify(signature, data, ec.ECDSA(algorithm))
             elif isinstance(key, rsa.RSAPublicKey):
                 pad: padding.AsymmetricPadding = (
-                    padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+                    padding.PSS(mgf=padding.MGF1(inner), salt_length=inner.digest_size)
                     if pss
                     else padding.PKCS1v15()
                 )
