@@ -958,7 +958,7 @@ def test_cosign_pkcs11_signs_sigscope_verifies(
     registry: RegistryHandle, peers: Peers, keys: Keys, tmp_path: Path
 ) -> None:
     """cosign built with pkcs11key signs with a SoftHSM2 token's key (pkcs11: URI); sigscope verifies the
-    signature under the public key cosign reads from the token. (sigscope has no PKCS#11 signer yet.)"""
+    signature under the public key cosign reads from the token (sigscope signs on tokens: test_pkcs11.py)."""
     for tool in ("softhsm2-util", "pkcs11-tool"):
         if shutil.which(tool) is None:
             absent.unavailable(
