@@ -13,6 +13,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -351,15 +352,16 @@ def serving(
     directory: Path, decide: Any, *, options: RegistryOptions | None = None, **kwargs: Any
 ) -> Iterator[Served]:
     """`sigscope webhook serve` as the CLI builds it (build_server), in a thread, over HTTPS on a free
-    loopback port, with the stand-in engine and `directory/policy.json` as its policy."""
+    loopback port, with `directory/policy.json` as its policy; `decide` None: the real engine
+    (sigscope.policy), else the stand-in engine with that decide."""
     from sigscope.admission.cache import Ttls
     from sigscope.admission.verifier import Settings
     from sigscope.cli.webhook_serve import build_server
 
     from .registry import make_tls_files
 
-    ca, cert, key = make_tls_files(directory / "tls")
-    audit = directory / "audit.log"
+    ca, cert, key = make_tls_files(Path(tempfile.mkdtemp(prefix="tls-", dir=directory)))
+    audit = directory / kwargs.pop("audit_name", "audit.log")
     server, sock, app = build_server(
         policy_file=kwargs.pop("policy_file", directory / "policy.json"),
         tls_cert=cert,
@@ -373,7 +375,7 @@ def serving(
         max_containers=kwargs.pop("max_containers", 256),
         audit_log=str(audit),
         reload_interval=kwargs.pop("reload_interval", 0.1),
-        engine=(load_standin_policy, decide),
+        engine=None if decide is None else (load_standin_policy, decide),
     )
     assert not kwargs, kwargs
     port = sock.getsockname()[1]

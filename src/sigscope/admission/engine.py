@@ -82,10 +82,9 @@ class LoadPolicy(Protocol):
 
 def policy_engine() -> tuple[LoadPolicy, Decide]:
     """The real engine. Imported here, at serve time, so the webhook's modules load without it."""
-    import importlib
+    from sigscope import policy
+    from sigscope.policy.decide import decide as engine_decide
 
-    # By name until sigscope.policy is merged beside the webhook; then a plain import.
-    policy = importlib.import_module("sigscope.policy")
     loader: LoadPolicy = policy.load_policy
-    decide: Decide = policy.decide
+    decide: Decide = engine_decide
     return loader, decide
