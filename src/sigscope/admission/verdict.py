@@ -8,7 +8,7 @@ could not finish) and is small and JSON-serialisable, so a shared cache can hold
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sigscope.admission.engine import DecisionLike
@@ -52,8 +52,19 @@ class Verdict:
     def cache_hit(self) -> bool:
         return self.source in (CACHED, SHARED, STALE)
 
-    def served(self, source: str, age: float) -> Verdict:
-        return replace(self, source=source, age=age)
+    def served(self, source: str, age: float, image: str | None = None) -> Verdict:
+        # Built directly: dataclasses.replace costs more than the rest of a cached answer.
+        return Verdict(
+            image if image is not None else self.image,
+            self.digest,
+            self.decision,
+            self.rule,
+            self.reason,
+            self.policy_version,
+            source,
+            self.failed,
+            age,
+        )
 
     def to_bytes(self) -> bytes:
         data = {

@@ -51,6 +51,7 @@ log = logging.getLogger("sigscope.webhook")
 T = TypeVar("T")
 
 DEFAULT_DEADLINE = 8.0
+MAX_REMEMBERED = 65536  # images whose policy match is remembered
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class Verifier:
         self.tags = TagCache(self.settings.ttls, self.settings.tag_cache_bytes, clock)
         self._verifying: InFlight[Verdict] = InFlight(self.metrics.coalesced.inc)
         self._resolving: InFlight[str] = InFlight(self.metrics.coalesced.inc)
+        self._needs: dict[str, bool] = {}
+        self._tag_hits = metrics.cache.labels("tag", "hit")
+        self._verdict_hits = metrics.cache.labels("verdict", "hit")
+        self._needs_for = ""
 
     async def close(self) -> None:
         self._verifying.cancel_all()
@@ -130,11 +135,47 @@ class Verifier:
                 without_engine(image, "allow", f"namespace {namespace} is exempt", policy.version, NAMESPACE)
                 for image in images
             ]
-        return list(await asyncio.gather(*(self._one(policy, image, until) for image in images)))
+        # Cached verdicts are answered here, without a task each: the warm path is most reviews.
+        answers: list[Verdict | None] = [self._cached(policy, image) for image in images]
+        missing = [n for n, answer in enumerate(answers) if answer is None]
+        if missing:
+            found = await asyncio.gather(*(self._one(policy, images[n], until) for n in missing))
+            for n, verdict in zip(missing, found, strict=True):
+                answers[n] = verdict
+        return [a for a in answers if a is not None]
+
+    def _cached(self, policy: PolicyLike, image: str) -> Verdict | None:
+        """A fresh in-process verdict for `image`, or None. Entries exist only under keys of verified
+        references, so the digest is read off the image without parsing it: a malformed one finds nothing."""
+        _, at, digest = image.rpartition("@")
+        if not at:
+            found = self.tags.fresh(image)
+            if found is None:
+                return None
+            digest = found
+        if not self._needs_registry(policy, image):
+            return None
+        cached = self.verdicts.fresh(verdict_key(policy.version, image, digest))
+        if cached is None:
+            return None
+        if not at:
+            self._tag_hits.inc()
+        self._verdict_hits.inc()
+        return _for(cached[0], image, CACHED, cached[1])
+
+    def _needs_registry(self, policy: PolicyLike, image: str) -> bool:
+        # Matching an image against every rule's patterns is the engine's one cost on the warm path:
+        # remembered per policy version (bounded: a new version, or too many images, starts afresh).
+        if self._needs_for != policy.version or len(self._needs) >= MAX_REMEMBERED:
+            self._needs, self._needs_for = {}, policy.version
+        needs = self._needs.get(image)
+        if needs is None:
+            needs = self._needs[image] = policy.needs_registry(image)
+        return needs
 
     async def _one(self, policy: PolicyLike, image: str, until: float) -> Verdict:
         try:
-            if not policy.needs_registry(image):
+            if not self._needs_registry(policy, image):
                 # Exempt, static or unmatched: the engine answers from the policy alone.
                 decision = await self._within(until, self.decide(policy, image, self.options, now=_now()))
                 return from_decision(decision)
@@ -275,9 +316,9 @@ class Verifier:
 def _for(verdict: Verdict, image: str, source: str | None, age: float) -> Verdict:
     """A verdict reached for one spelling of an image, as answered for `image` (the key drops a digest
     the image may carry, so `name:tag` and `name:tag@digest` share it)."""
-    if verdict.image != image:
-        verdict = replace(verdict, image=image)
-    return verdict if source is None else verdict.served(source, age)
+    if source is not None:
+        return verdict.served(source, age, image)
+    return verdict if verdict.image == image else replace(verdict, image=image)
 
 
 def _now() -> datetime:
