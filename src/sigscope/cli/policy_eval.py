@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import click
@@ -20,7 +19,7 @@ from sigscope.cli.progress import stdout_console
 from sigscope.errors import EXIT_FAILED, EXIT_OK, UsageError
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
-from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
+from sigscope.oci.reference import ImageReference, parse_image
 from sigscope.oci.store import open_image
 from sigscope.report.cells import cell, printable
 from sigscope.report.results import print_results
@@ -28,6 +27,7 @@ from sigscope.scan.registry import ScanOptions
 from sigscope.sources.lookaside import RegistriesD, default_registries_d, load_registries_d
 from sigscope.trust import containers_policy as cp
 from sigscope.trust.certs import utcnow
+from sigscope.trust.containers_subject import subject_for
 
 
 def read_policy(path: str) -> cp.Policy:
@@ -66,23 +66,6 @@ async def _resolve_and_discover(
         return result.digest, result.signatures
 
 
-def _subject(parsed: ImageReference | LayoutReference, digest: str, registries_d: RegistriesD) -> cp.Subject:
-    if isinstance(parsed, LayoutReference):
-        resolved = os.path.realpath(parsed.path)
-        suffix = f":{parsed.tag}" if parsed.tag else (f"@{parsed.digest}" if parsed.digest else "")
-        return cp.layout_subject(resolved, digest, display=f"oci:{resolved}{suffix}")
-    return cp.docker_subject(
-        parsed.registry,
-        parsed.repository,
-        tag=parsed.tag if parsed.digest is None else None,
-        digest=parsed.digest,
-        manifest_digest=digest,
-        sigstore_attachments=registries_d.use_sigstore_attachments(
-            parsed.registry, parsed.repository, tag=parsed.tag, digest=parsed.digest
-        ),
-    )
-
-
 def _print(verdict: cp.PolicyVerdict, policy_path: str) -> None:
     console = stdout_console()
     subject = verdict.subject
@@ -119,14 +102,14 @@ def run_containers_policy(
         raise UsageError("containers/image cannot evaluate a reference with both a tag and a digest; use one")
     config = registries_d if registries_d is not None else load_registries_d(default_registries_d())
     # The scope depends only on the reference; resolve it first to know whether signatures matter at all.
-    probe = _subject(parsed, "sha256:" + "0" * 64, config)
+    probe = subject_for(parsed, "sha256:" + "0" * 64, config)
     selection = cp.select(policy, probe)
     now = utcnow()
     scan = ScanOptions(now=now, registries_d=config, lookaside_timeout=registry_options.timeout)
     digest, signatures = asyncio.run(
         _resolve_and_discover(image, registry_options, scan, selection.needs_signatures())
     )
-    subject = _subject(parsed, digest, config)
+    subject = subject_for(parsed, digest, config)
     verdict = cp.evaluate(selection, subject, signatures, read_files(selection.paths()), now)
     if output == "json":
         data = {"policy": policy_path, **verdict.to_json()}

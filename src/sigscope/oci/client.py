@@ -23,7 +23,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 from sigscope import __version__
 from sigscope.errors import (
     AuthError,
+    DeadlineError,
     IntegrityError,
     NotFoundError,
     RegistryError,
@@ -49,7 +50,7 @@ from sigscope.oci.realm import credentials_withheld
 from sigscope.oci.reference import name_problem, referrers_tag
 from sigscope.sources.body import read_limited
 from sigscope.sources.budget import DEFAULT_IN_FLIGHT, ByteBudget
-from sigscope.sources.deadline import request_deadline
+from sigscope.sources.deadline import deadline_left, request_deadline
 
 if TYPE_CHECKING:
     import ssl
@@ -98,6 +99,19 @@ class RegistryOptions:
     # pages of one catalog, tag list or referrers listing (oci/paging.py)
     max_pages: int = DEFAULT_MAX_PAGES
     user_agent: str = f"sigscope/{__version__}"
+    # Per registry (HOST or HOST:PORT, as the reference names it), for a process that talks to many (the
+    # webhook): plain HTTP for these, and a CA bundle of its own for those. RegistryClient applies them.
+    insecure_registries: frozenset[str] = frozenset()
+    registry_ca_files: Mapping[str, str] = field(default_factory=dict)
+
+    def for_registry(self, registry: str) -> RegistryOptions:
+        """These options as they apply to `registry` (self when no per-registry setting names it)."""
+        if registry in self.insecure_registries:
+            return replace(self, insecure=True, skip_tls_verify=False, ca_file=None)
+        ca_file = self.registry_ca_files.get(registry)
+        if ca_file is not None:
+            return replace(self, ca_file=ca_file, skip_tls_verify=False)
+        return self
 
 
 def build_ssl_context(options: RegistryOptions) -> ssl.SSLContext:
@@ -174,7 +188,7 @@ class RegistryClient:
 
     def __init__(self, registry: str, options: RegistryOptions | None = None) -> None:
         self.registry = registry
-        self.options = options or RegistryOptions()
+        self.options = (options or RegistryOptions()).for_registry(registry)
         # docker.io is an alias: the API lives elsewhere.
         api_host = "registry-1.docker.io" if registry == "docker.io" else registry
         self.base_url = f"{'http' if self.options.insecure else 'https'}://{api_host}"
@@ -476,6 +490,12 @@ class RegistryClient:
         else:
             delay = self.options.backoff_base * (2 ** (attempt - 1))
             delay *= 0.5 + random.random()
+        if (left := deadline_left()) is not None and delay >= left:
+            # The caller's deadline (the webhook's) ends before the retry could be sent: say so now,
+            # instead of sleeping into the deadline and failing there.
+            raise DeadlineError(
+                f"{self.registry}: asked to retry after {delay:.3g}s, past the deadline ({left:.3g}s left)"
+            )
         await self.sleep(delay)
 
     async def _read_limited(self, resp: aiohttp.ClientResponse, limit: int | None, url: str) -> bytes:

@@ -26,8 +26,9 @@ from sigscope.oci.store import Repository
 from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
 from sigscope.sources.lookaside import RegistriesD
-from sigscope.trust.identity import CertificateTrust, apply_certificates
-from sigscope.trust.keys import apply_keys, judge_ahead
+from sigscope.trust.apply import TrustSet, apply_trust
+from sigscope.trust.identity import CertificateTrust
+from sigscope.trust.keys import judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
     from sigscope.trust.notation_policy import NotationTrust
@@ -252,27 +253,10 @@ def _trust_all(ctx: DiscoverContext, signatures: list[Signature]) -> list[Signat
 
 
 def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
-    # Each applies only to the formats its trust material can vouch for and leaves the others untouched.
-    # The timestamp goes first: only a verified one gives the certificate checks a signing time.
-    # The TSA, notation and OpenPGP machinery is imported only when its trust material was given
-    # (each apply_* leaves a signature as it is without it): most runs need none of it.
-    if ctx.timestamps is not None:
-        from sigscope.trust.timestamp import apply_timestamp_trust
-
-        signature = apply_timestamp_trust(signature, ctx.timestamps, ctx.now)
-    signature = apply_certificates(signature, ctx.certificates, ctx.now)
-    if ctx.notation is not None:
-        from sigscope.trust.notation_verify import apply_notation
-
-        # Notation trust policies select statements by repository (host/path); layouts only match "*".
-        scope = f"{ctx.registry}/{ctx.repo_name}" if ctx.registry else None
-        signature = apply_notation(signature, ctx.notation, scope, ctx.now)
-    signature = apply_keys(signature, ctx.keys)
-    if ctx.gpg_keyring is not None:
-        from sigscope.trust.pgp import apply_keyring
-
-        signature = apply_keyring(signature, ctx.gpg_keyring, ctx.now)
-    return signature
+    # Notation trust policies select statements by repository (host/path); layouts only match "*".
+    scope = f"{ctx.registry}/{ctx.repo_name}" if ctx.registry else None
+    trust = TrustSet(ctx.keys, ctx.gpg_keyring, ctx.certificates, ctx.notation, ctx.timestamps)
+    return apply_trust(signature, trust, scope, ctx.now)
 
 
 async def _children(

@@ -9,8 +9,9 @@ got (nothing came, or the body did not finish), in the same words for every fetc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sigscope.errors import DeadlineError
@@ -37,3 +38,24 @@ async def request_deadline(seconds: float, who: str, request: str) -> AsyncItera
             raise  # somebody else's timeout (aiohttp's connect limit): the caller describes it
         part = "response body not complete" if clock.answered else "no response"
         raise DeadlineError(f"{who}: {part} within {seconds:g}s ({request})") from None
+
+
+# The loop time by which the whole operation must be over, when a caller has one (the webhook's deadline
+# below the API server's timeout). Retry waits consult it: a Retry-After that ends past it is not waited.
+_OVERALL: ContextVar[float | None] = ContextVar("sigscope_overall_deadline", default=None)
+
+
+@contextmanager
+def overall_deadline(seconds: float) -> Iterator[None]:
+    """Within this block (and tasks started in it), `deadline_left()` counts down from `seconds`."""
+    token = _OVERALL.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _OVERALL.reset(token)
+
+
+def deadline_left() -> float | None:
+    """Seconds left before the overall deadline, or None when there is none."""
+    until = _OVERALL.get()
+    return None if until is None else until - asyncio.get_running_loop().time()

@@ -1,0 +1,315 @@
+"""AdmissionReviews per second and their latency: `sigscope webhook serve` under N concurrent clients.
+
+Starts a local Debian `docker-registry`, pushes IMAGES small images plus one unsigned image, signs the
+IMAGES with `sigscope sign --key` (under each host name the webhook will see them by), writes a sigscope/v1
+policy requiring that key, and runs the webhook (the real CLI command, the real policy engine) in a process
+of its own. The clients (asyncio + aiohttp over HTTPS, keep-alive, in this process) POST AdmissionReviews
+of Pods with 1 container (an image drawn at random, the unsigned one 1 time in 10) and with 10 containers
+(ten images, the unsigned one among them 1 time in 10) to /validate?timeout=10s.
+
+Modes, each against a webhook started for it:
+
+- warm: default TTLs, every verdict cached by a first pass: the answer is the webhook's own work;
+- cold: `--allow-ttl 0 --deny-ttl 0 --tag-ttl 0`: every review resolves its tags and verifies its images
+  against the registry (concurrent identical verifications still coalesce, as they would in a cluster);
+- slow: cold, through a TCP proxy in its own process that adds 200 ms to every request/response exchange
+  (bench/_latency.py), so a verification of several requests takes ~0.4-1 s: how the deadline and
+  coalescing hold;
+- down: verdicts cached with 1 s TTLs, then the registry's proxy stopped and the TTLs passed: every answer
+  is a stale verdict (or onError) and must come inside the deadline.
+
+"wrong admits" counts reviews allowed although one of their images is unsigned: it must be 0 everywhere.
+RSS is the webhook process's after the mode. Usage:
+
+    python bench/admission.py [--clients 32] [--seconds 5] [--modes warm,cold,slow,down]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+import testbed
+from _latency import start_proxy
+from testbed.admission import review_bytes, workload
+from testbed.cli import run_sigscope
+
+from sigscope.keys import generate, write_key_pair
+
+IMAGES = 10
+PASSWORD = "bench-admission"
+DEADLINE = 3.0
+HEADER = (
+    "| mode  |  c | cli | review/s | p50 ms   | p99 ms   | max ms   | errors | wrong | denied | RSS MiB |"
+)
+
+
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str = ""
+    wrong_admits: int = 0
+    denied: int = 0
+    elapsed: float = 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def push_and_sign(registry: testbed.RegistryHandle, work: Path, hosts: list[str]) -> None:
+    for n in range(IMAGES + 1):
+        layout = work / f"layout-{n}"
+        testbed.build_layout(layout, "v1", seed=f"bench/admission/{n}")
+        testbed.push_layout(layout, "v1", registry.host, f"bench/app{n}", "1.0")
+    write_key_pair(work / "release", generate("ecdsa-p256"), PASSWORD)
+    for host in hosts:
+        for n in range(IMAGES):  # app{IMAGES} stays unsigned
+            signed = run_sigscope(
+                "sign",
+                f"{host}/bench/app{n}:1.0",
+                "--key",
+                str(work / "release.key"),
+                "--insecure",
+                password=PASSWORD,
+            )
+            if signed.returncode != 0:
+                raise SystemExit(f"sign failed: {signed.stderr}")
+
+
+def write_policy(work: Path) -> Path:
+    path = work / "policy.yaml"
+    path.write_text(
+        """apiVersion: sigscope/v1
+kind: Policy
+unmatched: deny
+rules:
+  - name: bench
+    images: ["**/bench/*"]
+    authorities:
+      - name: release
+        key: {path: release.pub}
+"""
+    )
+    return path
+
+
+@dataclass
+class Webhook:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_webhook(work: Path, cert: Path, key: Path, hosts: list[str], *flags: str) -> Webhook:
+    args = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "serve",
+        "--policy",
+        str(work / "policy.yaml"),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--port",
+        "0",
+        "--audit-log",
+        os.devnull,
+        "--log-level",
+        "error",
+        "--deadline",
+        str(DEADLINE),
+        "--timeout",
+        "2",
+    ]
+    for host in hosts:
+        args += ["--insecure-registry", host]
+    log = work / f"webhook-{time.monotonic_ns()}.log"
+    with log.open("wb") as sink:  # a file, not a pipe: a pipe nobody reads would stall the server
+        process = subprocess.Popen([*args, *flags], stdin=subprocess.DEVNULL, stderr=sink)
+    deadline = time.monotonic() + 30
+    while "serving on" not in (text := log.read_text()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"webhook did not start: {text[-2000:]}")
+        time.sleep(0.05)
+    return Webhook(process, text.split("serving on ")[1].split()[0])
+
+
+def reviews(host: str, containers: int, rng: random.Random) -> tuple[bytes, bool]:
+    """A review and whether it must be denied (an unsigned image among its images)."""
+    if containers == 1:
+        n = IMAGES if rng.random() < 0.1 else rng.randrange(IMAGES)
+        images = [f"{host}/bench/app{n}:1.0"]
+    else:
+        picks = list(range(IMAGES))
+        if rng.random() < 0.1:
+            picks[rng.randrange(IMAGES)] = IMAGES
+        images = [f"{host}/bench/app{n}:1.0" for n in picks]
+    body = review_bytes("Pod", workload("Pod", images), uid=f"u{rng.random()}")
+    return body, any(image.endswith(f"app{IMAGES}:1.0") for image in images)
+
+
+async def load(url: str, ca: Path, host: str, containers: int, clients: int, seconds: float) -> Result:
+    context = ssl.create_default_context(cafile=str(ca))
+    result = Result()
+    connector = aiohttp.TCPConnector(ssl=context, limit=clients)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        stop_at = time.perf_counter() + seconds
+
+        async def client(index: int) -> None:
+            rng = random.Random(index)
+            while time.perf_counter() < stop_at:
+                body, must_deny = reviews(host, containers, rng)
+                started = time.perf_counter()
+                try:
+                    async with session.post(
+                        f"{url}/validate?timeout=10s", data=body, headers={"content-type": "application/json"}
+                    ) as response:
+                        answer = await response.read()
+                        status = response.status
+                except aiohttp.ClientError as exc:
+                    result.errors += 1
+                    result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
+                    continue
+                result.latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    result.errors += 1
+                    result.first_error = result.first_error or f"HTTP {status}: {answer[:200]!r}"
+                    continue
+                allowed = json.loads(answer)["response"]["allowed"]
+                result.denied += not allowed
+                result.wrong_admits += bool(allowed and must_deny)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        result.elapsed = time.perf_counter() - started
+    return result
+
+
+def row(mode: str, containers: int, clients: int, result: Result, rss: float) -> str:
+    n = len(result.latencies)
+    return (
+        f"| {mode:<5} | {containers:>2} | {clients:>3} | {n / result.elapsed:8.0f} | "
+        f"{percentile(result.latencies, 0.5) * 1000:8.1f} | "
+        f"{percentile(result.latencies, 0.99) * 1000:8.1f} | "
+        f"{max(result.latencies, default=0) * 1000:8.1f} | {result.errors:>6} | {result.wrong_admits:>5} | "
+        f"{result.denied:>6} | {rss:6.0f} |"
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        from sigscope.cli.main import quiet_library_deprecations
+        from sigscope.cli.webhook_serve import serve_cmd
+
+        quiet_library_deprecations()
+        serve_cmd.main(sys.argv[2:], prog_name="sigscope webhook serve")
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--modes", default="warm,cold,slow,down")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    if testbed.registry_binary() is None:
+        raise SystemExit("docker-registry is not installed")
+
+    with tempfile.TemporaryDirectory(prefix="sigscope-bench-admission-") as tmp:
+        work = Path(tmp)
+        registry = testbed.start_registry(work / "registry")
+        slow = start_proxy(registry.host, 100.0)  # 100 ms each way: +200 ms per exchange
+        down = start_proxy(registry.host, 0.0)
+        try:
+            _, cert, key = testbed.make_tls_files(work / "tls")
+            ca = work / "tls" / "ca.pem"
+            hosts = [registry.host, slow.host, down.host]
+            started = time.perf_counter()
+            push_and_sign(registry, work, hosts)
+            write_policy(work)
+            print(
+                f"setup: {IMAGES} signed images + 1 unsigned under 3 host names "
+                f"in {time.perf_counter() - started:.1f}s"
+            )
+            print(
+                f"clients {args.clients}, {args.seconds:g} s per row, deadline {DEADLINE:g} s, "
+                "2-core machine "
+                f"(load average {os.getloadavg()[0]:.2f} at start)"
+            )
+            print(HEADER)
+            print(
+                "|-------|----|-----|----------|----------|----------|----------|--------|-------|--------|---------|"
+            )
+            for mode in modes:
+                flags: list[str] = []
+                host = registry.host
+                if mode in ("cold", "slow"):
+                    flags = ["--allow-ttl", "0", "--deny-ttl", "0", "--tag-ttl", "0"]
+                    host = slow.host if mode == "slow" else registry.host
+                if mode == "down":
+                    flags = ["--allow-ttl", "1", "--deny-ttl", "1", "--tag-ttl", "1"]
+                    host = down.host
+                webhook = start_webhook(work, cert, key, hosts, *flags)
+                try:
+                    if mode in ("warm", "down"):
+                        for containers in (1, 10):  # every image's verdict cached once
+                            asyncio.run(load(webhook.url, ca, host, containers, 4, 1.0))
+                    if mode == "down":
+                        down.stop()
+                        time.sleep(1.2)
+                    for containers in (1, 10):
+                        result = asyncio.run(
+                            load(webhook.url, ca, host, containers, args.clients, args.seconds)
+                        )
+                        print(
+                            row(mode, containers, args.clients, result, rss_mib(webhook.process.pid)),
+                            flush=True,
+                        )
+                        if result.first_error:
+                            print(f"  first error: {result.first_error}", flush=True)
+                finally:
+                    webhook.stop()
+        finally:
+            slow.stop()
+            down.stop()
+            registry.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The webhook as an ASGI application (raw ASGI: five routes do not need a framework, and each review
+is answered in well under a millisecond of our own time when its verdicts are cached).
+
+    POST /validate   AdmissionReview → allowed, or 403 naming each denied image (warnings for `warn`)
+    POST /mutate     AdmissionReview → JSON Patch pinning each allowed `name:tag` to its digest
+    GET  /healthz    the process answers
+    GET  /readyz     a policy is loaded
+    GET  /metrics    Prometheus text format
+
+A request that is not an AdmissionReview we can answer gets a 400 (or 413, 415) with one line; the API
+server then applies the webhook's failurePolicy. Nothing a client sends produces a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from sigscope.admission.audit import AuditLog, audit_record
+from sigscope.admission.metrics import Metrics
+from sigscope.admission.reload import PolicyHolder, watch
+from sigscope.admission.review import (
+    ReviewError,
+    mutate_response,
+    overall,
+    parse_review,
+    review,
+    validate_response,
+)
+from sigscope.admission.verifier import Verifier
+from sigscope.admission.workloads import DEFAULT_MAX_CONTAINERS, pin_patch
+
+log = logging.getLogger("sigscope.webhook")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# The API server sends the whole object and its old version: etcd holds at most 1.5 MiB per object.
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+# What the review's own deadline leaves for the answer to travel back and be read.
+DEADLINE_SHARE = 0.8
+MAX_TIMEOUT = 30.0  # the API server's own upper bound on timeoutSeconds
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds of a Go duration such as `10s` or `1m30s` (how the API server writes `?timeout=`)."""
+    if not text or len(text) > 32:
+        return None
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _UNIT[match.group(2)]
+        pos = match.end()
+    return total if pos == len(text) and total > 0 else None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = DEFAULT_MAX_BODY
+    max_containers: int = DEFAULT_MAX_CONTAINERS
+    reload_interval: float = 2.0
+
+
+class WebhookApp:
+    def __init__(
+        self,
+        holder: PolicyHolder,
+        verifier: Verifier,
+        metrics: Metrics,
+        audit: AuditLog,
+        limits: Limits | None = None,
+        *,
+        watched: list[Callable[[], object]] | None = None,
+    ) -> None:
+        self.holder = holder
+        self.verifier = verifier
+        self.metrics = metrics
+        self.audit = audit
+        self.limits = limits or Limits()
+        self.watched: list[Callable[[], object]] = [holder.check, *(watched or [])]
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, content_type, body = await self._route(scope, receive)
+        except HttpError as exc:
+            status, content_type, body = exc.status, "text/plain", (exc.message + "\n").encode()
+        except Exception as exc:
+            log.error("internal error answering %s: %s: %s", scope.get("path"), type(exc).__name__, exc)
+            status, content_type, body = 500, "text/plain", b"internal error\n"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        if self._watcher is None and self.limits.reload_interval > 0:
+            self._watcher = asyncio.create_task(watch(self.watched, self.limits.reload_interval))
+
+    async def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        await self.verifier.close()
+        self.audit.close()
+
+    # ---------------------------------------------------------------- routes
+
+    async def _route(self, scope: Scope, receive: Receive) -> tuple[int, str, bytes]:
+        path, method = scope["path"], scope["method"]
+        if path in ("/validate", "/mutate"):
+            if method != "POST":
+                raise HttpError(405, f"{path} takes POST")
+            body = await self._body(scope, receive)
+            return 200, "application/json", await self._review(path[1:], scope, body)
+        if path not in ("/healthz", "/readyz", "/metrics"):
+            raise HttpError(404, f"no such endpoint {path[:64]!r}")
+        if method not in ("GET", "HEAD"):
+            raise HttpError(405, f"{path} takes GET")
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/readyz":
+            if self.holder.policy is None:
+                raise HttpError(503, "no policy loaded")
+            return 200, "text/plain", f"ok {self.holder.policy.version}\n".encode()
+        return 200, self.metrics.content_type, self.metrics.render()
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.limits.max_body
+        content_type = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise HttpError(413, f"request body over {limit} bytes")
+            if name == b"content-type":
+                content_type = value.split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            raise HttpError(415, "an AdmissionReview is application/json")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"request body over {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _deadline(self, scope: Scope) -> float:
+        """Seconds this review may take: below the API server's `?timeout=`, within our own bound."""
+        own = self.verifier.settings.deadline
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        values = query.get("timeout")
+        given = go_duration(values[0]) if values else None
+        if given is None:
+            return own
+        return min(own, min(given, MAX_TIMEOUT) * DEADLINE_SHARE)
+
+    async def _review(self, endpoint: str, scope: Scope, body: bytes) -> bytes:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._deadline(scope)
+        try:
+            request = parse_review(body, max_containers=self.limits.max_containers)
+        except ReviewError as exc:
+            self.metrics.reviews.labels(endpoint, "error").inc()
+            raise HttpError(400, exc.message) from None
+        policy = self.holder.policy
+        if policy is None:
+            self.metrics.reviews.labels(endpoint, "error").inc()
+            raise HttpError(503, "no policy loaded")
+        verdicts = await self.verifier.judge(policy, request.namespace, request.images, until)
+        pinned: int | None = None
+        if endpoint == "validate":
+            response = validate_response(request, verdicts, policy.version)
+        else:
+            allowed = {v.image for v in verdicts if v.allowed}
+            digests = {v.image: v.digest for v in verdicts if v.digest}
+            patch = pin_patch(list(request.sites), digests, allowed)
+            pinned = sum(1 for op in patch if op["op"] == "replace")
+            response = mutate_response(request, verdicts, patch, policy.version)
+        elapsed = time.perf_counter() - started
+        decision = overall(verdicts)
+        self.metrics.reviews.labels(endpoint, decision).inc()
+        self.metrics.review_seconds.labels(endpoint).observe(elapsed)
+        self.audit.write(audit_record(endpoint, request, verdicts, policy.version, elapsed, pinned=pinned))
+        return review(response)
