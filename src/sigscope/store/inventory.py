@@ -67,7 +67,7 @@ class Inventory:
             from sigscope.errors import SigscopeError
 
             raise SigscopeError(
-                f"inventory {engines.redacted(url)}: cannot open: {_first_line(exc)}"
+                f"inventory {engines.redacted(url)}: cannot open: {first_line(exc)}"
             ) from None
         return cls(engine, url)
 
@@ -173,7 +173,7 @@ class Inventory:
                 self._write_signature(conn, image_id, ordinal, signature)
         if row.decision is not None:
             conn.execute(decisions.insert().values(image_id=image_id, **_decision_values(row.decision)))
-        if row.kind == "image" and row.sigset_fingerprint is not None and row.digest and not row.error:
+        if _reusable(row):
             self._remember(conn, row, image_id, now)
         return image_id
 
@@ -421,9 +421,22 @@ class Inventory:
         return out
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _reusable(row: ImageRow) -> bool:
+    """Whether a later re-scan may report this result again: an image read whole, every signature on it
+    fetched (a failure to fetch or list may be passing, so it is tried again)."""
+    return (
+        row.kind == "image"
+        and row.sigset_fingerprint is not None
+        and bool(row.digest)
+        and not row.error
+        and not row.problems
+        and not any(s.error for s in row.signatures)
+    )
 
 
 def _group_complete(runs: list[RunRecord]) -> bool:
