@@ -109,3 +109,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+try:  # the fixture, for test modules to import (pytest finds fixtures by name in the module)
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def postgres() -> Iterator[PostgresServer]:
+        with postgres_server() as server:
+            yield server
+
+except ImportError:  # bench/ imports this module without pytest
+    pass
