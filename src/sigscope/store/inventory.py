@@ -291,7 +291,7 @@ class Inventory:
         self, *, source: str | None = None, before: datetime | int | None = None
     ) -> list[list[RunRecord]]:
         """Per scope, the newest complete run group (every shard complete) started at/before `before`
-        (a time, or a run id: that run and older)."""
+        (a time, or a run id: that run and older): its complete runs."""
         query = sa.select(scan_runs).order_by(scan_runs.c.id.desc())
         if source is not None:
             query = query.where(scan_runs.c.source == source)
@@ -311,8 +311,9 @@ class Inventory:
         for name in order:  # newest group first
             runs = by_group[name]
             scope = runs[0].scope
-            if scope not in chosen and _group_complete(runs):
-                chosen[scope] = sorted(runs, key=lambda r: r.id)
+            complete = _complete_runs(runs)
+            if scope not in chosen and complete is not None:
+                chosen[scope] = complete
         return list(chosen.values())
 
     def latest_state(
@@ -439,14 +440,19 @@ def _reusable(row: ImageRow) -> bool:
     )
 
 
-def _group_complete(runs: list[RunRecord]) -> bool:
-    if not all(r.complete for r in runs):
-        return False
-    sharded = [r.shard for r in runs if r.shard]
+def _complete_runs(runs: list[RunRecord]) -> list[RunRecord] | None:
+    """The runs that make a group's scan, or None while it is incomplete. A sharded group is complete
+    once every shard has a complete run (a shard retried after a crash has an incomplete run beside the
+    complete one, left out); any other group, when its run is."""
+    sharded = [r for r in runs if r.shard]
     if not sharded:
-        return True
-    total = int(sharded[0].split("/")[1])
-    return len({s.split("/")[0] for s in sharded}) == total
+        return runs if all(r.complete for r in runs) else None
+    total = int(sharded[0].shard.split("/")[1])  # type: ignore[union-attr]
+    newest: dict[str, RunRecord] = {}
+    for run in sorted(sharded, key=lambda r: r.id):
+        if run.complete:
+            newest[run.shard.split("/")[0]] = run  # type: ignore[union-attr]
+    return sorted(newest.values(), key=lambda r: r.id) if len(newest) == total else None
 
 
 def _decision_values(d: DecisionRow) -> dict[str, Any]:
