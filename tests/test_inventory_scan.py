@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,25 @@ def test_manifests_usage_errors() -> None:
         (["--schedule", "nightly"], "--schedule"),
     ):
         assert_clean_failure(run_sigscope("scan", "manifests", "reg:5000", *args), pattern)
+
+
+def test_scan_fs_records_files_signatures_and_certificates(tmp_path: Path) -> None:
+    tree = Path(__file__).parent / "fixtures" / "files" / "jar"
+    db = str(tmp_path / "fs.db")
+    result = run_sigscope("scan", "fs", str(tree), "-o", "json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    reported = json.loads(result.stdout)["filesystem"]["signatures"]
+    with Inventory.open(db) as inv:
+        [run] = inv.runs()
+        assert run.kind == "fs" and run.complete
+        state = inv.latest_state()
+        sigs = inv.signatures_of(state)
+        stored = sorted((i.path, s.row.status, s.row.cert_serial or "") for i in state for s in sigs[i.id])
+        assert stored == sorted((r["path"], r["status"], r.get("serial") or "") for r in reported)
+        assert all(i.kind == "file" and i.digest in ("", *{r["digest"] for r in reported}) for i in state)
+        assert {i.digest for i in state} >= {r["digest"] for r in reported if r.get("digest")}
+        # every signing certificate is there with its validity, for expiry reports
+        signing = [
+            c for c in inv.expiring(datetime(9999, 1, 1, tzinfo=UTC)) if c.certificate.role == "signing"
+        ]
+        assert len(signing) == sum(1 for r in reported if r.get("serial"))
