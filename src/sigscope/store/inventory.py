@@ -55,6 +55,7 @@ class Inventory:
     def __init__(self, engine: Engine, url: URL) -> None:
         self.engine = engine
         self.url = url
+        self._writer = engines.writer(engine)
 
     @classmethod
     def open(cls, value: str) -> Inventory:
@@ -87,7 +88,7 @@ class Inventory:
     # ------------------------------------------------------------------ writes
 
     def start_run(self, start: RunStart) -> int:
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             run_id = conn.execute(
                 scan_runs.insert()
                 .values(
@@ -112,7 +113,7 @@ class Inventory:
         return int(run_id)
 
     def finish_run(self, run_id: int, finished_at: datetime, totals: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             conn.execute(
                 scan_runs.update()
                 .where(scan_runs.c.id == run_id)
@@ -122,7 +123,7 @@ class Inventory:
     def write_images(self, run_id: int, rows: Sequence[ImageRow], now: datetime) -> list[int]:
         """Each row whole, all of them in one transaction; returns their ids. A re-scan writes mostly
         rows that reuse earlier evidence, so new rows go in as one multi-row insert."""
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             trust, policy = conn.execute(
                 sa.select(scan_runs.c.trust_fingerprint, scan_runs.c.policy_version).where(
                     scan_runs.c.id == run_id
