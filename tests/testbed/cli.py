@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # Left out of the child's environment: a developer's own settings must not change what a test sees.
-SCRUBBED = ("SIGSCOPE_DEBUG", "SIGSCOPE_PASSWORD", "COSIGN_PASSWORD")
+SCRUBBED = ("SIGSCOPE_DEBUG", "SIGSCOPE_PASSWORD", "COSIGN_PASSWORD", "SIGSCOPE_DB", "SIGSCOPE_RUN_GROUP")
 
 
 def run_sigscope(

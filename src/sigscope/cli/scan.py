@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,7 @@ from sigscope.cli.options import (
     trust_options,
 )
 from sigscope.cli.progress import stdout_console, tracker
+from sigscope.cli.record import db_option, incremental_options
 from sigscope.cli.sizes import size_callback
 from sigscope.errors import EXIT_FAILED
 from sigscope.files.base import FileLimits
@@ -26,6 +28,9 @@ from sigscope.report.summary import FAIL_ON_CHOICES, Summary
 from sigscope.scan.registry import Progress, ScanOptions, scan_registry, scan_repository
 from sigscope.trust.certs import utcnow
 
+if TYPE_CHECKING:
+    from sigscope.cli.record import ScanRecording
+
 
 @click.group("scan")
 def scan_group() -> None:
@@ -33,7 +38,12 @@ def scan_group() -> None:
 
 
 async def _run(
-    target: str, registry_options: RegistryOptions, options: ScanOptions, output: str, fail_on: set[str]
+    target: str,
+    registry_options: RegistryOptions,
+    options: ScanOptions,
+    output: str,
+    fail_on: set[str],
+    recording: ScanRecording | None = None,
 ) -> int:
     console = stdout_console(output)
     is_layout = target.startswith("oci:")
@@ -52,12 +62,18 @@ async def _run(
             async for result in results:
                 summary.add(result)
                 renderer.add(result)
+                if recording is not None:
+                    recording.add_image(result)
         else:
             registry, namespace = parse_registry_target(target)
             async with RegistryClient(registry, registry_options) as client:
                 async for result in scan_registry(client, namespace, options, progress):
                     summary.add(result)
                     renderer.add(result)
+                    if recording is not None:
+                        recording.add_image(result)
+    if recording is not None:
+        recording.finish()
     renderer.finish(summary)
     if output not in ("pretty", "wide"):
         # Machine formats keep stdout clean; the one human line goes to stderr.
@@ -84,6 +100,8 @@ async def _run(
 )
 @trust_options
 @registry_options
+@db_option
+@incremental_options
 def scan_registry_cmd(
     target: str,
     repo_patterns: tuple[str, ...],
@@ -92,6 +110,10 @@ def scan_registry_cmd(
     fail_on: tuple[str, ...],
     trust: TrustMaterial,
     registry_options: RegistryOptions,
+    db: str | None,
+    full: bool,
+    shard: str | None,
+    run_group: str | None,
 ) -> None:
     """Report every signature on every image of a registry, in every format.
 
@@ -107,7 +129,16 @@ def scan_registry_cmd(
       sigscope scan registry reg.example.com/team --repo 'team/api*' -o json | jq '.registry.signatures[]'
       sigscope scan registry 127.0.0.1:5000 --insecure -o sarif --fail-on unsigned > scan.sarif
       sigscope scan registry oci:./layout -o wide
+      sigscope scan registry 127.0.0.1:5000 --insecure --db default  # re-scans skip the unchanged
+      sigscope scan registry reg:5000 --db postgresql://… --shard 0/4 --run-group nightly-1
+
+    With --db (or SIGSCOPE_DB) every scan is remembered (docs/inventory.md), and an image whose signature
+    set is unchanged since the last scan with the same trust material is not fetched or verified again
+    (--full: everything is).
     """
+    from sigscope.scan.shard import parse_shard
+
+    shard_spec = parse_shard(shard) if shard is not None else None
     options = ScanOptions(
         now=utcnow(),
         repo_patterns=list(repo_patterns),
@@ -120,10 +151,44 @@ def scan_registry_cmd(
         certificates=trust.certificates,
         notation=trust.notation,
         timestamps=trust.timestamps,
+        shard=shard_spec,
     )
-    code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
+    recording = None
+    if db:
+        recording = _start_recording(db, "registry", target, shard_spec, run_group)
+        options.fingerprint = True
+        if not full:
+            from sigscope.store.reuse import StoreReuse
+
+            options.reuse = StoreReuse(recording.inventory, recording.trust_fingerprint, None, options.now)
+    try:
+        code = asyncio.run(_run(target, registry_options, options, output, set(fail_on), recording))
+    except BaseException:
+        if recording is not None:
+            recording.abandon()
+        raise
     if code:
         sys.exit(code)
+
+
+def _start_recording(
+    db: str, kind: str, target: str, shard: tuple[int, int] | None = None, run_group: str | None = None
+) -> ScanRecording:
+    from sigscope.cli.record import ScanRecording
+
+    if kind == "registry":
+        source = target if target.startswith("oci:") else parse_registry_target(target)[0]
+    else:
+        source = target
+    return ScanRecording.start(
+        db,
+        kind=kind,
+        target=target,
+        source=source,
+        params=click.get_current_context().params,
+        shard=shard,
+        run_group=run_group,
+    )
 
 
 def _jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -290,6 +355,7 @@ def _trust_store(ca_files: tuple[str, ...], trust_dirs: tuple[str, ...]) -> list
     metavar="SIZE",
     help="Largest file a check may hold whole in memory (Ed25519 sign-blob signatures) [default: 64MiB].",
 )
+@db_option
 def scan_fs_cmd(
     paths: tuple[str, ...],
     output: str,
@@ -312,6 +378,7 @@ def scan_fs_cmd(
     max_decompressed: int,
     max_ratio: int,
     max_in_memory: int,
+    db: str | None,
 ) -> None:
     """Report every signed file under PATH...: Authenticode (PE, MSI, CAB), JAR, PowerShell, XML-DSig,
     detached OpenPGP (.asc/.sig), Sigstore bundles, cosign sign-blob pairs, and OCI layouts in the tree.
@@ -401,16 +468,24 @@ def scan_fs_cmd(
     renderer = make_fs_renderer(output, sys.stdout, console, directories, paths)
     stats = FsStats()
     summary = FsSummary(directories, stats=stats)
+    recording = _start_recording(db, "fs", directories) if db else None
     try:
         with tracker("Scanning files", enabled=True) as bar:
             counter = Counter(bar.add_total, bar.advance)
             for result in scan_fs(paths, options, stats, counter):
                 summary.add(result)
                 renderer.add(result)
+                if recording is not None:
+                    recording.add_file(result, directories)
         if cache is not None:
             # Saved only after a complete scan: an interrupted one must not forget files it never reached.
             cache.save()
+        if recording is not None:
+            recording.finish()
+            recording = None
     finally:
+        if recording is not None:
+            recording.abandon()
         if cache is not None:
             cache.close()
     renderer.finish(summary)
@@ -420,3 +495,12 @@ def scan_fs_cmd(
     if matched:
         click.echo(f"sigscope: --fail-on matched: {', '.join(sorted(matched))}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _register_manifests() -> None:
+    from sigscope.cli.manifests import scan_manifests_cmd
+
+    scan_group.add_command(scan_manifests_cmd)
+
+
+_register_manifests()

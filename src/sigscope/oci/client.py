@@ -779,6 +779,11 @@ class RegistryClient:
             self._referrers_api = False
         return referrers.filter_artifact_type(await self._referrers_via_tag(repo, digest), artifact_type)
 
+    @property
+    def referrers_api(self) -> bool | None:
+        """Whether the registry serves the referrers API; None until discover_referrers probed it."""
+        return self._referrers_api
+
     async def discover_referrers(
         self, repo: str, digest: str, *, fallback_tag_listed: bool
     ) -> list[Descriptor]:

@@ -19,12 +19,14 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from sigscope.errors import NotFoundError, SigscopeError
 from sigscope.model import Attachment, Descriptor, Signature, Status
 from sigscope.oci import mediatypes
-from sigscope.oci.client import RegistryClient
+from sigscope.oci.client import RegistryClient, RegistryRepository
 from sigscope.oci.paging import PaginationError
 from sigscope.oci.reference import name_problem
 from sigscope.oci.store import Repository
 from sigscope.scan import usable_cpus
 from sigscope.scan.discover import DiscoverContext, TagIndex, discover
+from sigscope.scan.incremental import ListingCache, Recalled, ReuseSource, signature_set
+from sigscope.scan.shard import in_shard
 from sigscope.sources.lookaside import RegistriesD
 from sigscope.trust.apply import TrustSet, apply_trust
 from sigscope.trust.identity import CertificateTrust
@@ -51,6 +53,8 @@ class ImageResult:
     attachments: list[Attachment] = field(default_factory=list)
     error: str | None = None  # the image itself could not be read
     problems: list[str] = field(default_factory=list)  # part of its discovery failed; the rest is reported
+    sigset: str | None = None  # its signature set's fingerprint, when the scan keeps an inventory
+    evidence_id: int | None = None  # set: reported from an earlier run's result (incremental re-scan)
 
     @property
     def path(self) -> str:
@@ -104,6 +108,9 @@ class ScanOptions:
     notation: NotationTrust | None = None  # --notation-config: notation trust policy + trust store
     timestamps: TimestampTrust | None = None  # --timestamp-certificate-chain: TSA roots for RFC 3161
     lookaside_timeout: float = 30.0  # --timeout: the deadline of each lookaside request too
+    fingerprint: bool = False  # --db: fingerprint each digest's signature set (ImageResult.sigset)
+    reuse: ReuseSource | None = None  # --db without --full: earlier results of unchanged digests
+    shard: tuple[int, int] | None = None  # --shard I/N: only the repositories of shard I
 
 
 class Progress:
@@ -184,6 +191,8 @@ async def scan_repository(
             yield ImageResult(source=source, repository=repo_name, digest="", tags=[tag], error=error)
     index = TagIndex.from_tags(tags)
     progress.add_total(len(index.image_tags))
+    if options.fingerprint and isinstance(repo, RegistryRepository):
+        repo = ListingCache(repo, repo.client)
     ctx = _context(repo, repo_name, registry, index, options)
 
     async def resolve(tag: str) -> tuple[str, Descriptor | SigscopeError]:
@@ -203,10 +212,13 @@ async def scan_repository(
         entry = by_digest.setdefault(outcome.digest, (outcome, []))
         entry[1].append(tag)
 
+    reuse = await _Reuse.load(ctx, options, source, repo_name)
+    await reuse.prepare(list(by_digest))
+
     async def one(descriptor: Descriptor, tags_of: list[str]) -> list[ImageResult]:
-        results = [await _image(ctx, source, repo_name, descriptor, tags_of)]
+        results = [await reuse.image(source, repo_name, descriptor, tags_of)]
         if options.platforms and mediatypes.is_index(results[0].media_type):
-            results.extend(await _children(ctx, source, repo_name, descriptor))
+            results.extend(await _children(ctx, source, repo_name, descriptor, reuse))
         for _ in tags_of:
             progress.advance()
         return results
@@ -259,8 +271,82 @@ def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
     return apply_trust(signature, trust, scope, ctx.now)
 
 
+class _Reuse:
+    """One repository's incremental re-scan: each digest's signature set fingerprinted (when the scan keeps
+    an inventory), and an unchanged one reported from the earlier result instead of fetched."""
+
+    def __init__(self, ctx: DiscoverContext, options: ScanOptions, previous: dict[str, tuple[str, int]]):
+        self.ctx = ctx
+        self.options = options
+        self.previous = previous
+        self.sigsets: dict[str, str | None] = {}
+        self.recalled: dict[str, Recalled] = {}
+
+    @classmethod
+    async def load(cls, ctx: DiscoverContext, options: ScanOptions, source: str, repo_name: str) -> _Reuse:
+        previous: dict[str, tuple[str, int]] = {}
+        # Lookaside signatures live outside the registry: nothing in the tag list says they changed.
+        if options.fingerprint and options.reuse is not None and ctx.lookaside_base is None:
+            previous = await options.reuse.previous(source, repo_name)
+        return cls(ctx, options, previous)
+
+    async def _sigset(self, digest: str) -> str | None:
+        if not self.options.fingerprint:
+            return None
+        try:
+            return await signature_set(self.ctx.repository, self.ctx.tags, digest)
+        except SigscopeError:
+            return None  # the listing failed: discovery reads it again and reports why
+
+    async def prepare(self, digests: list[str]) -> None:
+        """The repository's tagged digests at once: their fingerprints concurrently, and one read of the
+        earlier results of those unchanged."""
+        if not self.options.fingerprint:
+            return
+        found = await asyncio.gather(*(self._sigset(d) for d in digests))
+        self.sigsets.update(zip(digests, found, strict=True))
+        await self._recall(digests)
+
+    async def _recall(self, digests: list[str]) -> None:
+        wanted: dict[int, str] = {}
+        for digest in digests:
+            known = self.previous.get(digest)
+            if known is not None and self.sigsets.get(digest) == known[0]:
+                wanted[known[1]] = digest
+        if wanted and self.options.reuse is not None:
+            for evidence_id, recalled in (await self.options.reuse.recall(list(wanted))).items():
+                self.recalled[wanted[evidence_id]] = recalled
+
+    async def image(
+        self, source: str, repo_name: str, descriptor: Descriptor, tags: list[str]
+    ) -> ImageResult:
+        digest = descriptor.digest
+        if digest not in self.sigsets:  # a platform manifest: not among the tagged digests prepared
+            self.sigsets[digest] = await self._sigset(digest)
+            await self._recall([digest])
+        sigset = self.sigsets.pop(digest, None)
+        recalled = self.recalled.pop(digest, None)
+        if recalled is not None:
+            result = ImageResult(
+                source=source,
+                repository=repo_name,
+                digest=descriptor.digest,
+                media_type=descriptor.media_type,
+                tags=tags,
+                signatures=recalled.signatures,
+                attachments=recalled.attachments,
+                evidence_id=recalled.evidence_id,
+            )
+        else:
+            result = await _image(self.ctx, source, repo_name, descriptor, tags)
+        result.sigset = sigset
+        if isinstance(self.ctx.repository, ListingCache):
+            self.ctx.repository.forget(descriptor.digest)
+        return result
+
+
 async def _children(
-    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor
+    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor, reuse: _Reuse | None = None
 ) -> list[ImageResult]:
     try:
         manifest = await ctx.repository.get_manifest(index.digest)
@@ -269,7 +355,10 @@ async def _children(
         return [ImageResult(source=source, repository=repo_name, digest=index.digest, error=exc.message)]
     results = []
     for child in children:
-        result = await _image(ctx, source, repo_name, child, [])
+        if reuse is not None:
+            result = await reuse.image(source, repo_name, child, [])
+        else:
+            result = await _image(ctx, source, repo_name, child, [])
         result.parent = index.digest
         result.platform = str(child.platform) if child.platform else None
         results.append(result)
@@ -325,7 +414,11 @@ async def scan_registry(
                         in_namespace = (
                             not namespace or name == namespace or name.startswith(namespace.rstrip("/") + "/")
                         )
-                        if in_namespace and repo_matches(name, options.repo_patterns):
+                        if (
+                            in_namespace
+                            and repo_matches(name, options.repo_patterns)
+                            and in_shard(name, options.shard)
+                        ):
                             tasks.append(asyncio.create_task(one(name)))
             except PaginationError as exc:
                 # The pages read are good: their repositories are scanned, the catalog gets an error row.
