@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo gnupg openssl osslsigncode openjdk-17-jdk-headless xmlsec1 apksigner softhsm2 opensc jq postgresql)
+APT_PACKAGES=(docker-registry skopeo gnupg openssl osslsigncode openjdk-17-jdk-headless xmlsec1 apksigner softhsm2 opensc jq postgresql chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
