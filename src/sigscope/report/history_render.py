@@ -12,7 +12,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from sigscope.report.cells import DigestCell, Fit, cell, natural_width, shrink_to_fit
+from sigscope.report.cells import Fit, cell, natural_width, short_digest, shrink_to_fit
 from sigscope.report.history import (
     Change,
     ExpiringRow,
@@ -68,7 +68,7 @@ def diff_pretty(console: Console, changes: Sequence[Change], title: str) -> None
                 Fit(c.name),
                 Fit(c.before, where="end", min_width=8),
                 Fit(c.after, where="end", min_width=8),
-                DigestCell(c.after_digest or c.before_digest),
+                cell(short_digest(c.after_digest or c.before_digest), style="dim"),
             )
         _print_table(console, table, {1: (3, 16), 2: (1, 8), 3: (1, 8)})
     counts = change_counts(changes)
