@@ -23,8 +23,15 @@ HOSTILE = "evil\x1b[2J=cmd|'/c calc'!A1"
 
 def cert(role: str, subject: str, days: float, position: int = 0) -> CertificateRow:
     return CertificateRow(
-        role, position, subject, "CN=Test CA", "0a", subject.encode().hex()[:64].ljust(64, "0"),
-        NOW - timedelta(days=100), NOW + timedelta(days=days), role != "signing",
+        role,
+        position,
+        subject,
+        "CN=Test CA",
+        "0a",
+        subject.encode().hex()[:64].ljust(64, "0"),
+        NOW - timedelta(days=100),
+        NOW + timedelta(days=days),
+        role != "signing",
     )
 
 
@@ -128,9 +135,14 @@ def test_expiring_marks_expired_and_honours_the_window(db: str) -> None:
     result = run_sigscope("report", "expiring", "--db", db, "--within", "30d", "-o", "json")
     assert result.returncode == 0, result.stderr
     certs = json.loads(result.stdout)["certificates"]
-    assert [(c["subject"], c["expired"]) for c in certs] == [("CN=bob@example.com", True), (f"CN={HOSTILE}", False)]
+    assert [(c["subject"], c["expired"]) for c in certs] == [
+        ("CN=bob@example.com", True),
+        (f"CN={HOSTILE}", False),
+    ]
     assert certs[1]["images"][0]["path"] == "app/b:1"
-    wider = json.loads(run_sigscope("report", "expiring", "--db", db, "--within", "500d", "-o", "json").stdout)
+    wider = json.loads(
+        run_sigscope("report", "expiring", "--db", db, "--within", "500d", "-o", "json").stdout
+    )
     assert {c["role"] for c in wider["certificates"]} == {"signing", "intermediate"}
 
 
@@ -140,7 +152,9 @@ def test_signers_pretty_fits_and_escapes_csv_is_spreadsheet_safe(db: str) -> Non
     assert "\x1b" not in pretty.stdout and "\\x1b" in pretty.stdout
     assert max(len(line) for line in pretty.stdout.splitlines()) <= 80
     assert "bob@example.com" in pretty.stdout and "alice@example.com" not in pretty.stdout
-    rows = list(csv.DictReader(io.StringIO(run_sigscope("report", "signers", "--db", db, "-o", "csv").stdout)))
+    rows = list(
+        csv.DictReader(io.StringIO(run_sigscope("report", "signers", "--db", db, "-o", "csv").stdout))
+    )
     hostile = [r for r in rows if "calc" in r["identity"]]
     assert hostile and hostile[0]["identity"].startswith("evil")
     diff = run_sigscope("report", "diff", "--db", db, "--since", "1", env={"COLUMNS": "80"})

@@ -159,7 +159,7 @@ class ListenApp:
                 content_type = value
         media_type = content_type.split(b";")[0].strip().decode("latin-1").lower()
         if media_type not in ACCEPTED_TYPES:
-            return 415, b"expected application/vnd.docker.distribution.events.v2+json\n", []
+            return 415, b"expected application/vnd.docker.distribution.events.v2+json (or v1)\n", []
         body = await self._body(receive)
         if body is None:
             return 413, f"body over {self.max_body} bytes\n".encode(), []

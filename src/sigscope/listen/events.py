@@ -1,7 +1,8 @@
 """Registry notifications (distribution's `notifications.endpoints`): the envelope parsed into the
 repositories whose signatures may have changed. Pure: bytes in, records out.
 
-The envelope is `{"events": [...]}` with media type application/vnd.docker.distribution.events.v2+json;
+The envelope is `{"events": [...]}` with media type application/vnd.docker.distribution.events.v2+json
+(v1+json from distribution 2.x);
 each event has an `action` (push, pull, delete, mount), a `target` (repository, digest, tag, mediaType)
 and a `request` (host, method). A pushed or deleted manifest (an image, an index, a cosign signature
 manifest under its `sha256-….sig` tag, a Notary referrer) or a deleted tag changes what signs something in
@@ -18,7 +19,10 @@ from sigscope.oci import mediatypes
 from sigscope.oci.reference import name_problem
 
 ENVELOPE_TYPE = "application/vnd.docker.distribution.events.v2+json"
-ACCEPTED_TYPES = frozenset({ENVELOPE_TYPE, "application/json"})
+# distribution 2.x (Debian's docker-registry) names its envelope v1, v3 names it v2; the shape is the same.
+ACCEPTED_TYPES = frozenset(
+    {ENVELOPE_TYPE, "application/vnd.docker.distribution.events.v1+json", "application/json"}
+)
 MAX_EVENTS = 1024  # distribution sends a few per request; a sender with more is not a registry
 ACTIONS = frozenset({"push", "delete"})
 # Media types of manifests whose push changes an image or what signs it (blob pushes also come as events).
