@@ -22,8 +22,15 @@ delaying TCP proxy (bench/_latency.py); the output says which. Memory flatness: 
 REPOS/4 and of all REPOS repositories (same tags each). CPU seconds of each crawler and of the
 registry (and proxy) are shown too: on a small machine the registry's CPU is what bounds the crawl.
 
+With --incremental, only the inventory's re-scan is measured instead (docs/inventory.md): a first
+`scan registry --db` into a new SQLite inventory, then an unchanged re-scan, timed side by side as their
+own processes (median of --rounds pairs, each pair on a fresh database); the re-scan's requests counted
+in-process (the CLI's own code path: the same click parameters, ScanRecording, StoreReuse); then 1 % new
+images (half of them cosign-signed) pushed and the re-scan's requests and fetched images counted again.
+
 Usage: python bench/scan_registry.py [--repos 200] [--tags 25] [--quick] [--latency-ms 20]
        [--concurrency 16,32,64] [--seq-sample N | --full-sequential] [--latency-method auto|netns|proxy|none]
+       [--incremental]
 """
 
 from __future__ import annotations
@@ -626,6 +633,113 @@ def inprocess(host: str, concurrency: int, patterns: list[str] | None = None) ->
     return asyncio.run(_inprocess(host, concurrency, patterns or []))
 
 
+# ------------------------------------------------------------------------------- incremental re-scan
+
+
+async def _inprocess_db(host: str, concurrency: int, db: str) -> dict[str, Any]:
+    """One `scan registry HOST --insecure --db DB` as the CLI runs it, in-process to count requests."""
+    from sigscope.cli.record import ScanRecording
+    from sigscope.cli.scan import scan_registry_cmd
+    from sigscope.oci.client import RegistryClient, RegistryOptions
+    from sigscope.scan.registry import Progress, ScanOptions, scan_registry
+    from sigscope.store.reuse import StoreReuse
+
+    argv = [host, "--insecure", "--db", db, "--max-concurrency", str(concurrency)]
+    params = scan_registry_cmd.make_context("registry", argv).params  # the CLI's own parameters
+    recording = ScanRecording.start(db, kind="registry", target=host, source=host, params=params)
+    now = dt.datetime.now(dt.UTC)
+    options = ScanOptions(
+        now=now,
+        repo_concurrency=max(1, min(32, concurrency // 2)),
+        fingerprint=True,
+        reuse=StoreReuse(recording.inventory, recording.trust_fingerprint, None, now),
+    )
+    started = time.perf_counter()
+    registry_options = RegistryOptions(insecure=True, use_auth_files=False, max_concurrency=concurrency)
+    async with RegistryClient(host, registry_options) as client:
+        async for result in scan_registry(client, "", options, Progress()):
+            recording.add_image(result)
+        requests_made = client.request_count
+    totals = dict(recording.totals)
+    recording.finish()
+    return {"seconds": time.perf_counter() - started, "requests": requests_made, **totals}
+
+
+def push_new(host: str, population: Population, count: int) -> list[str]:
+    """`count` new image tags spread over the repositories, every other one cosign-signed."""
+    base = f"http://{host}"
+    session = requests.Session()
+    session.trust_env = False
+    first = repo_name(0)
+    response = session.get(
+        f"{base}/v2/{first}/manifests/{tag_name(0, population.tags)}",
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=30,
+    )
+    response.raise_for_status()
+    base_manifest = response.json()
+    signer = Signer()
+    pusher = Pusher(base)
+    pushed = []
+    for n in range(count):
+        repo = repo_name((n * 7) % population.repos)
+        manifest = dict(base_manifest, annotations={"org.example.sigscope.bench": f"{repo}:new{n}"})
+        data = canonical(manifest)
+        digest = sha256(data)
+        pusher.manifest(repo, f"new{n:03d}", data, OCI_MANIFEST)
+        if n % 2 == 0:
+            payload, config, sig_manifest = signer.cosign(f"{host}/{repo}", digest)
+            pusher.blob(repo, payload)
+            pusher.blob(repo, config)
+            pusher.manifest(
+                repo, f"sha256-{digest.split(':', 1)[1]}.sig", go_json(sig_manifest), OCI_MANIFEST
+            )
+        pushed.append(digest)
+    session.close()
+    pusher.session.close()
+    return pushed
+
+
+def incremental(host: str, workdir: Path, population: Population, args: argparse.Namespace) -> None:
+    tags = population.image_tags
+    conc = args.default_concurrency
+    first_walls: list[float] = []
+    rescan_walls: list[float] = []
+    db = ""
+    for round_ in range(args.rounds):
+        db = str(workdir / f"inventory-{round_}.db")
+        cmd = [*sigscope_cmd(host, conc), "--db", db]
+        first_walls.append(run_measured(cmd, args.sigscope_timeout, capture_stdout=False).wall)
+        rescan_walls.append(run_measured(cmd, args.sigscope_timeout, capture_stdout=False).wall)
+        print(f"  round {round_ + 1}: first scan {first_walls[-1]:.2f} s, re-scan {rescan_walls[-1]:.2f} s")
+    first_wall, rescan_wall = statistics.median(first_walls), statistics.median(rescan_walls)
+    fresh = asyncio.run(_inprocess_db(host, conc, str(workdir / "counted.db")))
+    unchanged = asyncio.run(_inprocess_db(host, conc, db))
+    new = max(1, tags // 100)
+    push_new(host, population, new)
+    after = asyncio.run(_inprocess_db(host, conc, db))
+    speedup = first_wall / rescan_wall
+    per_tag = unchanged["requests"] / tags
+    print(f"\n=== incremental re-scan: {tags} image tags, --max-concurrency {conc}, SQLite inventory")
+    print(
+        f"  first scan --db      wall {first_wall:6.2f} s (median of {args.rounds})  "
+        f"requests {fresh['requests']}"
+    )
+    print(
+        f"  unchanged re-scan    wall {rescan_wall:6.2f} s (median of {args.rounds})  requests "
+        f"{unchanged['requests']} ({per_tag:.3f} per tag), reused {unchanged['reused']}, "
+        f"fetched {unchanged['fetched']}"
+    )
+    print(
+        f"  after +{new} images   requests {after['requests']} "
+        f"(+{after['requests'] - unchanged['requests']}), "
+        f"fetched {after['fetched']} images, reused {after['reused']}"
+    )
+    print(f"  speed-up x{speedup:.2f} — target ≥ x1.8: {verdict(speedup >= 1.8)}")
+    print(f"  requests per tag {per_tag:.3f} — target ≤ 1.1: {verdict(per_tag <= 1.1)}")
+    print(f"  only the new images fetched: {verdict(after['fetched'] == new and unchanged['fetched'] == 0)}")
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -838,6 +952,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="sigscope runs per concurrency (median)")
     parser.add_argument("--sequential-timeout", type=float, default=1800.0)
     parser.add_argument("--sigscope-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--incremental", action="store_true", help="measure only the --db re-scan (see above)"
+    )
     parser.add_argument("--sequential-worker", metavar="HOST", help=argparse.SUPPRESS)
     parser.add_argument("--only-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -876,6 +993,9 @@ def main() -> None:
             )
             os.sync()  # let the registry's writes reach the disk before anything is timed
             time.sleep(5)
+            if args.incremental:
+                incremental(handle.host, workdir, population, args)
+                return
             loopback, seq_requests = run_condition(
                 "loopback",
                 handle.host,

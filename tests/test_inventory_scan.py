@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from testbed.cli import assert_clean_failure, run_sigscope
 from testbed.forge import PKI, make_pki, pem, push_cosign_signature, push_image
@@ -201,25 +205,49 @@ def test_shard_usage_errors(bed: Bed, tmp_path: Path) -> None:
     )
 
 
-def test_shards_union_equals_one_scan(bed: Bed, postgres: PostgresServer) -> None:  # noqa: F811
+def test_manifests_shards_union_equals_one_scan(bed: Bed, postgres: PostgresServer) -> None:  # noqa: F811
+    """The Indexed Job's pods, as `scan manifests` renders them, run here as two concurrent processes into
+    one PostgreSQL: together they make the inventory one unsharded scan makes."""
     assert {shard_of(r, 2) for r in REPOS} == {0, 1}, "the test repositories must fall in both shards"
     sharded, single = postgres.create_database(), postgres.create_database()
-    base = [sys.executable, "-m", "sigscope", "scan", "registry", bed.registry.host, "--insecure"]
-    base += ["--repo", "inv/*"]
-    env_args = ["-o", "json", "--key", str(bed.key), "--db", sharded, "--run-group", "nightly-1"]
-    workers = [
-        subprocess.Popen(
-            [*base, *env_args, "--shard", f"{n}/2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    extra = ["--insecure", "--repo", "inv/*", "--key", str(bed.key)]
+    rendered = run_sigscope("scan", "manifests", bed.registry.host, "--shards", "2", "--", *extra)
+    assert rendered.returncode == 0, rendered.stderr
+    job, cronjob = yaml.safe_load_all(rendered.stdout)
+    assert (job["kind"], cronjob["kind"]) == ("Job", "CronJob")
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+    assert cronjob["spec"]["jobTemplate"]["spec"] == spec and cronjob["spec"]["schedule"] == "0 2 * * *"
+    [container] = spec["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SIGSCOPE_DB"]["valueFrom"]["secretKeyRef"] == {"name": "sigscope-db", "key": "url"}
+    assert "job-completion-index" in env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+
+    def pod(index: int) -> subprocess.Popen[str]:
+        # What the kubelet does: $(VAR) in args from the container's env, the env from the pod.
+        values = {"SHARD_INDEX": str(index)}
+        args = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], a) for a in container["args"]]
+        environment = {**os.environ, "SIGSCOPE_DB": sharded, "SIGSCOPE_RUN_GROUP": job["metadata"]["name"]}
+        return subprocess.Popen(
+            [sys.executable, "-m", "sigscope", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
         )
-        for n in range(2)
-    ]
+
+    workers = [pod(n) for n in range(2)]
     seen: list[set[str]] = []
     for worker in workers:
         out, err = worker.communicate(timeout=180)
         assert worker.returncode == 0, err
-        seen.append({i["repository"] for i in json.loads(out)["images"]})
+        seen.append(
+            {json.loads(line).get("repository", "") for line in out.splitlines() if line.strip()} - {""}
+        )
     assert seen[0] and seen[1] and not seen[0] & seen[1]
-    whole = run_sigscope(*base[3:], "-o", "json", "--key", str(bed.key), "--db", single, timeout=180)
+    whole = run_sigscope(
+        "scan", "registry", bed.registry.host, *extra, "--db", single, "-o", "json", timeout=180
+    )
     assert whole.returncode == 0, whole.stderr
 
     def inventory(url: str) -> set[tuple[str, str, str, int]]:
@@ -231,3 +259,35 @@ def test_shards_union_equals_one_scan(bed: Bed, postgres: PostgresServer) -> Non
     with Inventory.open(sharded) as inv:
         groups = inv.latest_groups()
         assert [sorted(r.shard or "" for r in g) for g in groups] == [["0/2", "1/2"]]
+        assert {r.run_group for r in groups[0]} == {"sigscope-scan"}
+
+
+def test_manifests_usage_errors() -> None:
+    for args, pattern in (
+        (["--shards", "0"], "--shards"),
+        (["--name", "Bad_Name"], "--name"),
+        (["--schedule", "nightly"], "--schedule"),
+    ):
+        assert_clean_failure(run_sigscope("scan", "manifests", "reg:5000", *args), pattern)
+
+
+def test_scan_fs_records_files_signatures_and_certificates(tmp_path: Path) -> None:
+    tree = Path(__file__).parent / "fixtures" / "files" / "jar"
+    db = str(tmp_path / "fs.db")
+    result = run_sigscope("scan", "fs", str(tree), "-o", "json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    reported = json.loads(result.stdout)["filesystem"]["signatures"]
+    with Inventory.open(db) as inv:
+        [run] = inv.runs()
+        assert run.kind == "fs" and run.complete
+        state = inv.latest_state()
+        sigs = inv.signatures_of(state)
+        stored = sorted((i.path, s.row.status, s.row.cert_serial or "") for i in state for s in sigs[i.id])
+        assert stored == sorted((r["path"], r["status"], r.get("serial") or "") for r in reported)
+        assert all(i.kind == "file" and i.digest in ("", *{r["digest"] for r in reported}) for i in state)
+        assert {i.digest for i in state} >= {r["digest"] for r in reported if r.get("digest")}
+        # every signing certificate is there with its validity, for expiry reports
+        signing = [
+            c for c in inv.expiring(datetime(9999, 1, 1, tzinfo=UTC)) if c.certificate.role == "signing"
+        ]
+        assert len(signing) == sum(1 for r in reported if r.get("serial"))

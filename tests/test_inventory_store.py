@@ -181,7 +181,17 @@ def test_incomplete_runs_and_sharded_groups(db_url: str) -> None:
         inv.finish_run(second, NOW, {})
         assert [i.digest for i in inv.latest_state()] == ["sha256:02", "sha256:03"]
         assert [r.id for r in inv.group(first)] == [first, second]
+        # a shard retried after a crash: its incomplete run is left out, the group still counts
+        retried = inv.start_run(start(shard="1/2", run_group="again"))
+        inv.write_images(retried, [image("lib:1", "sha256:04")], NOW)
+        redo = inv.start_run(start(shard="1/2", run_group="again"))
+        other = inv.start_run(start(shard="0/2", run_group="again"))
+        inv.write_images(redo, [image("lib:1", "sha256:05")], NOW)
+        inv.finish_run(redo, NOW, {})
+        inv.finish_run(other, NOW, {})
+        assert [i.digest for i in inv.latest_state()] == ["sha256:05"]
         assert [i.digest for i in inv.latest_state(before=done)] == ["sha256:01"]
+        assert [i.digest for i in inv.latest_state(before=second)] == ["sha256:02", "sha256:03"]
 
 
 def test_migration_forward_from_revision_0001(db_url: str) -> None:

@@ -506,3 +506,12 @@ def scan_fs_cmd(
     if matched:
         click.echo(f"sigscope: --fail-on matched: {', '.join(sorted(matched))}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _register_manifests() -> None:
+    from sigscope.cli.manifests import scan_manifests_cmd
+
+    scan_group.add_command(scan_manifests_cmd)
+
+
+_register_manifests()

@@ -48,7 +48,7 @@ class ListingCache:
     def __init__(self, repository: Repository, client: RegistryClient) -> None:
         self._repository = repository
         self.client = client
-        self._listings: dict[tuple[str, bool], list[Descriptor]] = {}
+        self._listings: dict[str, list[Descriptor]] = {}
 
     @property
     def display(self) -> str:
@@ -82,17 +82,17 @@ class ListingCache:
         return await self._repository.push_referrer(data, media_type)
 
     async def discover_referrers(self, digest: str, *, fallback_tag_listed: bool) -> list[Descriptor]:
-        key = (digest, fallback_tag_listed)
-        if key not in self._listings:
-            self._listings[key] = await self._repository.discover_referrers(
-                digest, fallback_tag_listed=fallback_tag_listed
-            )
-        return self._listings[key]
+        # Only the API's listings are kept: without the API, the fingerprint reads no listing at all.
+        if digest in self._listings:
+            return self._listings[digest]
+        found = await self._repository.discover_referrers(digest, fallback_tag_listed=fallback_tag_listed)
+        if self.client.referrers_api:
+            self._listings[digest] = found
+        return found
 
     def forget(self, digest: str) -> None:
         """Done with `digest`: its listings need not stay in memory."""
-        self._listings.pop((digest, True), None)
-        self._listings.pop((digest, False), None)
+        self._listings.pop(digest, None)
 
 
 async def signature_set(repository: Repository, tags: TagIndex, digest: str) -> str:
@@ -101,7 +101,10 @@ async def signature_set(repository: Repository, tags: TagIndex, digest: str) -> 
     listed: list[list[str]] | None = None
     if isinstance(repository, ListingCache):
         if repository.client.referrers_api is not False:
-            found = await repository.discover_referrers(digest, fallback_tag_listed=fallback)
+            # While the API is unprobed, no fallback index is read: without the API, the fallback tag's
+            # presence is what counts, and reading the index would cost the request this saves.
+            known = repository.client.referrers_api is True
+            found = await repository.discover_referrers(digest, fallback_tag_listed=fallback and known)
             if repository.client.referrers_api:
                 listed = sorted([d.digest, d.artifact_type or ""] for d in found)
     else:  # a layout: local reads cost nothing

@@ -17,6 +17,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sigscope.errors import UsageError
 
 ENV = "SIGSCOPE_DB"
+# Execution option of the transactions that write: on SQLite they take the write lock as they begin.
+WRITE_OPTION = "sigscope_write"
 HEAD = "0002"
 # Any constant works: it only has to be the same for every sigscope process using one database.
 _PG_MIGRATION_LOCK = 0x5167_5C09E
@@ -66,9 +68,9 @@ def create(url: URL) -> Engine:
 
 
 def _sqlite(url: URL) -> Engine:
-    # The driver's own transaction handling is off so that every transaction begins IMMEDIATE: it takes
-    # the write lock up front, and a second writer process waits (busy_timeout) instead of failing with
-    # "database is locked" when a read transaction tries to become a write one.
+    # The driver's own transaction handling is off so that every writing transaction begins IMMEDIATE: it
+    # takes the write lock up front, and a second writer process waits (busy_timeout) instead of failing
+    # with "database is locked" when a read transaction tries to become a write one.
     engine = sa.create_engine(url, connect_args={"timeout": 60.0, "isolation_level": None})
 
     @sa.event.listens_for(engine, "connect")
@@ -82,9 +84,16 @@ def _sqlite(url: URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads begin deferred: in WAL mode they never wait for a writer, nor hold one up.
+        immediate = connection.get_execution_options().get(WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for transactions that write."""
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def current_revision(connection: sa.Connection) -> str | None:
@@ -104,7 +113,7 @@ def migrate(engine: Engine, target: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with writer(engine).begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         config.attributes["connection"] = connection

@@ -55,6 +55,7 @@ class Inventory:
     def __init__(self, engine: Engine, url: URL) -> None:
         self.engine = engine
         self.url = url
+        self._writer = engines.writer(engine)
 
     @classmethod
     def open(cls, value: str) -> Inventory:
@@ -87,7 +88,7 @@ class Inventory:
     # ------------------------------------------------------------------ writes
 
     def start_run(self, start: RunStart) -> int:
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             run_id = conn.execute(
                 scan_runs.insert()
                 .values(
@@ -112,7 +113,7 @@ class Inventory:
         return int(run_id)
 
     def finish_run(self, run_id: int, finished_at: datetime, totals: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             conn.execute(
                 scan_runs.update()
                 .where(scan_runs.c.id == run_id)
@@ -120,62 +121,82 @@ class Inventory:
             )
 
     def write_images(self, run_id: int, rows: Sequence[ImageRow], now: datetime) -> list[int]:
-        """Each row whole, all of them in one transaction; returns their ids."""
-        with self.engine.begin() as conn:
-            return [self._write_image(conn, run_id, row, now) for row in rows]
+        """Each row whole, all of them in one transaction; returns their ids. A re-scan writes mostly
+        rows that reuse earlier evidence, so new rows go in as one multi-row insert."""
+        with self._writer.begin() as conn:
+            trust, policy = conn.execute(
+                sa.select(scan_runs.c.trust_fingerprint, scan_runs.c.policy_version).where(
+                    scan_runs.c.id == run_id
+                )
+            ).one()
+            existing = self._existing(conn, run_id, rows)
+            ids: list[int | None] = [existing.get(_key(row)) for row in rows]
+            fresh = [n for n, image_id in enumerate(ids) if image_id is None]
+            seen: dict[tuple[str, str, str, str, str], int] = {}
+            to_insert = []
+            for n in fresh:  # a row twice in one batch is written once, then replaced in place
+                if _key(rows[n]) not in seen:
+                    seen[_key(rows[n])] = n
+                    to_insert.append(n)
+            if to_insert:
+                made = conn.execute(
+                    images.insert().returning(images.c.id, sort_by_parameter_order=True),
+                    [_image_values(run_id, rows[n]) for n in to_insert],
+                ).scalars()
+                for n, image_id in zip(to_insert, made, strict=True):
+                    ids[n] = int(image_id)
+            for n, row in enumerate(rows):
+                if n in fresh and seen.get(_key(row)) == n:
+                    continue
+                image_id = ids[n] if ids[n] is not None else ids[seen[_key(row)]]
+                assert image_id is not None
+                ids[n] = image_id
+                conn.execute(
+                    images.update().where(images.c.id == image_id).values(**_image_values(run_id, row))
+                )
+                for table in (image_tags, signatures, decisions):
+                    conn.execute(table.delete().where(table.c.image_id == image_id))
+            final = {_key(row): ids[n] for n, row in enumerate(rows)}  # the last version of each key
+            tags = {(final[_key(r)], t) for r in rows for t in r.tags}
+            if tags:
+                conn.execute(image_tags.insert(), [{"image_id": i, "tag": t} for i, t in sorted(tags)])
+            written: set[int] = set()
+            for n in reversed(range(len(rows))):
+                row, image_id = rows[n], ids[n]
+                assert image_id is not None
+                if image_id in written:
+                    continue
+                written.add(image_id)
+                if row.evidence_id is None:
+                    for ordinal, signature in enumerate(row.signatures):
+                        self._write_signature(conn, image_id, ordinal, signature)
+                if row.decision is not None:
+                    conn.execute(
+                        decisions.insert().values(image_id=image_id, **_decision_values(row.decision))
+                    )
+                # A reused row's evidence and state stand as they are.
+                if row.evidence_id is None and _reusable(row):
+                    self._remember(conn, row, image_id, trust, policy, now)
+            return [int(i) for i in ids if i is not None]
 
-    def _write_image(self, conn: sa.Connection, run_id: int, row: ImageRow, now: datetime) -> int:
-        reused = row.evidence_id is not None
-        values = {
-            "run_id": run_id,
-            "kind": row.kind,
-            "source": row.source,
-            "repository": row.repository,
-            "path": row.path,
-            "digest": row.digest,
-            "parent_digest": row.parent_digest,
-            "media_type": row.media_type,
-            "platform": row.platform,
-            "file_type": row.file_type,
-            "size": row.size,
-            "signed": any(not s.attachment_digest for s in row.signatures),
-            "signature_count": sum(1 for s in row.signatures if not s.attachment_digest),
-            "status": row.status,
-            "error": row.error,
-            "problems": list(row.problems),
-            "attachments": row.attachments,
-            "sigset_fingerprint": row.sigset_fingerprint,
-            "evidence_id": row.evidence_id,
-            "valid_until": row.valid_until,
-        }
-        key = sa.and_(
-            images.c.run_id == run_id,
-            images.c.kind == row.kind,
-            images.c.source == row.source,
-            images.c.path == row.path,
-            images.c.digest == row.digest,
-            images.c.parent_digest == row.parent_digest,
-        )
-        existing = conn.execute(sa.select(images.c.id).where(key)).scalar()
-        if existing is None:
-            image_id = int(conn.execute(images.insert().values(**values).returning(images.c.id)).scalar_one())
-        else:
-            image_id = int(existing)
-            conn.execute(images.update().where(images.c.id == image_id).values(**values))
-            for table in (image_tags, signatures, decisions):
-                conn.execute(table.delete().where(table.c.image_id == image_id))
-        if row.tags:
-            conn.execute(
-                image_tags.insert(), [{"image_id": image_id, "tag": t} for t in dict.fromkeys(row.tags)]
-            )
-        if not reused:
-            for ordinal, signature in enumerate(row.signatures):
-                self._write_signature(conn, image_id, ordinal, signature)
-        if row.decision is not None:
-            conn.execute(decisions.insert().values(image_id=image_id, **_decision_values(row.decision)))
-        if _reusable(row):
-            self._remember(conn, row, image_id, now)
-        return image_id
+    def _existing(
+        self, conn: sa.Connection, run_id: int, rows: Sequence[ImageRow]
+    ) -> dict[tuple[str, str, str, str, str], int]:
+        paths = sorted({row.path for row in rows})
+        found: dict[tuple[str, str, str, str, str], int] = {}
+        for start in range(0, len(paths), _CHUNK):
+            for r in conn.execute(
+                sa.select(
+                    images.c.id,
+                    images.c.kind,
+                    images.c.source,
+                    images.c.path,
+                    images.c.digest,
+                    images.c.parent_digest,
+                ).where(images.c.run_id == run_id, images.c.path.in_(paths[start : start + _CHUNK]))
+            ):
+                found[(r.kind, r.source, r.path, r.digest, r.parent_digest)] = int(r.id)
+        return found
 
     def _write_signature(self, conn: sa.Connection, image_id: int, ordinal: int, s: SignatureRow) -> None:
         values = {
@@ -198,20 +219,16 @@ class Inventory:
                 [{"signature_id": signature_id, **_certificate_values(c)} for c in s.certificates],
             )
 
-    def _remember(self, conn: sa.Connection, row: ImageRow, image_id: int, now: datetime) -> None:
+    def _remember(
+        self, conn: sa.Connection, row: ImageRow, image_id: int, trust: str, policy: str | None, now: datetime
+    ) -> None:
         """The digest's state for the next incremental re-scan: the row holding its evidence."""
         assert row.sigset_fingerprint is not None
-        evidence = row.evidence_id if row.evidence_id is not None else image_id
-        trust, policy = conn.execute(
-            sa.select(scan_runs.c.trust_fingerprint, scan_runs.c.policy_version)
-            .select_from(scan_runs.join(images, images.c.run_id == scan_runs.c.id))
-            .where(images.c.id == image_id)
-        ).one()
         values = {
             "sigset_fingerprint": row.sigset_fingerprint,
             "trust_fingerprint": trust,
             "policy_version": policy or "",
-            "image_id": evidence,
+            "image_id": image_id,
             "valid_until": row.valid_until,
             "updated_at": now,
         }
@@ -291,7 +308,7 @@ class Inventory:
         self, *, source: str | None = None, before: datetime | int | None = None
     ) -> list[list[RunRecord]]:
         """Per scope, the newest complete run group (every shard complete) started at/before `before`
-        (a time, or a run id: that run and older)."""
+        (a time, or a run id: that run and older): its complete runs."""
         query = sa.select(scan_runs).order_by(scan_runs.c.id.desc())
         if source is not None:
             query = query.where(scan_runs.c.source == source)
@@ -311,8 +328,9 @@ class Inventory:
         for name in order:  # newest group first
             runs = by_group[name]
             scope = runs[0].scope
-            if scope not in chosen and _group_complete(runs):
-                chosen[scope] = sorted(runs, key=lambda r: r.id)
+            complete = _complete_runs(runs)
+            if scope not in chosen and complete is not None:
+                chosen[scope] = complete
         return list(chosen.values())
 
     def latest_state(
@@ -426,6 +444,36 @@ def first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+def _key(row: ImageRow) -> tuple[str, str, str, str, str]:
+    return (row.kind, row.source, row.path, row.digest, row.parent_digest)
+
+
+def _image_values(run_id: int, row: ImageRow) -> dict[str, Any]:
+    own = [s for s in row.signatures if not s.attachment_digest]
+    return {
+        "run_id": run_id,
+        "kind": row.kind,
+        "source": row.source,
+        "repository": row.repository,
+        "path": row.path,
+        "digest": row.digest,
+        "parent_digest": row.parent_digest,
+        "media_type": row.media_type,
+        "platform": row.platform,
+        "file_type": row.file_type,
+        "size": row.size,
+        "signed": bool(own),
+        "signature_count": len(own),
+        "status": row.status,
+        "error": row.error,
+        "problems": list(row.problems),
+        "attachments": row.attachments,
+        "sigset_fingerprint": row.sigset_fingerprint,
+        "evidence_id": row.evidence_id,
+        "valid_until": row.valid_until,
+    }
+
+
 def _reusable(row: ImageRow) -> bool:
     """Whether a later re-scan may report this result again: an image read whole, every signature on it
     fetched (a failure to fetch or list may be passing, so it is tried again)."""
@@ -439,14 +487,19 @@ def _reusable(row: ImageRow) -> bool:
     )
 
 
-def _group_complete(runs: list[RunRecord]) -> bool:
-    if not all(r.complete for r in runs):
-        return False
-    sharded = [r.shard for r in runs if r.shard]
+def _complete_runs(runs: list[RunRecord]) -> list[RunRecord] | None:
+    """The runs that make a group's scan, or None while it is incomplete. A sharded group is complete
+    once every shard has a complete run (a shard retried after a crash has an incomplete run beside the
+    complete one, left out); any other group, when its run is."""
+    sharded = [r for r in runs if r.shard]
     if not sharded:
-        return True
-    total = int(sharded[0].split("/")[1])
-    return len({s.split("/")[0] for s in sharded}) == total
+        return runs if all(r.complete for r in runs) else None
+    total = int(sharded[0].shard.split("/")[1])  # type: ignore[union-attr]
+    newest: dict[str, RunRecord] = {}
+    for run in sorted(sharded, key=lambda r: r.id):
+        if run.complete:
+            newest[run.shard.split("/")[0]] = run  # type: ignore[union-attr]
+    return sorted(newest.values(), key=lambda r: r.id) if len(newest) == total else None
 
 
 def _decision_values(d: DecisionRow) -> dict[str, Any]:
