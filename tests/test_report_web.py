@@ -225,7 +225,7 @@ def test_table_filters_sorts_pages_and_links_to_evidence(page: Any, server: str)
 
 def test_evidence_escapes_and_unknown_ids(page: Any, server: str) -> None:
     page.goto(server + "/#signers")
-    page.click(f"#signers-table a:text('team/service-1:v1')")
+    page.click("#signers-table a:text('team/service-1:v1')")
     assert HOSTILE in page.inner_text("body") and page.evaluate("window.pwned") is None
     assert requests.get(server + "/image/999999", timeout=5).status_code == 404
     assert requests.get(server + "/image/1%20OR%201=1", timeout=5).status_code == 404

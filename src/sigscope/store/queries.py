@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from sigscope.errors import SigscopeError
 from sigscope.oci.reference import parse_registry_target
-from sigscope.store.inventory import Inventory, _group_complete
+from sigscope.store.inventory import Inventory, _complete_runs
 from sigscope.store.records import ImageRecord, RunRecord, SignatureRecord
 from sigscope.store.schema import images, scan_runs
 
@@ -92,7 +92,11 @@ def group_counts(inventory: Inventory, limit: int = MAX_SERIES_GROUPS) -> list[G
     by_group: dict[str, list[RunRecord]] = defaultdict(list)
     for run in inventory.runs(limit=limit * 64):
         by_group[run.run_group].append(run)
-    complete = [sorted(g, key=lambda r: r.id) for g in by_group.values() if _group_complete(g)]
+    complete = [
+        sorted(runs, key=lambda r: r.id)
+        for runs in (_complete_runs(g) for g in by_group.values())
+        if runs is not None
+    ]
     chosen = sorted(complete, key=lambda g: max(r.id for r in g))[-limit:]
     run_ids = [r.id for g in chosen for r in g]
     counts: dict[int, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
