@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo gnupg openssl osslsigncode openjdk-17-jdk-headless xmlsec1 apksigner softhsm2 opensc jq postgresql)
+APT_PACKAGES=(docker-registry skopeo gnupg openssl osslsigncode openjdk-17-jdk-headless xmlsec1 apksigner softhsm2 opensc jq postgresql chromium)
 APT_PACKAGES+=(redis-server)  # the webhook's shared verdict cache, started by its tests
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -29,6 +29,9 @@ class LazyGroup(click.Group):
         "attest": "sigscope.cli.attest:attest_cmd",
         "verify-attestation": "sigscope.cli.attest:verify_attestation_cmd",
         "cert": "sigscope.cli.cert:cert_group",
+        # issue 17: push events into the inventory, and reports from its history
+        "inventory": "sigscope.cli.inventory:inventory_group",
+        "report": "sigscope.cli.report:report_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -139,20 +139,7 @@ def scan_registry_cmd(
     from sigscope.scan.shard import parse_shard
 
     shard_spec = parse_shard(shard) if shard is not None else None
-    options = ScanOptions(
-        now=utcnow(),
-        repo_patterns=list(repo_patterns),
-        platforms=platforms,
-        registries_d=trust.registries_d,
-        lookaside_timeout=registry_options.timeout,
-        repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
-        keys=trust.keys,
-        gpg_keyring=trust.gpg_keyring,
-        certificates=trust.certificates,
-        notation=trust.notation,
-        timestamps=trust.timestamps,
-        shard=shard_spec,
-    )
+    options = registry_scan_options(trust, registry_options, list(repo_patterns), platforms, shard_spec)
     recording = None
     if db:
         recording = _start_recording(db, "registry", target, shard_spec, run_group)
@@ -169,6 +156,30 @@ def scan_registry_cmd(
         raise
     if code:
         sys.exit(code)
+
+
+def registry_scan_options(
+    trust: TrustMaterial,
+    registry_options: RegistryOptions,
+    repo_patterns: list[str],
+    platforms: bool,
+    shard: tuple[int, int] | None = None,
+) -> ScanOptions:
+    """What `scan registry` (and `inventory listen`'s re-scans) scan with."""
+    return ScanOptions(
+        now=utcnow(),
+        repo_patterns=repo_patterns,
+        platforms=platforms,
+        registries_d=trust.registries_d,
+        lookaside_timeout=registry_options.timeout,
+        repo_concurrency=max(1, min(32, registry_options.max_concurrency // 2)),
+        keys=trust.keys,
+        gpg_keyring=trust.gpg_keyring,
+        certificates=trust.certificates,
+        notation=trust.notation,
+        timestamps=trust.timestamps,
+        shard=shard,
+    )
 
 
 def _start_recording(

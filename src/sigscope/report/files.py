@@ -499,6 +499,8 @@ class HTMLRenderer(_Collector):
         self.directories = directories
 
     def finish(self, summary: FsSummary) -> None:
+        from sigscope.report.htmlstyle import badge, digest_cell
+
         e = html.escape
         buf = io.StringIO()
         buf.write(html_head(e(self.directories)))
@@ -515,8 +517,11 @@ class HTMLRenderer(_Collector):
         ]
         buf.write(html_cards(cards, e))
         buf.write(
-            "</div><h2>Signatures</h2><table><tr><th>Path</th><th>Type</th><th>Signer</th><th>Countersigner</th>"
-            "<th>Issuer</th><th>Digest</th><th>Status</th><th>Details</th></tr>"
+            "</div><h2>Signatures</h2><table><colgroup><col style='width:20%'><col style='width:7%'>"
+            "<col style='width:15%'><col style='width:11%'><col style='width:13%'><col style='width:13%'>"
+            "<col style='width:9%'><col style='width:12%'></colgroup><tr><th>Path</th><th>Type</th>"
+            "<th>Signer</th><th>Countersigner</th><th>Issuer</th><th>Digest</th><th>Status</th>"
+            "<th>Details</th></tr>"
         )
         for result, signature in sorted(self.rows, key=lambda r: r[0].path):
             status = str(signature.status)
@@ -524,7 +529,7 @@ class HTMLRenderer(_Collector):
             buf.write(
                 f"<tr><td>{e(result.path)}</td><td>{e(signature.kind)}</td><td>{e(subject_name(signature))}</td>"
                 f"<td>{e(countersigner(signature))}</td><td>{e(issuer)}</td>"
-                f"<td><code>{e(result.digest or '')}</code></td><td class='{e(status)}'>{e(status)}</td>"
+                f"{digest_cell(result.digest or '')}<td>{badge(status)}</td>"
                 f"<td>{e(signature.reason)}</td></tr>"
             )
         buf.write("</table>")

@@ -410,16 +410,11 @@ class HTMLRenderer:
         self.results.append(result)
 
     def finish(self, summary: Summary) -> None:
+        from sigscope.report.htmlstyle import badge, digest_cell, format_tags, share_bar
+
         e = html.escape
         buf = io.StringIO()
-        buf.write(
-            html_head(
-                e(self.source),
-                ".bar{display:flex;height:14px;width:320px;background:#eee}"
-                ".s{background:#2e8b57}.u{background:#c0392b}.x{background:#888}",
-                ".unsigned{color:#888}",
-            )
-        )
+        buf.write(html_head(e(self.source)))
         buf.write(f"<h1>Signatures in {e(self.source)}</h1><p>{e(summary.line)}</p><div class='cards'>")
         cards = [
             ("images", summary.images),
@@ -431,37 +426,36 @@ class HTMLRenderer:
         ]
         buf.write(html_cards(cards, e))
         buf.write(
-            "</div><h2>Signed vs unsigned by repository</h2><table><tr><th>Repository</th><th>Signed</th>"
-            "<th>Unsigned</th><th>Errors</th><th></th></tr>"
+            "</div><section><h2>Signed vs unsigned by repository</h2><table><colgroup>"
+            "<col style='width:40%'><col style='width:10%'><col style='width:10%'><col style='width:10%'>"
+            "<col style='width:30%'></colgroup><tr><th>Repository</th><th class='num'>Signed</th>"
+            "<th class='num'>Unsigned</th><th class='num'>Errors</th><th>Share</th></tr>"
         )
         for repo, counts in sorted(summary.repositories.items()):
-            total = max(1, counts.signed + counts.unsigned + counts.errors)
-            bar = "".join(
-                f"<span class='{cls}' style='width:{100 * n / total:.1f}%'></span>"
-                for cls, n in (("s", counts.signed), ("u", counts.unsigned), ("x", counts.errors))
-                if n
-            )
             buf.write(
-                f"<tr><td>{e(repo)}</td><td>{counts.signed}</td><td>{counts.unsigned}</td><td>{counts.errors}</td>"
-                f"<td><div class='bar'>{bar}</div></td></tr>"
+                f"<tr><td>{e(repo)}</td><td class='num'>{counts.signed}</td><td class='num'>{counts.unsigned}"
+                f"</td><td class='num'>{counts.errors}</td>"
+                f"<td>{share_bar(counts.signed, counts.unsigned, counts.errors)}</td></tr>"
             )
-        buf.write("</table><h2>Images</h2><table><tr><th>Path</th><th>Digest</th>")
-        for column, _ in FORMAT_COLUMNS:
-            buf.write(f"<th>{e(column)}</th>")
-        buf.write("<th>Signer</th><th>Status</th><th>Details</th></tr>")
+        buf.write(
+            "</table></section><section><h2>Images</h2><table><colgroup><col style='width:24%'>"
+            "<col style='width:16%'><col style='width:14%'><col style='width:18%'><col style='width:9%'>"
+            "<col style='width:19%'></colgroup><tr><th>Path</th><th>Digest</th><th>Formats</th>"
+            "<th>Signer</th><th>Status</th><th>Details</th></tr>"
+        )
         for result in sorted(self.results, key=lambda r: (r.repository, r.path)):
             marks = format_marks(result)
-            status = image_status(result)
             details = [result.error] if result.error else []
             details += result.problems
             details += [f"{s.format}: {s.reason}" for s in result.signatures if s.status is Status.INVALID]
-            buf.write(f"<tr><td>{e(result.path)}</td><td><code>{e(result.digest)}</code></td>")
-            for column, _ in FORMAT_COLUMNS:
-                buf.write(f"<td>{'✅' if marks[column] else '❌'}</td>")
             signers = "<br>".join(e(n) for n in signer_names(result))
             notes = "<br>".join(e(d) for d in details if d)
-            buf.write(f"<td>{signers}</td><td class='{e(status)}'>{e(status)}</td><td>{notes}</td></tr>")
-        buf.write("</table>" + html_footer(e))
+            buf.write(
+                f"<tr><td>{e(result.path)}</td>{digest_cell(result.digest)}"
+                f"<td>{format_tags([c for c, _ in FORMAT_COLUMNS if marks[c]])}</td>"
+                f"<td>{signers}</td><td>{badge(image_status(result))}</td><td>{notes}</td></tr>"
+            )
+        buf.write("</table></section>" + html_footer(e))
         self.out.write(buf.getvalue())
 
 

@@ -175,28 +175,21 @@ def sarif_document(
     }
 
 
-HTML_STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-    "table{border-collapse:collapse;width:100%;font-size:13px}"
-    "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
-    "th{background:#f3f3f3}.cards{display:flex;gap:1em;margin:1em 0}"
-    ".card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}"
-    ".card b{display:block;font-size:1.6em}"
-)
-FAILED_CSS = ".invalid,.error,.untrusted{color:#c0392b;font-weight:bold}"
-PASSED_CSS = (
-    ".integrity-ok{color:#1f7a8c}.verified{color:#2e8b57;font-weight:bold}.unverified{color:#b7950b}"
-    "code{font-size:12px}"
-)
+FAILED_CSS = ".invalid,.error,.untrusted{color:#a3121f;font-weight:bold}"
+PASSED_CSS = ".integrity-ok{color:#1f6f8b}.verified{color:#1e7f4f;font-weight:bold}.unverified{color:#a86b00}"
 
 
 def html_head(title: str, layout_css: str = "", status_css: str = "") -> str:
-    """The page up to `<body>`; `title` is escaped already. `layout_css` follows the shared layout rules,
-    `status_css` the failed-status colours."""
+    """The page up to the start of its content, in the look `report serve` has (report/htmlstyle.py), the
+    stylesheet inline so that the file stands alone; `title` is escaped already. `layout_css` follows the
+    shared rules, `status_css` the failed-status colours."""
+    from sigscope.report.htmlstyle import STYLE
+
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>sigscope report: {title}</title><style>"
-        f"{HTML_STYLE}{layout_css}{FAILED_CSS}{status_css}{PASSED_CSS}</style></head><body>"
+        f"{STYLE}{layout_css}{FAILED_CSS}{status_css}{PASSED_CSS}</style></head><body><main>"
     )
 
 
@@ -205,7 +198,7 @@ def html_cards(cards: list[tuple[str, int]], escape: Callable[[str], str]) -> st
 
 
 def html_footer(escape: Callable[[str], str]) -> str:
-    return f"<p><small>sigscope {escape(__version__)}</small></p></body></html>\n"
+    return f"<p class='muted'><small>sigscope {escape(__version__)}</small></p></main></body></html>\n"
 
 
 def sarif_signature_problems(
