@@ -12,9 +12,11 @@ import click
 
 from sigscope.cli.key import password_file_option, read_password
 from sigscope.cli.options import OUTPUT_BASIC, F, registry_options, role
+from sigscope.cli.remote_options import remote_signer_options
 from sigscope.errors import KeyFileError, UsageError
 from sigscope.keys import FileSigner, Signer
 from sigscope.keys.files import CERTIFICATES, load_certificates_file, load_private_key_file, read_file
+from sigscope.keys.remote import RemoteSignerOptions
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
@@ -48,9 +50,13 @@ def _write(path: str, data: bytes, what: str) -> None:
         raise UsageError(f"cannot write {what} {path}: {exc.strerror}") from None
 
 
-def load_signer(path: str, password_file: str | None) -> Signer:
+def load_signer(path: str, password_file: str | None, remote: RemoteSignerOptions | None = None) -> Signer:
     """A :class:`FileSigner` over a cosign (or plain PEM) private key, asking for its password as
-    `sigscope key` does."""
+    `sigscope key` does; a `remote+https://` key is a signing service's (the key never comes here)."""
+    if path.startswith("remote+https://"):
+        from sigscope.keys.remote import open_remote_signer
+
+        return open_remote_signer(path, remote or RemoteSignerOptions())
     key = load_private_key_file(
         path,
         lambda: read_password(password_file, new=False, purpose=f"private key {path}"),
@@ -66,7 +72,8 @@ def private_key_option(*, required: bool) -> Callable[[F], F]:
         "key_path",
         required=required,
         type=click.Path(dir_okay=False),
-        help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM.",
+        help="Private key file: cosign's encrypted format (cosign.key, skopeo's .private) or plain PEM; "
+        "or remote+https://HOST:PORT/NAME, a key of `sigscope signer serve` (see --signer-*).",
     )
 
 
@@ -200,6 +207,7 @@ def _refuse(flags: Mapping[str, object], why: str) -> None:
 )
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
+@remote_signer_options
 def sign_cmd(
     image: str,
     key_path: str | None,
@@ -224,6 +232,7 @@ def sign_cmd(
     timestamp_root: str | None,
     output: str,
     registry_options: RegistryOptions,
+    remote_signer: RemoteSignerOptions,
 ) -> None:
     """Sign IMAGE in cosign's format: resolve it to a digest, sign cosign's simple-signing payload and
     append the signature as a layer of the `sha256-<hex>.sig` manifest (existing signatures are kept).
@@ -264,7 +273,7 @@ def sign_cmd(
         run_notation_signing(
             image,
             sign_format=sign_format,
-            signer=load_signer(key_path, password_file),
+            signer=load_signer(key_path, password_file, remote_signer),
             cert_path=notation_cert,
             expiry=expiry,
             user_metadata=user_metadata,
@@ -314,7 +323,7 @@ def sign_cmd(
         check_url(timestamp_url)
         if referrers_mode != REFERRERS_LEGACY:
             raise UsageError("--timestamp-url is supported with --registry-referrers-mode legacy only")
-    signer = load_signer(key_path, password_file)
+    signer = load_signer(key_path, password_file, remote_signer)
     cert_text: str | None = None
     chain_text: str | None = None
     if certificate is not None:

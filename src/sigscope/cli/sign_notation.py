@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import cast
 
 import click
 from cryptography import x509
@@ -12,7 +13,7 @@ from cryptography import x509
 from sigscope.cli.options import role
 from sigscope.errors import UsageError
 from sigscope.formats import notation_build as build
-from sigscope.keys import FileSigner, HashSigner, Signer
+from sigscope.keys import HashSigner, Signer
 from sigscope.keys.files import load_certificates_file
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
@@ -56,8 +57,8 @@ def run_notation_signing(
 ) -> None:
     if cert_path is None:
         raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
-    if not isinstance(signer, FileSigner):
-        raise UsageError(f"--format {sign_format} needs a key file that can sign RSASSA-PSS / ECDSA")
+    if not callable(getattr(signer, "sign_with", None)):
+        raise UsageError(f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA")
     if timestamp_root is not None and timestamp_url is None:
         raise UsageError("--timestamp-root goes with --timestamp-url")
     roots: tuple[x509.Certificate, ...] = ()
@@ -84,7 +85,7 @@ def run_notation_signing(
     from sigscope.sign_notation import check_signing_material
 
     check_signing_material(signer.public_key(), options.chain, datetime.now(UTC))
-    where, result = asyncio.run(_sign(image, registry_options, signer, options))
+    where, result = asyncio.run(_sign(image, registry_options, cast(HashSigner, signer), options))
     if output == "json":
         click.echo(json.dumps({"image": image, "repository": where, "signed": [result.to_json()]}))
         return
