@@ -205,6 +205,23 @@ def _refuse(flags: Mapping[str, object], why: str) -> None:
     type=click.Path(dir_okay=False),
     help="notation: PEM root certificate(s) the --timestamp-url TSA's token must chain to.",
 )
+@click.option(
+    "--plugin", metavar="NAME", help="notation: sign with notation's plugin notation-NAME (not --key)."
+)
+@click.option("--id", "plugin_key_id", metavar="KEY", help="notation: the key id --plugin signs with.")
+@click.option(
+    "--plugin-config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="notation: configuration for --plugin, repeatable.",
+)
+@click.option(
+    "--plugin-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="notation: seconds each plugin command may take.",
+)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
 @remote_signer_options
@@ -230,6 +247,10 @@ def sign_cmd(
     user_metadata: tuple[str, ...],
     signing_scheme: str,
     timestamp_root: str | None,
+    plugin: str | None,
+    plugin_key_id: str | None,
+    plugin_config: tuple[str, ...],
+    plugin_timeout: float,
     output: str,
     registry_options: RegistryOptions,
     remote_signer: RemoteSignerOptions,
@@ -250,11 +271,20 @@ def sign_cmd(
         "-m": user_metadata or None,
         "--timestamp-root": timestamp_root,
         "--signing-scheme": None if signing_scheme == "notary.x509" else signing_scheme,
+        "--plugin": plugin,
+        "--id": plugin_key_id,
+        "--plugin-config": plugin_config or None,
     }
     if sign_format in ("notation", "notation-cose"):
-        from sigscope.cli.sign_notation import run_notation_signing
+        from sigscope.cli.sign_notation import PluginRequest, run_notation_signing
 
-        if key_path is None:
+        plugin_request = None
+        if plugin is not None or plugin_key_id is not None or plugin_config:
+            if plugin is None or plugin_key_id is None:
+                raise UsageError("--plugin and --id go together")
+            _refuse({"--key": key_path, "--cert": notation_cert}, "cannot be used with --plugin")
+            plugin_request = PluginRequest(plugin, plugin_key_id, plugin_config, plugin_timeout)
+        elif key_path is None:
             raise UsageError(f"--format {sign_format} needs --key (and --cert)")
         cosign_only = {
             "-a": annotations or None,
@@ -273,7 +303,8 @@ def sign_cmd(
         run_notation_signing(
             image,
             sign_format=sign_format,
-            signer=load_signer(key_path, password_file, remote_signer),
+            signer=load_signer(key_path, password_file, remote_signer) if key_path else None,
+            plugin=plugin_request,
             cert_path=notation_cert,
             expiry=expiry,
             user_metadata=user_metadata,

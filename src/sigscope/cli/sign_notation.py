@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 import click
@@ -15,15 +17,17 @@ from sigscope.errors import UsageError
 from sigscope.formats import notation_build as build
 from sigscope.keys import HashSigner, Signer
 from sigscope.keys.files import load_certificates_file
+from sigscope.model import Descriptor
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
 from sigscope.sign_notation import (
     NotationSignOptions,
     NotationSignResult,
+    SignedEnvelope,
     parse_duration,
     parse_user_metadata,
-    sign_notation,
+    sign_notation_with,
 )
 
 FORMATS = {"notation": build.ENVELOPE_JWS, "notation-cose": build.ENVELOPE_COSE}
@@ -33,19 +37,44 @@ def _certificates(path: str, flag: str) -> list[x509.Certificate]:
     return load_certificates_file(path, role(flag))
 
 
+@dataclass(frozen=True)
+class PluginRequest:
+    """`--plugin NAME --id KEY --plugin-config k=v --plugin-timeout S`."""
+
+    name: str
+    key_id: str
+    config: tuple[str, ...]
+    timeout: float
+
+
 async def _sign(
-    image: str, registry_options: RegistryOptions, signer: HashSigner, options: NotationSignOptions
+    image: str, registry_options: RegistryOptions, make: Callable[[Descriptor], Awaitable[SignedEnvelope]]
 ) -> tuple[str, NotationSignResult]:
     async with open_image(image, registry_options) as opened:
-        result = await sign_notation(opened.repository, opened.reference, signer, options)
+        result = await sign_notation_with(opened.repository, opened.reference, make)
         return opened.repository.display, result
+
+
+def _plugin_maker(
+    plugin: PluginRequest, options: NotationSignOptions
+) -> Callable[[Descriptor], Awaitable[SignedEnvelope]]:
+    from sigscope.notation_plugin.host import Plugin, find_plugin, parse_plugin_config, plugin_envelope
+
+    running = Plugin(
+        name=plugin.name,
+        path=find_plugin(plugin.name),
+        key_id=plugin.key_id,
+        config=parse_plugin_config(plugin.config),
+        timeout=plugin.timeout,
+    )
+    return lambda target: plugin_envelope(running, target, options)
 
 
 def run_notation_signing(
     image: str,
     *,
     sign_format: str,
-    signer: Signer,
+    signer: Signer | None,
     cert_path: str | None,
     expiry: str | None,
     user_metadata: tuple[str, ...],
@@ -54,11 +83,13 @@ def run_notation_signing(
     timestamp_root: str | None,
     output: str,
     registry_options: RegistryOptions,
+    plugin: PluginRequest | None = None,
 ) -> None:
-    if cert_path is None:
-        raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
-    if not callable(getattr(signer, "sign_with", None)):
-        raise UsageError(f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA")
+    if plugin is None:
+        if cert_path is None:
+            raise UsageError(f"--format {sign_format} needs --cert CHAIN.pem (leaf first, root last)")
+        if not callable(getattr(signer, "sign_with", None)):
+            raise UsageError(f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA")
     if timestamp_root is not None and timestamp_url is None:
         raise UsageError("--timestamp-root goes with --timestamp-url")
     roots: tuple[x509.Certificate, ...] = ()
@@ -70,7 +101,7 @@ def run_notation_signing(
             raise UsageError("--timestamp-url needs --timestamp-root FILE (the TSA's root certificate)")
         roots = tuple(_certificates(timestamp_root, "--timestamp-root"))
     options = NotationSignOptions(
-        chain=tuple(_certificates(cert_path, "--cert")),
+        chain=tuple(_certificates(cert_path, "--cert")) if cert_path else (),
         envelope=FORMATS[sign_format],
         signing_scheme=signing_scheme,
         expiry=parse_duration(expiry) if expiry is not None else None,
@@ -79,13 +110,21 @@ def run_notation_signing(
         timestamp_roots=roots,
         timestamp_timeout=registry_options.timeout,
     ).checked()
-    # Refused before anything is fetched: a bad key or certificate must not cost a registry round trip.
-    from datetime import UTC, datetime
+    if plugin is not None:
+        make = _plugin_maker(plugin, options)
+    else:
+        # Refused before anything is fetched: a bad key or certificate must not cost a registry round trip.
+        from datetime import UTC, datetime
 
-    from sigscope.sign_notation import check_signing_material
+        from sigscope.sign_notation import check_signing_material, make_envelope
 
-    check_signing_material(signer.public_key(), options.chain, datetime.now(UTC))
-    where, result = asyncio.run(_sign(image, registry_options, cast(HashSigner, signer), options))
+        key = cast(HashSigner, signer)
+        check_signing_material(key.public_key(), options.chain, datetime.now(UTC))
+
+        def make(target: Descriptor) -> Awaitable[SignedEnvelope]:
+            return make_envelope(key, target, options)
+
+    where, result = asyncio.run(_sign(image, registry_options, make))
     if output == "json":
         click.echo(json.dumps({"image": image, "repository": where, "signed": [result.to_json()]}))
         return

@@ -36,7 +36,12 @@ _T = TypeVar("_T")
 
 
 class RemoteSignerError(SigscopeError):
-    """The signing service refused, failed or answered with something that is not a valid signature."""
+    """The signing service refused, failed or answered with something that is not a valid signature;
+    `status` is the HTTP status of a refusal."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ class RemoteSigner:
         if status != 200:
             message = document.get("message") if isinstance(document, dict) else None
             why = f": {str(message)[:200]}" if message else ""
-            raise RemoteSignerError(f"signer {self.uri} refused ({status}){why}")
+            raise RemoteSignerError(f"signer {self.uri} refused ({status}){why}", status)
         if not isinstance(document, dict):
             raise RemoteSignerError(f"signer {self.uri} answered with something that is not a JSON object")
         return document
