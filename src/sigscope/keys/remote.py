@@ -10,6 +10,7 @@ loop thread with a persistent connection pool, each under one deadline; response
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import binascii
 import json
@@ -126,6 +127,7 @@ class RemoteSigner:
     """A :class:`~sigscope.keys.HashSigner` over one key of a signing service."""
 
     def __init__(self, uri: str, options: RemoteSignerOptions) -> None:
+        self._closed = False
         self._base, self._name = parse_uri(uri)
         self.uri = uri
         self._options = options
@@ -135,6 +137,8 @@ class RemoteSigner:
         self._tls = client_tls(options)
         self._loop = _Loop()
         self._session: aiohttp.ClientSession | None = None
+        # A CLI run ends without closing what it opened; the connection pool is closed on the way out.
+        atexit.register(self.close)
         try:
             document = self._loop.run(self._request("GET", f"/v1/keys/{quote(self._name, safe='')}"))
             self._describe(document)
@@ -197,7 +201,12 @@ class RemoteSigner:
         try:
             async with asyncio.timeout(options.timeout):
                 async with self._session.request(method, url, json=body, allow_redirects=False) as response:
-                    data = await response.content.read(options.max_response + 1)
+                    data = b""
+                    while len(data) <= options.max_response:
+                        chunk = await response.content.read(options.max_response + 1 - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
                     status = response.status
         except TimeoutError:
             raise DeadlineError(f"signer {self.uri}: no answer within {options.timeout:g} s") from None
@@ -220,6 +229,11 @@ class RemoteSigner:
         return document
 
     def close(self) -> None:
+        """Close the connections and stop the loop thread (again: nothing)."""
+        atexit.unregister(self.close)
+        if self._closed:
+            return
+        self._closed = True
         session = self._session
         if session is not None:
             self._session = None

@@ -2,7 +2,8 @@
 ASGI servers do not pass on).
 
     GET  /v1/keys/{name}        public key, certificate chain, algorithms
-    POST /v1/keys/{name}/sign   {"digest": b64 or hex, "algorithm": "ECDSA-SHA-256"} → {"signature": b64}
+    POST /v1/keys/{name}/sign   {"digest": B64, "algorithm": "ECDSA-SHA-256"} → {"signature": B64}
+                                ("encoding": "hex" for a hex digest)
 
 Every request is authenticated (a bearer token, else a verified client certificate), rate-limited per
 client, checked against the key's access list and written to the audit log, whatever its outcome. Only a
@@ -76,15 +77,21 @@ def _client(request: web.Request, tokens: Tokens | None) -> Client:
     )
 
 
-def _decode_digest(value: object, size: int) -> bytes:
+def _decode_digest(value: object, encoding: object, size: int) -> bytes:
+    """`digest` in its `encoding` (base64 unless "hex": a string never reads two ways), `size` bytes."""
     if not isinstance(value, str) or not value or len(value) > 2 * 64:
         raise Refusal(400, "refused", "digest must be a base64 or hex string")
-    if len(value) == 2 * size and _HEX.fullmatch(value):
-        return bytes.fromhex(value)
+    if encoding not in (None, "base64", "hex"):
+        raise Refusal(400, "refused", "encoding must be base64 or hex")
     try:
-        digest = base64.b64decode(value, validate=True)
+        if encoding == "hex":
+            if not _HEX.fullmatch(value):
+                raise ValueError
+            digest = bytes.fromhex(value)
+        else:
+            digest = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise Refusal(400, "refused", "digest is neither hex nor base64") from None
+        raise Refusal(400, "refused", f"digest is not {encoding or 'base64'}") from None
     if len(digest) != size:
         raise Refusal(400, "refused", f"digest must be {size} bytes for this algorithm, not {len(digest)}")
     return digest
@@ -171,7 +178,7 @@ class SigningService:
             raise Refusal(400, "refused", f"algorithm must be one of {', '.join(key.algorithms)}")
         record["algorithm"] = algorithm
         _, hash_algorithm = prehashed.split(algorithm)
-        digest = _decode_digest(document.get("digest"), hash_algorithm.digest_size)
+        digest = _decode_digest(document.get("digest"), document.get("encoding"), hash_algorithm.digest_size)
         record["digest"] = digest.hex()
         signature = key.signer.sign_digest(digest, algorithm)
         return (
