@@ -208,6 +208,11 @@ class SignerServer:
         self._process.kill()
         raise RuntimeError(f"signer did not start: {self.stderr}")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def stop(self) -> str:
         """Stop the service; what it said on stderr."""
         process = self._process
