@@ -417,3 +417,40 @@ def test_a_lying_service_is_an_error(
         failed = run_sigscope("sign", f"oci:{layout}:v1", "--key", f"{liar}/{key}", *flags)
         assert_clean_failure(failed, message)
     assert (layout / "index.json").read_bytes() == before
+
+
+def test_keys_that_cannot_sign_digests_are_not_served(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = tmp_path / "ed25519.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    served = run_sigscope(
+        "signer", "serve", "--key", f"ed={path}", "--tls-cert", str(path), "--tls-key", str(path),
+        "--tokens", str(path), "--port", "0",
+    )  # fmt: skip
+    assert_clean_failure(served, "Ed25519 keys sign the message itself")
+    anonymous = run_sigscope(
+        "signer", "serve", "--key", f"ed={path}", "--tls-cert", str(path), "--tls-key", str(path)
+    )
+    assert_clean_failure(anonymous, "never signs for anonymous clients")
+
+
+def test_mutual_tls_only(pki: SignerPKI, files: dict[str, Path], tmp_path: Path) -> None:
+    """With --client-ca alone the certificate is required at the handshake: without one, no HTTP at all."""
+    with SignerServer(
+        pki, "--client-ca", pki.path("client-ca.crt"), "--key", f"ec={pki.path('ec.key')}"
+    ) as server:
+        ca = ("--signer-ca", pki.path("tls-ca.crt"))
+        layout = tmp_path / "layout"
+        build_layout(layout, "v1", seed="remote-signer/mtls")
+        for flags in (ca, token(pki)):
+            failed = run_sigscope("sign", f"oci:{layout}:v1", "--key", server.url("ec"), *flags)
+            assert_clean_failure(failed, f"signer {server.url('ec')}")
+            assert "refused (" not in failed.stderr  # the handshake failed: no HTTP status was ever sent
+        signed = run_sigscope("sign", f"oci:{layout}:v1", "--key", server.url("ec"), *alice(pki))
+        assert signed.returncode == 0, signed.stderr

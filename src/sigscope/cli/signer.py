@@ -90,6 +90,7 @@ def serve_cmd(
           --signer-ca srv-ca.pem --signer-cert ci.crt --signer-key ci.key
     """
     from sigscope.keys.files import load_certificates_file, load_private_key_file
+    from sigscope.keys.signer import SigningKey
     from sigscope.signerd.access import Access, RateLimiter, Tokens, parse_rate
     from sigscope.signerd.app import ServiceConfig
     from sigscope.signerd.audit import AuditLog
@@ -107,7 +108,7 @@ def serve_cmd(
     if unknown:
         raise UsageError(f"--cert {sorted(unknown)[0]}=… names no --key")
 
-    def load_key(path: str) -> object:
+    def load_key(path: str) -> SigningKey:
         return load_private_key_file(
             path,
             lambda: read_password(password_file, new=False, purpose=f"private key {path}"),
@@ -118,7 +119,7 @@ def serve_cmd(
         name: open_served_key(
             name,
             spec,
-            load_key,  # type: ignore[arg-type]
+            load_key,
             load_certificates_file(chains[name], role("--cert")) if name in chains else (),
         )
         for name, spec in pairs

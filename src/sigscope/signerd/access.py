@@ -16,7 +16,7 @@ import hmac
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import yaml
@@ -144,13 +144,13 @@ class RateLimiter:
     """A token bucket per client: `rate` requests a second, bursts of up to max(1, rate)."""
 
     rate: float
-    clock: object = field(default=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_clients: int = 100_000
 
     def take(self, client: str) -> float:
         """0 when `client` may proceed now, else the seconds until it may."""
-        now: float = self.clock()  # type: ignore[operator]
+        now = self.clock()
         capacity = max(1.0, self.rate)
         tokens, last = self._buckets.get(client, (capacity, now))
         tokens = min(capacity, tokens + (now - last) * self.rate)
