@@ -40,3 +40,9 @@ def test_verify_benchmark_runs() -> None:
     for row in ("raw cryptography verify", "scan_image's trust step, 1 key", "in-process scan_image+verify"):
         assert row in out
     assert "goal (>= 0.80):" in out
+
+
+def test_signer_benchmark_runs() -> None:
+    out = run("signer.py", "--clients", "4", "--seconds", "0.3", "--rounds", "1")
+    for row in ("file key, EC P-256", "file key, RSA-3072", "service alone", "SoftHSM"):
+        assert row in out

@@ -13,7 +13,7 @@ there are kept), and the same for `oci:` layouts.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,19 +211,32 @@ def prepare_envelope(
 ) -> tuple[build.PreparedEnvelope, bytes, build.SignRequest]:
     """Check the material, build and sign the envelope for `target` (pure but for the key)."""
     options = options.checked()
+    signing_time = signing_time_of(options)
+    alg = check_signing_material(signer.public_key(), options.chain, signing_time)
+    request = sign_request(target, options, signing_time)
+    prepared = build.prepare(options.envelope, request, alg, [_der(c) for c in options.chain])
+    return prepared, envelope_signature(signer, prepared), request
+
+
+def signing_time_of(options: NotationSignOptions) -> datetime:
+    """The signing time: `options.now` or the clock, in UTC, truncated to seconds."""
     signing_time = (options.now or datetime.now(UTC)).replace(microsecond=0)
     if signing_time.tzinfo is None:
         signing_time = signing_time.replace(tzinfo=UTC)
-    alg = check_signing_material(signer.public_key(), options.chain, signing_time)
-    request = build.SignRequest(
+    return signing_time
+
+
+def sign_request(
+    target: Descriptor, options: NotationSignOptions, signing_time: datetime
+) -> build.SignRequest:
+    """What the envelope for `target` signs."""
+    return build.SignRequest(
         payload=build.build_payload(target, options.user_metadata),
         signing_time=signing_time,
         signing_scheme=options.signing_scheme,
         expiry=signing_time + options.expiry if options.expiry is not None else None,
         signing_agent=options.signing_agent,
     ).checked()
-    prepared = build.prepare(options.envelope, request, alg, [_der(c) for c in options.chain])
-    return prepared, envelope_signature(signer, prepared), request
 
 
 def check_timestamp_token(
@@ -269,6 +282,17 @@ async def make_envelope(
 ) -> SignedEnvelope:
     """The signed (and optionally time-stamped) envelope for `target`."""
     prepared, signature, request = prepare_envelope(signer, target, options)
+    return await seal_envelope(prepared, signature, request, options)
+
+
+async def seal_envelope(
+    prepared: build.PreparedEnvelope,
+    signature: bytes,
+    request: build.SignRequest,
+    options: NotationSignOptions,
+) -> SignedEnvelope:
+    """The envelope around a checked `signature` (time-stamped when `options` name a TSA); `options.chain`
+    is the chain the envelope carries."""
     token: bytes | None = None
     stamped: datetime | None = None
     if options.timestamp_url is not None:
@@ -319,8 +343,16 @@ async def sign_notation(
     repository: Repository, reference: str, signer: HashSigner, options: NotationSignOptions
 ) -> NotationSignResult:
     """Resolve `reference`, sign its manifest descriptor and push the signature as a referrer."""
-    options = options.checked()
+    return await sign_notation_with(
+        repository, reference, lambda target: make_envelope(signer, target, options)
+    )
+
+
+async def sign_notation_with(
+    repository: Repository, reference: str, make: Callable[[Descriptor], Awaitable[SignedEnvelope]]
+) -> NotationSignResult:
+    """Resolve `reference`, have `make` sign its manifest descriptor and push the signature as a referrer."""
     target = await resolve_target(repository, reference)
-    signed = await make_envelope(signer, target, options)
+    signed = await make(target)
     digest = await push_signature(repository, target, signed)
     return NotationSignResult(target.digest, digest, signed)

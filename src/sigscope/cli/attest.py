@@ -25,9 +25,11 @@ from sigscope.cli.discover import discover
 from sigscope.cli.key import password_file_option
 from sigscope.cli.options import OUTPUT_BASIC, load_keys, public_key_option, registry_options
 from sigscope.cli.progress import stdout_console
+from sigscope.cli.remote_options import remote_signer_options
 from sigscope.cli.sign import load_signer, private_key_option, referrers_mode_option
 from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.keys import Signer
+from sigscope.keys.remote import RemoteSignerOptions
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.cells import printable
@@ -69,6 +71,7 @@ async def _attest(
 )
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
+@remote_signer_options
 def attest_cmd(
     image: str,
     predicate_path: str,
@@ -79,6 +82,7 @@ def attest_cmd(
     replace: bool,
     output: str,
     registry_options: RegistryOptions,
+    remote_signer: RemoteSignerOptions,
 ) -> None:
     """Attest IMAGE: sign an in-toto statement (subject: IMAGE's repository and digest; the predicate from
     --predicate) in a DSSE envelope and attach it as cosign does — appended to the sha256-<hex>.att
@@ -101,7 +105,7 @@ def attest_cmd(
         raise UsageError(f"cannot read predicate {predicate_path}: {exc.strerror}") from None
     now = utcnow()
     predicate = build_predicate(type_name, data, now, source=f"predicate {predicate_path}")
-    signer = load_signer(key_path, password_file)
+    signer = load_signer(key_path, password_file, remote_signer)
     options = AttestOptions(
         predicate_type=predicate_type,
         predicate=predicate,

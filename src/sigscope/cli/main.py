@@ -32,6 +32,7 @@ class LazyGroup(click.Group):
         # issue 17: push events into the inventory, and reports from its history
         "inventory": "sigscope.cli.inventory:inventory_group",
         "report": "sigscope.cli.report:report_group",
+        "signer": "sigscope.cli.signer:signer_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -12,9 +12,11 @@ import click
 
 from sigscope.cli.key import password_file_option, prompt_pin, read_password
 from sigscope.cli.options import OUTPUT_BASIC, F, registry_options, role
+from sigscope.cli.remote_options import remote_signer_options
 from sigscope.errors import KeyFileError, UsageError
 from sigscope.keys import Signer
 from sigscope.keys.files import CERTIFICATES, load_certificates_file, read_file
+from sigscope.keys.remote import RemoteSignerOptions
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
@@ -48,10 +50,11 @@ def _write(path: str, data: bytes, what: str) -> None:
         raise UsageError(f"cannot write {what} {path}: {exc.strerror}") from None
 
 
-def load_signer(spec: str, password_file: str | None) -> Signer:
+def load_signer(spec: str, password_file: str | None, remote: RemoteSignerOptions | None = None) -> Signer:
     """The signer a `--key` value names (keys/resolve.py): a cosign (or plain PEM) private key file, its
-    password asked as `sigscope key` does, or a `pkcs11:` URI, its PIN prompted for on a terminal when the
-    URI and environment give none."""
+    password asked as `sigscope key` does; a `pkcs11:` URI, its PIN prompted for on a terminal when the
+    URI and environment give none; or a `remote+https://` key of a signing service (the key never comes
+    here)."""
     from sigscope.keys.resolve import open_signer, scheme_of
 
     if password_file is not None and scheme_of(spec) is not None:
@@ -61,6 +64,7 @@ def load_signer(spec: str, password_file: str | None) -> Signer:
         password=lambda: read_password(password_file, new=False, purpose=f"private key {spec}"),
         pin=prompt_pin,
         role=role("--key"),
+        remote=remote,
     )
 
 
@@ -71,8 +75,9 @@ def private_key_option(*, required: bool) -> Callable[[F], F]:
         "key_path",
         required=required,
         metavar="KEY",
-        help="Private key: a file (cosign's encrypted format, skopeo's .private, plain PEM) or a PKCS#11 "
-        "URI, pkcs11:token=T;object=O?module-path=M&pin-source=file:PIN (docs/keys.md).",
+        help="Private key: a file (cosign's encrypted format, skopeo's .private, plain PEM), a PKCS#11 "
+        "URI, pkcs11:token=T;object=O?module-path=M&pin-source=file:PIN (docs/keys.md), or "
+        "remote+https://HOST:PORT/NAME, a key of `sigscope signer serve` (see --signer-*).",
     )
 
 
@@ -204,8 +209,26 @@ def _refuse(flags: Mapping[str, object], why: str) -> None:
     type=click.Path(dir_okay=False),
     help="notation: PEM root certificate(s) the --timestamp-url TSA's token must chain to.",
 )
+@click.option(
+    "--plugin", metavar="NAME", help="notation: sign with notation's plugin notation-NAME (not --key)."
+)
+@click.option("--id", "plugin_key_id", metavar="KEY", help="notation: the key id --plugin signs with.")
+@click.option(
+    "--plugin-config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="notation: configuration for --plugin, repeatable.",
+)
+@click.option(
+    "--plugin-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="notation: seconds each plugin command may take.",
+)
 @click.option("-o", "--output", type=OUTPUT_BASIC, default="pretty", show_default=True)
 @registry_options
+@remote_signer_options
 def sign_cmd(
     image: str,
     key_path: str | None,
@@ -228,8 +251,13 @@ def sign_cmd(
     user_metadata: tuple[str, ...],
     signing_scheme: str,
     timestamp_root: str | None,
+    plugin: str | None,
+    plugin_key_id: str | None,
+    plugin_config: tuple[str, ...],
+    plugin_timeout: float,
     output: str,
     registry_options: RegistryOptions,
+    remote_signer: RemoteSignerOptions,
 ) -> None:
     """Sign IMAGE in cosign's format: resolve it to a digest, sign cosign's simple-signing payload and
     append the signature as a layer of the `sha256-<hex>.sig` manifest (existing signatures are kept).
@@ -248,11 +276,20 @@ def sign_cmd(
         "-m": user_metadata or None,
         "--timestamp-root": timestamp_root,
         "--signing-scheme": None if signing_scheme == "notary.x509" else signing_scheme,
+        "--plugin": plugin,
+        "--id": plugin_key_id,
+        "--plugin-config": plugin_config or None,
     }
     if sign_format in ("notation", "notation-cose"):
-        from sigscope.cli.sign_notation import run_notation_signing
+        from sigscope.cli.sign_notation import PluginRequest, run_notation_signing
 
-        if key_path is None:
+        plugin_request = None
+        if plugin is not None or plugin_key_id is not None or plugin_config:
+            if plugin is None or plugin_key_id is None:
+                raise UsageError("--plugin and --id go together")
+            _refuse({"--key": key_path, "--cert": notation_cert}, "cannot be used with --plugin")
+            plugin_request = PluginRequest(plugin, plugin_key_id, plugin_config, plugin_timeout)
+        elif key_path is None:
             raise UsageError(f"--format {sign_format} needs --key (and --cert)")
         cosign_only = {
             "-a": annotations or None,
@@ -270,7 +307,8 @@ def sign_cmd(
         run_notation_signing(
             image,
             sign_format=sign_format,
-            signer=load_signer(key_path, password_file),
+            signer=load_signer(key_path, password_file, remote_signer) if key_path else None,
+            plugin=plugin_request,
             cert_path=notation_cert,
             chain_path=certificate_chain,
             expiry=expiry,
@@ -321,7 +359,7 @@ def sign_cmd(
         check_url(timestamp_url)
         if referrers_mode != REFERRERS_LEGACY:
             raise UsageError("--timestamp-url is supported with --registry-referrers-mode legacy only")
-    signer = load_signer(key_path, password_file)
+    signer = load_signer(key_path, password_file, remote_signer)
     cert_text: str | None = None
     chain_text: str | None = None
     if certificate is not None:

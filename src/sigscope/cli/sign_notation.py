@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import cast
 
 import click
 from cryptography import x509
@@ -15,15 +18,17 @@ from sigscope.formats import notation_build as build
 from sigscope.keys import HashSigner, Signer
 from sigscope.keys.files import load_certificates_file
 from sigscope.keys.signer import CertifiedSigner
+from sigscope.model import Descriptor
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.store import open_image
 from sigscope.report.escape import printable
 from sigscope.sign_notation import (
     NotationSignOptions,
     NotationSignResult,
+    SignedEnvelope,
     parse_duration,
     parse_user_metadata,
-    sign_notation,
+    sign_notation_with,
 )
 
 FORMATS = {"notation": build.ENVELOPE_JWS, "notation-cose": build.ENVELOPE_COSE}
@@ -54,19 +59,44 @@ def _chain(
     return stored + extra
 
 
+@dataclass(frozen=True)
+class PluginRequest:
+    """`--plugin NAME --id KEY --plugin-config k=v --plugin-timeout S`."""
+
+    name: str
+    key_id: str
+    config: tuple[str, ...]
+    timeout: float
+
+
 async def _sign(
-    image: str, registry_options: RegistryOptions, signer: HashSigner, options: NotationSignOptions
+    image: str, registry_options: RegistryOptions, make: Callable[[Descriptor], Awaitable[SignedEnvelope]]
 ) -> tuple[str, NotationSignResult]:
     async with open_image(image, registry_options) as opened:
-        result = await sign_notation(opened.repository, opened.reference, signer, options)
+        result = await sign_notation_with(opened.repository, opened.reference, make)
         return opened.repository.display, result
+
+
+def _plugin_maker(
+    plugin: PluginRequest, options: NotationSignOptions
+) -> Callable[[Descriptor], Awaitable[SignedEnvelope]]:
+    from sigscope.notation_plugin.host import Plugin, find_plugin, parse_plugin_config, plugin_envelope
+
+    running = Plugin(
+        name=plugin.name,
+        path=find_plugin(plugin.name),
+        key_id=plugin.key_id,
+        config=parse_plugin_config(plugin.config),
+        timeout=plugin.timeout,
+    )
+    return lambda target: plugin_envelope(running, target, options)
 
 
 def run_notation_signing(
     image: str,
     *,
     sign_format: str,
-    signer: Signer,
+    signer: Signer | None,
     cert_path: str | None,
     chain_path: str | None = None,
     expiry: str | None,
@@ -76,10 +106,17 @@ def run_notation_signing(
     timestamp_root: str | None,
     output: str,
     registry_options: RegistryOptions,
+    plugin: PluginRequest | None = None,
 ) -> None:
-    if not isinstance(signer, HashSigner):
-        raise UsageError(f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA with its hash")
-    chain = _chain(signer, sign_format, cert_path, chain_path)
+    if plugin is None:
+        if not isinstance(signer, HashSigner):
+            raise UsageError(
+                f"--format {sign_format} needs a key that can sign RSASSA-PSS / ECDSA with its hash"
+            )
+        chain = _chain(signer, sign_format, cert_path, chain_path)
+    else:
+        # The plugin returns its own chain (describe-key / generate-signature); --cert only adds to it.
+        chain = tuple(_certificates(cert_path, "--cert")) if cert_path else ()
     if timestamp_root is not None and timestamp_url is None:
         raise UsageError("--timestamp-root goes with --timestamp-url")
     roots: tuple[x509.Certificate, ...] = ()
@@ -100,13 +137,21 @@ def run_notation_signing(
         timestamp_roots=roots,
         timestamp_timeout=registry_options.timeout,
     ).checked()
-    # Refused before anything is fetched: a bad key or certificate must not cost a registry round trip.
-    from datetime import UTC, datetime
+    if plugin is not None:
+        make = _plugin_maker(plugin, options)
+    else:
+        # Refused before anything is fetched: a bad key or certificate must not cost a registry round trip.
+        from datetime import UTC, datetime
 
-    from sigscope.sign_notation import check_signing_material
+        from sigscope.sign_notation import check_signing_material, make_envelope
 
-    check_signing_material(signer.public_key(), options.chain, datetime.now(UTC))
-    where, result = asyncio.run(_sign(image, registry_options, signer, options))
+        key = cast(HashSigner, signer)
+        check_signing_material(key.public_key(), options.chain, datetime.now(UTC))
+
+        def make(target: Descriptor) -> Awaitable[SignedEnvelope]:
+            return make_envelope(key, target, options)
+
+    where, result = asyncio.run(_sign(image, registry_options, make))
     if output == "json":
         click.echo(json.dumps({"image": image, "repository": where, "signed": [result.to_json()]}))
         return

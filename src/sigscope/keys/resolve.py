@@ -1,9 +1,9 @@
 """The one place a `--key` argument becomes a :class:`~sigscope.keys.signer.Signer`.
 
 A key is named by a path (a cosign or plain PEM private key file) or by a URI whose scheme says where the key
-lives: `pkcs11:` for a PKCS#11 token. Each scheme is one entry of :data:`SCHEMES`; a spec that looks like a
-URI with another scheme is refused (unless a file of that name exists), so a mistyped KMS reference is never
-read as a missing file, nor a file as a key service.
+lives: `pkcs11:` for a PKCS#11 token, `remote+https:` for a key of `sigscope signer serve`. Each scheme is one
+entry of :data:`SCHEMES`; a spec that looks like a URI with another scheme is refused (unless a file of that
+name exists), so a mistyped KMS reference is never read as a missing file, nor a file as a key service.
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sigscope.errors import UsageError
 from sigscope.keys.cosign_keys import PasswordSource
 from sigscope.keys.pkcs11 import PinSource
 from sigscope.keys.signer import FileSigner, Signer
+
+if TYPE_CHECKING:
+    from sigscope.keys.remote import RemoteSignerOptions
 
 _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
@@ -28,6 +32,7 @@ class KeySecrets:
     password: PasswordSource = None  # for an encrypted key file
     pin: PinSource = None  # for a PKCS#11 token the URI and environment give no PIN for
     role: str | None = None  # the flag that took the key (`--key`), for file errors
+    remote: RemoteSignerOptions | None = None  # --signer-ca/--signer-cert/--signer-token-file for remote keys
 
 
 Opener = Callable[[str, KeySecrets], Signer]
@@ -45,9 +50,16 @@ def _open_pkcs11(spec: str, secrets: KeySecrets) -> Signer:
     return open_pkcs11_signer(spec, secrets.pin)
 
 
+def _open_remote(spec: str, secrets: KeySecrets) -> Signer:
+    from sigscope.keys.remote import RemoteSignerOptions, open_remote_signer
+
+    return open_remote_signer(spec, secrets.remote or RemoteSignerOptions())
+
+
 # scheme (lower case, without the colon) → opener. A new key home adds one line here.
 SCHEMES: dict[str, Opener] = {
     "pkcs11": _open_pkcs11,
+    "remote+https": _open_remote,
 }
 
 
@@ -69,13 +81,14 @@ def open_signer(
     password: PasswordSource = None,
     pin: PinSource = None,
     role: str | None = None,
+    remote: RemoteSignerOptions | None = None,
 ) -> Signer:
-    """The :class:`Signer` for a `--key` value: a key file path, or a `pkcs11:` URI.
+    """The :class:`Signer` for a `--key` value: a key file path, a `pkcs11:` or a `remote+https:` URI.
 
     `password` opens an encrypted key file, `pin` is asked for a token the URI and environment give no PIN
     for; each only when needed. A URI with an unknown scheme is a :class:`UnknownKeySchemeError`.
     """
-    secrets = KeySecrets(password=password, pin=pin, role=role)
+    secrets = KeySecrets(password=password, pin=pin, role=role, remote=remote)
     scheme = scheme_of(spec)
     if scheme is None:
         return _open_file(spec, secrets)

@@ -1,0 +1,1 @@
+"""`sigscope signer serve`: a signing service that holds keys and signs digests for authenticated clients."""
