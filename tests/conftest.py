@@ -26,6 +26,7 @@ from testbed import (
     start_registry,
     vectors,
 )
+from testbed.kube import KubeCluster, start_cluster
 
 ALICE = {ALICE_USER: ALICE_PASSWORD}
 
@@ -282,3 +283,11 @@ def distribution_registry(
     _skopeo_for_pushing()
     handle = start_registry(tmp_path_factory.mktemp("distribution-registry"), binary=binary)
     yield from _serving_demo(handle, demo_layout)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real kube-apiserver with its etcd on loopback (no kubelet, no controllers), shared by the session;
+    admin client via ``kube.client()``. Skips (fails under CI=true) when the peers are not built."""
+    with start_cluster(tmp_path_factory.mktemp("kube")) as cluster:
+        yield cluster
