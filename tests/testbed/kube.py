@@ -310,3 +310,47 @@ def start_cluster(workdir: Path) -> Iterator[KubeCluster]:
     finally:
         stop(processes)
         shutil.rmtree(workdir / "etcd", ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- inputs of `webhook manifests`
+
+POLICY = """\
+apiVersion: sigscope/v1
+kind: Policy
+unmatched: deny
+exemptions:
+  images: ["registry.k8s.io/pause:*"]
+rules:
+  - name: prod
+    images: ["registry.example.com/prod/**"]
+    mode: enforce
+    authorities:
+      - name: release-key
+        key: {path: keys/release.pub}
+      - name: rpm-team
+        gpg: {keyring: team.gpg}
+"""
+
+
+def manifest_inputs(directory: Path) -> tuple[list[str], Path]:
+    """A policy with a PEM key (keys/release.pub) and a binary keyring (team.gpg) beside it, and the CA of a
+    webhook certificate: the `webhook manifests` arguments that render them, and the CA's path."""
+    (directory / "keys").mkdir(parents=True, exist_ok=True)
+    (directory / "policy.yaml").write_text(POLICY)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (directory / "keys" / "release.pub").write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (directory / "team.gpg").write_bytes(bytes(range(256)))  # not UTF-8: binaryData
+    ca, _, _ = make_tls_files(directory / "tls")
+    args = [
+        "--policy",
+        str(directory / "policy.yaml"),
+        "--trust-file",
+        "keys/release.pub",
+        "--trust-file",
+        "team.gpg",
+        "--ca-bundle",
+        str(ca),
+    ]
+    return args, ca

@@ -69,6 +69,7 @@ class WebhookRecorder:
         self.port = self._server.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stopped = False
 
     def seen(self, kind: str, name: str) -> list[tuple[str, dict[str, list[str]], dict[str, Any]]]:
         """The reviews recorded for the object ``kind``/``name``."""
@@ -79,6 +80,13 @@ class WebhookRecorder:
                 if r[2]["request"]["kind"]["kind"] == kind and r[2]["request"].get("name") == name
             ]
 
+    def stop(self) -> None:
+        """Stop answering: the port refuses connections from now on (a webhook that is down)."""
+        if not self._stopped:
+            self._stopped = True
+            self._server.shutdown()
+            self._server.server_close()
+
     def __enter__(self) -> WebhookRecorder:
         self._thread.start()
         return self
@@ -86,5 +94,4 @@ class WebhookRecorder:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()

@@ -86,14 +86,19 @@ def check_options(options: ManifestOptions) -> None:
     if options.trust_files and options.policy is None:
         raise UsageError("trust files go with a policy (--policy)")
     for path in options.trust_files:
-        parts = path.split("/")
-        if not all(_REL_PATH_PART.fullmatch(p) and p not in {".", ".."} for p in parts) or path == POLICY_KEY:
-            raise UsageError(f"trust file {path!r} must be a relative path below the policy's directory")
+        check_trust_path(path)
     size = len(options.policy or b"") + sum(len(v) for v in options.trust_files.values())
     if size > MAX_CONFIGMAP_BYTES:
         raise UsageError(
             f"the policy and its files are {size} bytes; a ConfigMap holds {MAX_CONFIGMAP_BYTES}"
         )
+
+
+def check_trust_path(path: str) -> None:
+    """A trust file is named by a plain relative path below the policy's directory (it is mounted there)."""
+    parts = path.split("/")
+    if not all(_REL_PATH_PART.fullmatch(p) and p not in {".", ".."} for p in parts) or path == POLICY_KEY:
+        raise UsageError(f"trust file {path!r} must be a relative path below the policy's directory")
 
 
 def failure_policy_for(policy: bytes | None) -> str:

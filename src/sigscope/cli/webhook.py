@@ -16,6 +16,7 @@ from sigscope.admission.manifests import (
     FAILURE_POLICIES,
     MAX_CONFIGMAP_BYTES,
     ManifestOptions,
+    check_trust_path,
     failure_policy_for,
     render,
     to_yaml,
@@ -116,6 +117,7 @@ def manifests_cmd(
     base = Path(policy_path).parent if policy_path else Path()
     for relative in trust_files:
         name = relative.replace(os.sep, "/")
+        check_trust_path(name)  # before reading: nothing outside the policy's directory is read
         files[name] = _read(str(base / relative), "trust file")
     options = ManifestOptions(
         namespace=namespace,
