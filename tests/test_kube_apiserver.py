@@ -115,9 +115,8 @@ def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) ->
                 kube.create(obj)
         (rendered,) = [o for o in objects if o["kind"] == "Deployment"]
         stored = kube.resource(rendered).get(name="sigscope-webhook", namespace="accept-sys").to_dict()
-        assert (
-            stored["spec"]["template"]["spec"]["volumes"] == rendered["spec"]["template"]["spec"]["volumes"]
-        )
+        items = policy_items(rendered)
+        assert len(items) == 3 and policy_items(stored) == items  # the trust files mapped back to their paths
 
         # The CRD serves SigscopePolicy objects and keeps the policy document whole.
         crd = kube.resource(objects[0])  # the CRD comes first
@@ -164,6 +163,12 @@ def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) ->
         for obj in reversed(objects):
             if obj not in webhook_configs and obj["kind"] != "Namespace":
                 kube.delete(obj)
+
+
+def policy_items(deployment: dict[str, Any]) -> list[dict[str, str]]:
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "policy"]
+    items: list[dict[str, str]] = volume["configMap"]["items"]
+    return items
 
 
 def _created(kube: KubeCluster, obj: dict[str, Any]) -> bool:

@@ -260,13 +260,14 @@ def _start_apiserver(
         f"--service-account-signing-key-file={sa_key}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--service-cluster-ip-range=10.96.0.0/24",
+        # The `kubernetes` Service's endpoint reconciler refuses a loopback advertise address.
+        "--endpoint-reconciler-type=none",
         # No controller manager makes the `default` ServiceAccount of a namespace: a pod would wait for it.
         "--disable-admission-plugins=ServiceAccount",
         "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
         "--allow-privileged=true",
         "--enable-priority-and-fairness=false",
         "--profiling=false",
-        "--v=1",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=_clean_env())
