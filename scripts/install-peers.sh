@@ -14,7 +14,8 @@
 # is built from a wrapper module requiring exactly MODULE VERSION (kept in <cache>/NAME-VERSION/wrapper).
 # Options: bin=NAME names the binary when the package path does not end in it (go.etcd.io/etcd/server/v3);
 # staging=V builds from the wrapper at once, pinning every module that MODULE's go.mod replaces with
-# ./staging/src/… to V (k8s.io/kubernetes requires its staging modules at v0.0.0: k8s.io/api v0.37.2 …).
+# ./staging/src/… to V (k8s.io/kubernetes requires its staging modules at v0.0.0: k8s.io/api v0.37.2 …), and
+# stamps the release into k8s.io/component-base/version as Kubernetes' own build does.
 #
 # A failing build prints go's own output and the script carries on with the other peers. The exit status is 0
 # anyway unless --strict (or SIGSCOPE_PEERS_STRICT=1) is given: setup.sh must not stop for one peer, and the
@@ -35,7 +36,7 @@ for arg in "$@"; do
     --list) LIST=1 ;;
     --measure) MEASURE=1 ;;
     -h | --help)
-      sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -129,6 +130,8 @@ wrapper_build() {
   fi
   args=(build -mod=mod -o "$out/$tool")
   [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+  # what `kube-apiserver --version` and /version report (the release's own build stamps it so)
+  [ -n "$staging" ] && args+=(-ldflags "-X k8s.io/component-base/version.gitVersion=$version")
   args+=("$pkg")
   COMMAND="(cd $wrap && env ${envs[*]} $GO_CMD ${args[*]})"
   { time (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${args[@]}" >>"$log" 2>&1); } 2>>"$timing" \

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from testbed.cli import run_sigscope
 from testbed.kube import KubeCluster, manifest_inputs, wait_until
-from testbed.peers import REPO_ROOT
+from testbed.peers import REPO_ROOT, read_peers
 from testbed.registry import make_tls_files
 from testbed.webhook_recorder import WebhookRecorder
 
@@ -100,6 +100,11 @@ def create_pod_when(kube: KubeCluster, namespace: str, predicate: Any, what: str
         return outcome if predicate(outcome) else None
 
     return wait_until(once, timeout=15, what=what)
+
+
+def test_the_api_server_is_the_pinned_release(kube: KubeCluster) -> None:
+    version = kubernetes.client.VersionApi(kube.client()).get_code()
+    assert version.git_version == read_peers()["kube-apiserver"].version
 
 
 def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) -> None:
