@@ -123,6 +123,19 @@ def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) ->
         items = policy_items(rendered)
         assert len(items) == 3 and policy_items(stored) == items  # the trust files mapped back to their paths
 
+        # The webhook's pod meets the restricted Pod Security Standard its namespace enforces (the API
+        # server's PodSecurity admission judges Pods, not Deployments), and that namespace refuses less.
+        template = copy.deepcopy(rendered["spec"]["template"])
+        webhook_pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "w", "namespace": "accept-sys"},
+        }
+        kube.create({**webhook_pod, "spec": template["spec"]}, dry_run=True)
+        template["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+        with pytest.raises(ApiException, match="violates PodSecurity"):
+            kube.create({**webhook_pod, "spec": template["spec"]}, dry_run=True)
+
         # The CRD serves SigscopePolicy objects and keeps the policy document whole.
         crd = kube.resource(objects[0])  # the CRD comes first
         wait_until(

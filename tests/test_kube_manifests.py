@@ -60,6 +60,7 @@ def test_renders_every_object_with_its_key_fields(inputs: tuple[list[str], Path,
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
     ]
+    assert objects["Namespace"]["metadata"]["labels"] == {"pod-security.kubernetes.io/enforce": "restricted"}
     crd = objects["CustomResourceDefinition"]["spec"]
     assert crd["group"] == "sigscope.dev" and crd["scope"] == "Cluster"
     assert crd["names"]["kind"] == "SigscopePolicy"

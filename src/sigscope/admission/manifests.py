@@ -211,7 +211,16 @@ def custom_resource_definition() -> dict[str, Any]:
 
 
 def namespace(options: ManifestOptions) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": options.namespace}}
+    # The webhook's pods meet the "restricted" Pod Security Standard; the label makes the API server hold
+    # them (and anything else started there) to it.
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": options.namespace,
+            "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+        },
+    }
 
 
 def service_account(options: ManifestOptions) -> dict[str, Any]:
