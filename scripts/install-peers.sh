@@ -10,7 +10,12 @@
 # missing (idempotent; concurrent runs serialise on a lock per peer). A build prints how long it took and
 # whether Go's build cache was cold; the figure is also kept in <cache>/NAME-VERSION/BUILD.
 # When the proxy serves MODULE@VERSION but refuses its version list (go install then fails while "loading
-# deprecation"), the same package is built from a throwaway module requiring exactly MODULE VERSION.
+# deprecation"), or MODULE's go.mod has replace directives (go install refuses those: etcd), the same package
+# is built from a wrapper module requiring exactly MODULE VERSION (kept in <cache>/NAME-VERSION/wrapper).
+# Options: bin=NAME names the binary when the package path does not end in it (go.etcd.io/etcd/server/v3);
+# staging=V builds from the wrapper at once, pinning every module that MODULE's go.mod replaces with
+# ./staging/src/… to V (k8s.io/kubernetes requires its staging modules at v0.0.0: k8s.io/api v0.37.2 …), and
+# stamps the release into k8s.io/component-base/version as Kubernetes' own build does.
 #
 # A failing build prints go's own output and the script carries on with the other peers. The exit status is 0
 # anyway unless --strict (or SIGSCOPE_PEERS_STRICT=1) is given: setup.sh must not stop for one peer, and the
@@ -31,7 +36,7 @@ for arg in "$@"; do
     --list) LIST=1 ;;
     --measure) MEASURE=1 ;;
     -h | --help)
-      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -52,14 +57,27 @@ wanted() {
   return 1
 }
 
-# NAME MODULE/cmd/TOOL VERSION [tags=…] [cgo=1], comments and blank lines skipped.
+# NAME MODULE/cmd/TOOL VERSION [tags=…] [cgo=1] [bin=…] [staging=…], comments and blank lines skipped.
 mapfile -t LINES < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$PEERS_FILE")
+
+# tool_name PKG "OPTS": the binary's name: bin=NAME, else the package path's last element.
+tool_name() {
+  local opt
+  for opt in $2; do
+    case "$opt" in bin=*)
+      echo "${opt#bin=}"
+      return
+      ;;
+    esac
+  done
+  echo "${1##*/}"
+}
 
 if [ "$LIST" = 1 ]; then
   for line in "${LINES[@]}"; do
-    read -r name pkg version _ <<<"$line"
+    read -r name pkg version opts <<<"$line"
     wanted "$name" || continue
-    bin="$CACHE/$name-$version/${pkg##*/}"
+    bin="$CACHE/$name-$version/$(tool_name "$pkg" "$opts")"
     if [ -x "$bin" ]; then
       echo "$name $version installed $bin $(cat "$CACHE/$name-$version/BUILD" 2>/dev/null)"
     else
@@ -93,15 +111,46 @@ gocache_state() {
   echo "warm (${size:-?} MiB)"
 }
 
+# wrapper_build MODULE VERSION PKG STAGING OUT TOOL LOG: `go build` PKG in a module requiring exactly MODULE
+# VERSION (with STAGING: every ./staging/src/P that MODULE's go.mod replaces pinned to P STAGING); the wrapper
+# is kept beside OUT. Appends go's output to LOG; uses `args`, `envs`, `tags` and `timing` of build_peer.
+wrapper_build() {
+  local module="$1" version="$2" pkg="$3" staging="$4" out="$5" tool="$6" log="$7" wrap gomod p
+  wrap="$(dirname "$out")/wrapper"
+  rm -rf "$wrap" && mkdir -p "$wrap"
+  printf 'module sigscope.local/peer-%s\n\ngo %s\n\nrequire %s %s\n' "$name" \
+    "$("$GO_CMD" env GOVERSION | sed 's/^go//')" "$module" "$version" >"$wrap/go.mod"
+  if [ -n "$staging" ]; then
+    gomod="$(cd "$wrap" && "$GO_CMD" mod download -json "$module@$version" 2>>"$log" \
+      | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+    [ -f "$gomod" ] || return 1
+    for p in $(sed -n 's#^[[:space:]]*\([^[:space:]]*\) => \./staging/src/.*#\1#p' "$gomod"); do
+      printf 'replace %s => %s %s\n' "$p" "$p" "$staging" >>"$wrap/go.mod"
+    done
+  fi
+  args=(build -mod=mod -o "$out/$tool")
+  [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
+  # what `kube-apiserver --version` and /version report (the release's own build stamps it so)
+  [ -n "$staging" ] && args+=(-ldflags "-X k8s.io/component-base/version.gitVersion=$version")
+  args+=("$pkg")
+  COMMAND="(cd $wrap && env ${envs[*]} $GO_CMD ${args[*]})"
+  { time (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${args[@]}" >>"$log" 2>&1); } 2>>"$timing" \
+    && [ -x "$out/$tool" ]
+}
+
 # build_peer NAME PKG VERSION "OPTS" OUTDIR LOG: go install (or the wrapper-module build) into OUTDIR.
 # Sets BUILT=1 on success, HOW (the method), REAL and CPU (wall-clock and user+sys seconds of the go command).
 build_peer() {
   local name="$1" pkg="$2" version="$3" opts="$4" out="$5" log="$6"
-  local tool="${pkg##*/}" tags="" cgo="" opt module wrap timing
+  local tool tags="" cgo="" staging="" opt module timing
+  tool="$(tool_name "$pkg" "$opts")"
+  module="${pkg%%/cmd/*}"
   for opt in $opts; do
     case "$opt" in
       tags=*) tags="${opt#tags=}" ;;
       cgo=*) cgo="${opt#cgo=}" ;;
+      staging=*) staging="${opt#staging=}" ;;
+      bin=*) ;;
       *) echo "install-peers: $name: unknown option '$opt' in $PEERS_FILE" >&2 ;;
     esac
   done
@@ -110,27 +159,24 @@ build_peer() {
   args+=("$pkg@$version")
   [ -n "$cgo" ] && envs+=(CGO_ENABLED="$cgo")
   BUILT=0
-  HOW="go install"
-  COMMAND="env ${envs[*]} $GO_CMD ${args[*]}"
   timing="$(mktemp)"
   local TIMEFORMAT='%R %U %S'
-  { time (env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1); } 2>"$timing" && [ -x "$out/$tool" ] && BUILT=1
-  if [ "$BUILT" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' "$log"; then
-    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice); when the
-    # proxy serves the version but refuses the list (notation, olareg: December 2026), build the same package
-    # from a throwaway module requiring exactly M V: the build list is M's own go.mod's, as with go install.
-    module="${pkg%%/cmd/*}"
-    wrap="$(mktemp -d)"
-    printf 'module sigscope.local/peer-%s\n\ngo 1.23\n\nrequire %s %s\n' "$name" "$module" "$version" >"$wrap/go.mod"
-    args=(build -mod=mod -o "$out/$tool")
-    [ -n "$tags" ] && args+=(-tags "${tags//,/ }")
-    args+=("$pkg")
-    HOW="go build in a module requiring $module $version (go install refused: no version list)"
-    COMMAND="(cd $wrap && env ${envs[*]} $GO_CMD ${args[*]})"
-    echo "install-peers: go install refused; retrying as: $COMMAND" >>"$log"
-    { time (cd "$wrap" && env "${envs[@]}" "$GO_CMD" "${args[@]}" >>"$log" 2>&1); } 2>>"$timing" \
-      && [ -x "$out/$tool" ] && BUILT=1
-    rm -rf "$wrap"
+  : >"$log"
+  if [ -n "$staging" ]; then
+    HOW="go build in a module requiring $module $version, its staging modules at $staging"
+    wrapper_build "$module" "$version" "$pkg" "$staging" "$out" "$tool" "$log" && BUILT=1
+  else
+    HOW="go install"
+    COMMAND="env ${envs[*]} $GO_CMD ${args[*]}"
+    { time (env "${envs[@]}" "$GO_CMD" "${args[@]}" >"$log" 2>&1); } 2>"$timing" && [ -x "$out/$tool" ] && BUILT=1
+  fi
+  if [ "$BUILT" = 0 ] && grep -q -e 'loading deprecation' -e '/@v/list' -e 'replace directives' "$log"; then
+    # `go install M@V` also asks the proxy for M's version list (to look for a deprecation notice), and
+    # refuses a module whose go.mod replaces anything: build the same package from a wrapper module requiring
+    # exactly M V (the build list is M's own go.mod's requirements, as with go install).
+    HOW="go build in a module requiring $module $version (go install refused)"
+    echo "install-peers: go install refused; retrying in a wrapper module" >>"$log"
+    wrapper_build "$module" "$version" "$pkg" "" "$out" "$tool" "$log" && BUILT=1
   fi
   # the sum over both attempts
   read -r REAL CPU < <(awk '{ r += $1; c += $2 + $3 } END { printf "%.0f %.0f\n", r, c }' "$timing")
@@ -160,7 +206,7 @@ failed=()
 for line in "${LINES[@]}"; do
   read -r name pkg version opts <<<"$line"
   wanted "$name" || continue
-  tool="${pkg##*/}"
+  tool="$(tool_name "$pkg" "$opts")"
   dest="$CACHE/$name-$version"
   [ -x "$dest/$tool" ] && continue
   mkdir -p "$dest"

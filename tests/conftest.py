@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from testbed import (
@@ -26,6 +27,9 @@ from testbed import (
     start_registry,
     vectors,
 )
+
+if TYPE_CHECKING:
+    from testbed.kube import KubeCluster
 
 ALICE = {ALICE_USER: ALICE_PASSWORD}
 
@@ -282,3 +286,13 @@ def distribution_registry(
     _skopeo_for_pushing()
     handle = start_registry(tmp_path_factory.mktemp("distribution-registry"), binary=binary)
     yield from _serving_demo(handle, demo_layout)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real kube-apiserver with its etcd on loopback (no kubelet, no controllers), shared by the session;
+    admin client via ``kube.client()``. Skips (fails under CI=true) when the peers are not built."""
+    from testbed.kube import start_cluster  # the kubernetes client costs 0.3 s to import: only when used
+
+    with start_cluster(tmp_path_factory.mktemp("kube")) as cluster:
+        yield cluster

@@ -191,12 +191,15 @@ def test_peers_are_pinned_once(tmp_path: Path) -> None:
     pinned = read_peers()
     assert {"cosign", "cosign-pkcs11", "notation", "oras", "registry", "olareg", "regctl"} <= set(pinned)
     for name, entry in pinned.items():
-        assert "/cmd/" in entry.package and entry.version.startswith("v") and "-" not in entry.version, name
+        assert "/cmd/" in entry.package or entry.binary, name  # a main package
+        assert entry.version.startswith("v") and "-" not in entry.version, name
         assert entry.path == cache_dir() / f"{name}-{entry.version}" / entry.tool
     assert pinned["cosign-pkcs11"].tags == ("pkcs11key",)
     listing = tmp_path / "peers.txt"
     listing.write_text("# comment\n\nfoo example.com/x/cmd/foo v1.2.3 tags=a,b cgo=1  # trailing\n")
     assert read_peers(listing)["foo"].tags == ("a", "b") and read_peers(listing)["foo"].tool == "foo"
+    listing.write_text("db example.com/db/server/v3 v3.1.0 bin=db\n")
+    assert read_peers(listing)["db"].path == cache_dir() / "db-v3.1.0" / "db"
 
 
 # ---------------------------------------------------------------- the registries

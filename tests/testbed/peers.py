@@ -20,16 +20,17 @@ INSTALL_SCRIPT = "scripts/install-peers.sh"
 
 @dataclass(frozen=True)
 class Peer:
-    """One line of scripts/peers.txt: ``NAME MODULE/cmd/TOOL VERSION [tags=…] [cgo=1]``."""
+    """A line of scripts/peers.txt: ``NAME MODULE/cmd/TOOL VERSION [tags=…] [cgo=1] [bin=…] [staging=V]``."""
 
     name: str
     package: str
     version: str
     tags: tuple[str, ...] = ()
+    binary: str | None = None  # bin=: when the package path does not end in the tool's name (etcd)
 
     @property
     def tool(self) -> str:
-        return self.package.rsplit("/", 1)[-1]
+        return self.binary or self.package.rsplit("/", 1)[-1]
 
     @property
     def path(self) -> Path:
@@ -56,10 +57,13 @@ def read_peers(path: Path = PEERS_FILE) -> dict[str, Peer]:
             raise ValueError(f"{path}: expected NAME MODULE/cmd/TOOL VERSION, got {raw!r}")
         name, package, version, *options = line
         tags: tuple[str, ...] = ()
+        binary: str | None = None
         for option in options:
             if option.startswith("tags="):
                 tags = tuple(t for t in option.removeprefix("tags=").split(",") if t)
-        found[name] = Peer(name, package, version, tags)
+            elif option.startswith("bin="):
+                binary = option.removeprefix("bin=")
+        found[name] = Peer(name, package, version, tags, binary)
     return found
 
 

@@ -33,6 +33,7 @@ class LazyGroup(click.Group):
         "inventory": "sigscope.cli.inventory:inventory_group",
         "report": "sigscope.cli.report:report_group",
         "signer": "sigscope.cli.signer:signer_group",
+        "webhook": "sigscope.cli.webhook:webhook_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
