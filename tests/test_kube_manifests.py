@@ -175,18 +175,20 @@ def test_failure_policy_stays_fail_for_what_cannot_be_read() -> None:
     assert failure_policy_for(b"rules: [{mode: warn, static: deny}]") == "Fail"
 
 
-def test_the_flag_overrides_the_policy(tmp_path: Path) -> None:
+def test_the_flag_overrides_the_policy(inputs: tuple[list[str], Path, Path], tmp_path: Path) -> None:
+    _, _, directory = inputs
+    (tmp_path / "release.pub").write_bytes((directory / "keys" / "release.pub").read_bytes())
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "apiVersion: sigscope/v1\nkind: Policy\nrules: [{name: a, images: ['**'], mode: warn}]\n"
+        "apiVersion: sigscope/v1\nkind: Policy\nrules: [{name: a, images: ['**'], mode: warn, "
+        "authorities: [{name: k, key: {path: release.pub}}]}]\n"
     )
+    args = ["--policy", str(policy), "--trust-file", "release.pub"]
     assert (
-        by_kind(manifests("--policy", str(policy)))["ValidatingWebhookConfiguration"]["webhooks"][0][
-            "failurePolicy"
-        ]
+        by_kind(manifests(*args))["ValidatingWebhookConfiguration"]["webhooks"][0]["failurePolicy"]
         == "Ignore"
     )
-    hooks = by_kind(manifests("--policy", str(policy), "--failure-policy", "Fail", "-o", "json"))
+    hooks = by_kind(manifests(*args, "--failure-policy", "Fail", "-o", "json"))
     assert hooks["List"]["items"][-1]["webhooks"][0]["failurePolicy"] == "Fail"
 
 
@@ -210,6 +212,49 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) ->
     (tmp_path.parent / "escape.pub").write_text("outside")
     filled = [a.format(policy=tmp_path / "policy.yaml", big=tmp_path / "big.yaml") for a in args]
     assert_clean_failure(run_sigscope("webhook", "manifests", "--image", IMAGE, *filled), message)
+
+
+def test_a_broken_policy_is_refused_with_every_problem(tmp_path: Path) -> None:
+    # Three problems at once: an unknown `unmatched`, an unknown mode, an authority of no kind.
+    (tmp_path / "policy.yaml").write_text(
+        "apiVersion: sigscope/v1\nkind: Policy\nunmatched: maybe\nrules:\n"
+        "  - {name: a, images: ['x/**'], mode: loud, authorities: [{name: k, key: {path: nope.pub}}]}\n"
+        "  - {name: b, images: ['y/**'], authorities: [{name: j}]}\n"
+    )
+    result = run_sigscope("webhook", "manifests", "--image", IMAGE, "--policy", str(tmp_path / "policy.yaml"))
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 3, lines
+    assert all(line.startswith(f"sigscope: error: {tmp_path / 'policy.yaml'}: ") for line in lines)
+    assert any("unmatched" in line for line in lines), lines
+    assert any("rules[0].mode" in line for line in lines), lines
+    assert any("rules[1].authorities[0]" in line for line in lines), lines
+
+
+def test_a_trust_file_the_policy_names_must_be_mounted(inputs: tuple[list[str], Path, Path]) -> None:
+    _, _, directory = inputs
+    # Valid here, but the pod would not find team.gpg: the webhook would never start there.
+    result = run_sigscope(
+        "webhook", "manifests", "--image", IMAGE, "--policy", str(directory / "policy.yaml"),
+        "--trust-file", "keys/release.pub",
+    )  # fmt: skip
+    assert_clean_failure(result, "rules[0].authorities[1].gpg.keyring: team.gpg is not mounted")
+    assert "add --trust-file team.gpg" in result.stderr
+
+
+def test_the_pod_listens_on_its_address_and_reads_tls_from_files(
+    inputs: tuple[list[str], Path, Path],
+) -> None:
+    args, _, _ = inputs
+    pod = by_kind(manifests(*args))["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # `webhook serve` listens on 127.0.0.1 by default: the Service could not reach it.
+    assert container["args"][container["args"].index("--address") + 1] == "0.0.0.0"
+    # The Secret mounted as a directory of files (no subPath): the kubelet's updates reach the files the
+    # server reloads its certificate from.
+    (tls,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+    assert tls == {"name": "tls", "mountPath": "/etc/sigscope/tls", "readOnly": True}
+    assert container["args"][container["args"].index("--tls-cert") + 1] == "/etc/sigscope/tls/tls.crt"
 
 
 # ---------------------------------------------------------------- the Helm chart
@@ -239,7 +284,7 @@ def test_helm_template_renders_the_same_objects(
         "timeoutSeconds": 5,
         "createNamespace": True,
         "exemptNamespaces": ["legacy"],
-        "policy": (directory / "policy.yaml").read_text(),
+        "policy": (directory / "key-only-policy.yaml").read_text(),
         "trustFiles": {"keys/release.pub": (directory / "keys" / "release.pub").read_text()},
         "caBundle": ca.read_text() if with_ca else "",
     }
@@ -253,7 +298,7 @@ def test_helm_template_renders_the_same_objects(
     }
     cli_args = [
         "--namespace", "sig-sys", "--replicas", "3", "--failure-policy", "Ignore", "--timeout-seconds", "5",
-        "--exempt-namespace", "legacy", "--policy", str(directory / "policy.yaml"),
+        "--exempt-namespace", "legacy", "--policy", str(directory / "key-only-policy.yaml"),
         "--trust-file", "keys/release.pub",
     ]  # fmt: skip
     if with_ca:

@@ -333,16 +333,25 @@ rules:
 """
 
 
+# The same policy without the keyring: what the Helm chart can carry (its trustFiles are text).
+KEY_ONLY_POLICY = POLICY.split("      - name: rpm-team")[0]
+
+
 def manifest_inputs(directory: Path) -> tuple[list[str], Path]:
-    """A policy with a PEM key (keys/release.pub) and a binary keyring (team.gpg) beside it, and the CA of a
-    webhook certificate: the `webhook manifests` arguments that render them, and the CA's path."""
+    """A policy with a PEM key (keys/release.pub) and a binary keyring (team.gpg, a test vector) beside it,
+    and the CA of a webhook certificate: the `webhook manifests` arguments that render them, and the CA's
+    path. `webhook manifests` loads the policy with the real engine, so both must be real."""
+    from .vectors import ROOT, require
+
+    keyring = require(ROOT / "containers-image" / "signature" / "fixtures" / "public-key-1.gpg")
     (directory / "keys").mkdir(parents=True, exist_ok=True)
     (directory / "policy.yaml").write_text(POLICY)
+    (directory / "key-only-policy.yaml").write_text(KEY_ONLY_POLICY)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     (directory / "keys" / "release.pub").write_bytes(
         key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    (directory / "team.gpg").write_bytes(bytes(range(256)))  # not UTF-8: binaryData
+    (directory / "team.gpg").write_bytes(keyring.read_bytes())  # binary OpenPGP packets: binaryData
     ca, _, _ = make_tls_files(directory / "tls")
     args = [
         "--policy",

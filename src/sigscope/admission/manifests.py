@@ -295,6 +295,10 @@ def deployment(options: ManifestOptions) -> dict[str, Any]:
             f"{TLS_DIR}/tls.crt",
             "--tls-key",
             f"{TLS_DIR}/tls.key",
+            # The server listens on loopback unless told otherwise: in a pod, the Service reaches it on
+            # the pod's address.
+            "--address",
+            "0.0.0.0",
             "--port",
             str(PORT),
         ],

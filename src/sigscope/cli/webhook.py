@@ -22,7 +22,8 @@ from sigscope.admission.manifests import (
     to_yaml,
 )
 from sigscope.cli.main import LazyGroup
-from sigscope.errors import SigscopeError, UsageError
+from sigscope.errors import EXIT_ERROR, SigscopeError, UsageError
+from sigscope.report.escape import printable
 from sigscope.sources.localfile import read_bounded
 from sigscope.trust.certs import CertificateError, load_pem_chain
 
@@ -59,6 +60,48 @@ def _read_ca_bundle(path: str) -> bytes:
     if not certificates:
         raise UsageError(f"CA bundle {path}: no PEM certificate found")
     return pem
+
+
+def _check_policy(policy_path: str, mounted: set[str]) -> None:
+    """The policy must load in the pod as it loads here: the real engine validates it (with the trust files
+    beside it), and every file it names must be among the --trust-file files mounted with it. Every problem
+    is listed, one a line, and the exit code is 2: a webhook whose policy does not load never starts, and a
+    Fail webhook that never starts stops every pod in the cluster."""
+    from sigscope.policy import PolicyError, load_policy
+
+    problems: list[str] = []
+    try:
+        load_policy(policy_path)
+    except PolicyError as exc:
+        problems = list(exc.errors)
+    else:
+        problems = unmounted_references(Path(policy_path), mounted)
+    if problems:
+        for problem in problems:
+            click.echo(printable(f"sigscope: error: {policy_path}: {problem}"), err=True)
+        raise SystemExit(EXIT_ERROR)
+
+
+def unmounted_references(policy_path: Path, mounted: set[str]) -> list[str]:
+    """The trust files and directories the policy names that the ConfigMap would not carry."""
+    from sigscope.policy.document import references
+    from sigscope.policy.parse import read_document
+
+    base = policy_path.resolve().parent
+    document = read_document(policy_path.read_bytes())  # already loaded once: it parses
+    problems = []
+    for reference in references(document, base):
+        try:
+            relative = Path(os.path.normpath(reference.path)).relative_to(base).as_posix()
+        except ValueError:
+            problems.append(f"{reference.where}: {reference.path} is outside the policy's directory")
+            continue
+        if reference.directory:
+            if not any(name.startswith(relative + "/") for name in mounted):
+                problems.append(f"{reference.where}: no --trust-file below {relative}/")
+        elif relative not in mounted:
+            problems.append(f"{reference.where}: {relative} is not mounted: add --trust-file {relative}")
+    return problems
 
 
 @webhook_group.command("manifests")
@@ -119,6 +162,8 @@ def manifests_cmd(
         name = relative.replace(os.sep, "/")
         check_trust_path(name)  # before reading: nothing outside the policy's directory is read
         files[name] = _read(str(base / relative), "trust file")
+    if policy_path is not None:
+        _check_policy(policy_path, set(files))
     options = ManifestOptions(
         namespace=namespace,
         image=image,
