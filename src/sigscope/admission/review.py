@@ -128,11 +128,19 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _named(verdict: Verdict) -> str:
+    """`IMAGE (rule R): reason`, without the engine's own `rule R: ` before the reason (the rule is named)."""
+    if not verdict.rule:
+        return f"{verdict.image}: {verdict.reason}"
+    reason = verdict.reason.removeprefix(f"rule {verdict.rule}: ")
+    return f"{verdict.image} (rule {verdict.rule}): {reason}"
+
+
 def denial_line(verdict: Verdict) -> str:
-    """`IMAGE (rule R): reason [failed: a: why; b: why]`."""
-    rule = f" (rule {verdict.rule})" if verdict.rule else ""
-    failed = f" [failed: {'; '.join(verdict.failed)}]" if verdict.failed else ""
-    return f"{verdict.image}{rule}: {verdict.reason}{failed}"
+    """`IMAGE (rule R): reason [failed: a: why; b: why]`; a failed check the reason already spells out is
+    not repeated."""
+    failed = [check for check in verdict.failed if check not in verdict.reason]
+    return _named(verdict) + (f" [failed: {'; '.join(failed)}]" if failed else "")
 
 
 def overall(verdicts: list[Verdict]) -> str:
@@ -167,11 +175,7 @@ def validate_response(request: ReviewRequest, verdicts: list[Verdict], policy_ve
         lines = "; ".join(denial_line(v) for v in denied)
         message = f"sigscope denied {len(denied)} image{'s' if len(denied) > 1 else ''} of {what}: {lines}"
         response["status"] = {"code": 403, "reason": "Forbidden", "message": _clip(message, MAX_MESSAGE)}
-    warnings = [
-        _clip(f"sigscope: {v.image}{f' (rule {v.rule})' if v.rule else ''}: {v.reason}", MAX_WARNING)
-        for v in verdicts
-        if v.decision == "warn"
-    ]
+    warnings = [_clip(f"sigscope: {_named(v)}", MAX_WARNING) for v in verdicts if v.decision == "warn"]
     warnings += [
         _clip(
             f"sigscope: {v.image}: verification did not finish, last verdict ({v.age:.0f}s old) served",
