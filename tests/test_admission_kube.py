@@ -9,10 +9,8 @@ down. One webhook process and one cluster for the module; the last two tests sto
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +21,11 @@ import kubernetes
 import pytest
 import yaml
 from testbed import RegistryHandle, build_layout, layout_digest, push_layout
+from testbed.admission import start_webhook_process, stop_webhook_process
 from testbed.cli import run_sigscope
 from testbed.kube import KubeCluster, wait_until
 from testbed.proxy import RegistryProxy
-from testbed.registry import make_tls_files, stop_process
+from testbed.registry import make_tls_files
 
 from sigscope.keys import generate, write_key_pair
 
@@ -121,33 +120,6 @@ rules:
     return path
 
 
-def _start_webhook(work: Path, policy: Path, cert: Path, key: Path, hosts: list[str]) -> tuple[Any, str]:
-    args = [
-        sys.executable, "-m", "sigscope", "webhook", "serve", "--policy", str(policy),
-        "--tls-cert", str(cert), "--tls-key", str(key), "--port", "0",
-        "--audit-log", str(work / "audit.log"), "--timeout", "3",
-    ]  # fmt: skip
-    for host in hosts:
-        args += ["--insecure-registry", host]
-    log = work / "webhook.log"
-    env = {**os.environ, "DOCKER_CONFIG": "/nonexistent-sigscope-test"}
-    with log.open("wb") as sink:  # a file: a pipe nobody reads would stall the server
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, env=env)
-    started = wait_until(
-        lambda: process.poll() is not None or "serving on https://" in log.read_text(),
-        timeout=30,
-        what="webhook serve start",
-    )
-    assert started and process.poll() is None, log.read_text()
-    return process, log.read_text().split("serving on ")[1].split()[0]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGCONT)  # a test may have left it stopped
-    stop_process(process)
-
-
 @pytest.fixture(scope="module")
 def admission(
     kube: KubeCluster, registry: RegistryHandle, tmp_path_factory: pytest.TempPathFactory
@@ -174,7 +146,12 @@ def admission(
     objects = [o for o in yaml.safe_load_all(rendered.stdout) if o]
     for namespace in (NAMESPACE, EXEMPT):
         kube.ensure_namespace(namespace)
-    process, url = _start_webhook(work, policy, cert, key, [registry.host, slow.host])
+    args = [
+        "--policy", str(policy), "--tls-cert", str(cert), "--tls-key", str(key), "--port", "0",
+        "--audit-log", str(work / "audit.log"), "--timeout", "3",
+        "--insecure-registry", registry.host, "--insecure-registry", slow.host,
+    ]  # fmt: skip
+    process, url = start_webhook_process(args, work / "webhook.log")
     core = kubernetes.client.CoreV1Api(kube.client())
     bed = Admission(
         kube, core, kubernetes.client.AppsV1Api(kube.client()), process, work / "audit.log",
@@ -197,7 +174,7 @@ def admission(
             wait_until(in_force, timeout=30, what="the sigscope webhook in force")
             yield bed
     finally:
-        _stop(process)
+        stop_webhook_process(process)
         slow.stop()
 
 
@@ -312,7 +289,7 @@ def test_failure_policy_fail_when_the_webhook_is_slower_than_its_timeout(admissi
 
 
 def test_failure_policy_fail_when_the_webhook_is_down(admission: Admission) -> None:
-    _stop(admission.process)
+    stop_webhook_process(admission.process)
     with pytest.raises(ApiException) as refused:
         admission.core.create_namespaced_pod(NAMESPACE, pod("down", admission.image("signed")), dry_run="All")
     assert "failed calling webhook" in refused.value.body and "connection refused" in refused.value.body

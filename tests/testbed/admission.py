@@ -391,3 +391,42 @@ def serving(
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+# ------------------------------------------------------------------------ `webhook serve` as a process
+
+
+def start_webhook_process(
+    args: list[str], log: Path, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m sigscope webhook serve ARGS` (`--port 0` among them) in a process of its own, output to
+    `log`; returns the process and its https://127.0.0.1:PORT once it serves. RuntimeError (with the log)
+    when it exits or does not start."""
+    import os
+    import sys
+
+    env = {**os.environ, "DOCKER_CONFIG": "/nonexistent-sigscope-test"}
+    with log.open("wb") as sink:  # a file: a pipe nobody reads would stall the server
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sigscope", "webhook", "serve", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while "serving on https://" not in (text := log.read_text()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_webhook_process(process)
+            raise RuntimeError(f"webhook serve did not start:\n{text[-2000:]}")
+        time.sleep(0.05)
+    return process, text.split("serving on ")[1].split()[0]
+
+
+def stop_webhook_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop it, even when a test left it stopped (SIGSTOP)."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGCONT)
+    stop_process(process)

@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -107,7 +107,10 @@ class WebhookApp:
         self.audit = audit
         self.limits = limits or Limits()
         self.watched: list[Callable[[], object]] = [holder.check, *(watched or [])]
+        # Long-running work beside the reviews (the SigscopePolicy watch), started and stopped with the app.
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ ASGI
 
@@ -154,11 +157,16 @@ class WebhookApp:
         gc.freeze()
         if self._watcher is None and self.limits.reload_interval > 0:
             self._watcher = asyncio.create_task(watch(self.watched, self.limits.reload_interval))
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(run()) for run in self.background]
 
     async def shutdown(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
         await self.verifier.close()
         self.audit.close()
 

@@ -20,6 +20,7 @@ from sigscope.oci.client import RegistryOptions
 
 if TYPE_CHECKING:
     from sigscope.admission.app import WebhookApp
+    from sigscope.admission.crd import CrdPolicySource
 
 
 def _registry_host(value: str, flag: str) -> str:
@@ -53,6 +54,24 @@ def _registry_cas(values: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def _policy_source(
+    policy_file: str | None, policy_object: str | None, trust_dir: str, kubeconfig: str | None
+) -> CrdPolicySource | None:
+    """The SigscopePolicy source (its first version fetched and written), or None for --policy."""
+    if (policy_file is None) == (policy_object is None):
+        raise UsageError("give one of --policy FILE or --policy-from-crd NAME")
+    if policy_object is None:
+        if kubeconfig:
+            raise UsageError("--kubeconfig goes with --policy-from-crd")
+        return None
+    from sigscope.admission.crd import ApiServer, CrdPolicySource
+
+    api = ApiServer.from_kubeconfig(Path(kubeconfig)) if kubeconfig else ApiServer.in_cluster()
+    source = CrdPolicySource(api, policy_object, Path(trust_dir))
+    source.fetch()
+    return source
+
+
 def _log_setup(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("sigscope webhook: %(levelname)s %(message)s"))
@@ -79,9 +98,26 @@ def _listen(address: str, port: int) -> socket.socket:
 @click.option(
     "--policy",
     "policy_file",
-    required=True,
     type=click.Path(dir_okay=False),
     help="Policy file (apiVersion sigscope/v1, kind Policy); reloaded when it or a file beside it changes.",
+)
+@click.option(
+    "--policy-from-crd",
+    "policy_object",
+    metavar="NAME",
+    help="Take the policy from SigscopePolicy NAME, watched through the API server (instead of --policy).",
+)
+@click.option(
+    "--trust-dir",
+    type=click.Path(file_okay=False),
+    default="/etc/sigscope/policy",
+    show_default=True,
+    help="With --policy-from-crd: where the trust files the policy names (relative paths) are.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="With --policy-from-crd: the API server and token (default: the pod's service account).",
 )
 @click.option(
     "--tls-cert",
@@ -204,7 +240,10 @@ def _listen(address: str, port: int) -> socket.socket:
 )
 @registry_options
 def serve_cmd(
-    policy_file: str,
+    policy_file: str | None,
+    policy_object: str | None,
+    trust_dir: str,
+    kubeconfig: str | None,
     tls_cert: str,
     tls_key: str,
     address: str,
@@ -233,8 +272,9 @@ def serve_cmd(
         registry_ca_files=_registry_cas(registry_cas),
     )
     _log_setup(log_level)
+    source = _policy_source(policy_file, policy_object, trust_dir, kubeconfig)
     server, sock, app = build_server(
-        policy_file=Path(policy_file),
+        policy_file=source.path if source else Path(policy_file or ""),
         tls_cert=Path(tls_cert),
         tls_key=Path(tls_key),
         address=address,
@@ -251,6 +291,9 @@ def serve_cmd(
         audit_log=audit_log,
         reload_interval=reload_interval,
     )
+    if source is not None:
+        app.background.append(source.run)
+        app.watched.append(source.check_trust_dir)
     host, bound = sock.getsockname()[:2]
     policy = app.holder.policy
     click.echo(
