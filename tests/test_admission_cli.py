@@ -62,3 +62,20 @@ def test_refusals(tmp_path: Path, tls: tuple[Path, Path]) -> None:
         port = str(taken.getsockname()[1])
         args = ["--policy", str(good), "--tls-cert", str(cert), "--tls-key", str(key), "--port", port]
         assert f"cannot listen on 127.0.0.1:{port}" in str(_refusal(*args))
+
+
+def test_it_listens_before_it_says_so(tmp_path: Path, tls: tuple[Path, Path]) -> None:
+    # A client that connects the moment the start line appears is queued, not refused (the bench's clients
+    # and the kube tests register the webhook right then).
+    from testbed.admission import start_webhook_process, stop_webhook_process
+
+    cert, key = tls
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    args = ["--policy", str(tmp_path / "policy.yaml"), "--tls-cert", str(cert), "--tls-key", str(key)]
+    process, url = start_webhook_process([*args, "--port", "0"], tmp_path / "webhook.log", poll=0.001)
+    try:
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10):
+            pass  # ConnectionRefusedError before the fix
+    finally:
+        stop_webhook_process(process)

@@ -397,7 +397,7 @@ def serving(
 
 
 def start_webhook_process(
-    args: list[str], log: Path, timeout: float = 30.0
+    args: list[str], log: Path, timeout: float = 30.0, poll: float = 0.05
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`python -m sigscope webhook serve ARGS` (`--port 0` among them) in a process of its own, output to
     `log`; returns the process and its https://127.0.0.1:PORT once it serves. RuntimeError (with the log)
@@ -419,7 +419,7 @@ def start_webhook_process(
         if process.poll() is not None or time.monotonic() > deadline:
             stop_webhook_process(process)
             raise RuntimeError(f"webhook serve did not start:\n{text[-2000:]}")
-        time.sleep(0.05)
+        time.sleep(poll)
     return process, text.split("serving on ")[1].split()[0]
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from sigscope.admission.crd import CrdPolicySource
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
 def _registry_host(value: str, flag: str) -> str:
     host = value.strip()
     if not host or "/" in host or problem_in_host(host):
@@ -90,6 +93,10 @@ def _listen(address: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    # Listening from here on, before the start line is printed: a client that connects as soon as it reads
+    # the line is queued by the kernel until the server accepts, not refused (a bound socket that does not
+    # listen yet answers with a reset). uvicorn's own listen() later only sets the backlog again.
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
