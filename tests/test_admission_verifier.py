@@ -228,6 +228,31 @@ async def test_stale_verdict_served_while_registry_down(registry: RegistryHandle
         await verifier.close()
 
 
+async def test_an_unreachable_registry_is_left_alone_for_a_moment(registry: RegistryHandle) -> None:
+    clock = Clock()
+    image, other = f"{registry.host}/demo/alpine:1.0", f"{registry.host}/demo/multi:latest"
+    decide = CountingDecide(signed={registry.images["demo/alpine:1.0"]})
+    verifier = _verifier(decide, registry.host, clock=clock)
+    policy = StandinPolicy(rules={registry.host: "enforce"})
+    try:
+        assert (await verifier.judge(policy, "team", [image], _until()))[0].source == VERIFIED
+        decide.fail = True
+        clock.now += 400
+        [first] = await verifier.judge(policy, "team", [image], _until())
+        assert first.source == STALE and decide.total == 2  # tried, refused: the registry is paused
+        [again] = await verifier.judge(policy, "team", [image], _until())
+        assert again.source == STALE and decide.total == 2  # not asked again
+        # an image of the same registry never seen: onError at once, no tag resolution either
+        [unknown] = await verifier.judge(policy, "team", [other], _until())
+        assert unknown.source == ON_ERROR and "not retried for 1s" in unknown.reason
+        assert decide.total == 2 and verifier.tags.stale(other) is None
+        clock.now += 1.0  # the pause is over: asked again
+        await verifier.judge(policy, "team", [image], _until())
+        assert decide.total == 3
+    finally:
+        await verifier.close()
+
+
 async def test_unreachable_registry_tag_resolution(registry: RegistryHandle) -> None:
     clock = Clock()
     decide = CountingDecide(signed={registry.images["demo/alpine:1.0"]})

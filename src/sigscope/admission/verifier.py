@@ -42,7 +42,7 @@ from sigscope.admission.verdict import (
     from_decision,
     without_engine,
 )
-from sigscope.errors import NotFoundError, RegistryError, SigscopeError, UnreachableError
+from sigscope.errors import DeadlineError, NotFoundError, RegistryError, SigscopeError, UnreachableError
 from sigscope.oci.client import RegistryOptions
 from sigscope.oci.reference import parse_reference
 from sigscope.sources.deadline import overall_deadline
@@ -52,6 +52,11 @@ T = TypeVar("T")
 
 DEFAULT_DEADLINE = 8.0
 MAX_REMEMBERED = 65536  # images whose policy match is remembered
+# A registry that could not be connected to (refused, no route, TLS) is left alone this long: the reviews in
+# between answer from stale verdicts or onError at once, instead of each trying (and paying for) a
+# connection that fails. A slow registry (a request deadline) is not paused: it may still answer.
+UNREACHABLE_PAUSE = 1.0
+MAX_PAUSED = 1024
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ class Verifier:
         self._tag_hits = metrics.cache.labels("tag", "hit")
         self._verdict_hits = metrics.cache.labels("verdict", "hit")
         self._needs_for = ""
+        self._clock = clock
+        self._paused: dict[str, tuple[float, str]] = {}  # registry → (until, why)
 
     async def close(self) -> None:
         self._verifying.cancel_all()
@@ -191,12 +198,15 @@ class Verifier:
         except SigscopeError as exc:
             raise _Refused(str(exc)) from None
         failure: str | None = None
+        paused = self._paused_why(ref.registry)
         digest = ref.digest
         if digest is None:
             digest = self.tags.fresh(image)
             self.metrics.cache.labels("tag", "miss" if digest is None else "hit").inc()
         if digest is None:
             try:
+                if paused is not None:
+                    raise _Operational(paused)
                 digest = await self._within(until, self._resolving.run(image, lambda: self._resolve(image)))
             except _Operational as exc:
                 failure = exc.why
@@ -220,6 +230,8 @@ class Verifier:
                     return _for(verdict, image, SHARED, age)
                 shared_stale = shared
             try:
+                if paused is not None:
+                    raise _Operational(paused)
                 found = self._verifying.run(key, lambda: self._verify(policy, image, digest, key))
                 return _for(await self._within(until, found), image, None, 0.0)
             except _Operational as exc:
@@ -252,10 +264,7 @@ class Verifier:
                 async with asyncio.timeout(self.settings.deadline):
                     digest = await self.registries.resolve(ref)
         except Exception as exc:
-            failure = _classify(exc)
-            if isinstance(failure, _Operational):
-                self.metrics.registry_errors.inc()
-            raise failure from None
+            raise self._failed(ref.registry, exc) from None
         self.tags.put(image, digest)
         return digest
 
@@ -266,10 +275,7 @@ class Verifier:
                 async with asyncio.timeout(self.settings.deadline):
                     decision = await self.decide(policy, image, self.options, now=_now(), digest=digest)
         except Exception as exc:
-            failure = _classify(exc)
-            if isinstance(failure, _Operational):
-                self.metrics.registry_errors.inc()
-            raise failure from None
+            raise self._failed(parse_reference(image).registry, exc) from None
         self.metrics.verification_seconds.observe(time.perf_counter() - started)
         verdict = from_decision(decision)
         if verdict.digest != digest:
@@ -284,6 +290,26 @@ class Verifier:
                 self.metrics.shared_errors.inc()
                 log.warning("%s", exc)
         return verdict
+
+    def _failed(self, registry: str, exc: BaseException) -> Exception:
+        """`exc` classified; a registry that could not be connected to is paused (UNREACHABLE_PAUSE)."""
+        failure = _classify(exc)
+        if isinstance(failure, _Operational):
+            self.metrics.registry_errors.inc()
+        if isinstance(exc, UnreachableError) and not isinstance(exc, DeadlineError):
+            if len(self._paused) >= MAX_PAUSED:
+                self._paused.clear()
+            self._paused[registry] = (self._clock() + UNREACHABLE_PAUSE, f"{exc} (not retried for 1s)")
+        return failure
+
+    def _paused_why(self, registry: str) -> str | None:
+        paused = self._paused.get(registry)
+        if paused is None:
+            return None
+        if self._clock() >= paused[0]:
+            del self._paused[registry]
+            return None
+        return paused[1]
 
     async def _shared_get(self, key: VerdictKey) -> tuple[Verdict, float] | None:
         if self.shared is None:
