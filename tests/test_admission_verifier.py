@@ -205,15 +205,23 @@ async def test_deadline_answers_per_on_error(registry: RegistryHandle) -> None:
         await verifier.close()
 
 
-async def test_stale_verdict_served_while_registry_down(registry: RegistryHandle) -> None:
+async def _verified_then_down(
+    registry: RegistryHandle,
+) -> tuple[Clock, str, CountingDecide, Verifier, StandinPolicy]:
+    """demo/alpine:1.0 verified and cached; from then on the engine finds the registry unreachable."""
     clock = Clock()
     image = f"{registry.host}/demo/alpine:1.0"
     decide = CountingDecide(signed={registry.images["demo/alpine:1.0"]})
     verifier = _verifier(decide, registry.host, clock=clock)
     policy = StandinPolicy(rules={registry.host: "enforce"})
+    assert (await verifier.judge(policy, "team", [image], _until()))[0].source == VERIFIED
+    decide.fail = True
+    return clock, image, decide, verifier, policy
+
+
+async def test_stale_verdict_served_while_registry_down(registry: RegistryHandle) -> None:
+    clock, image, decide, verifier, policy = await _verified_then_down(registry)
     try:
-        assert (await verifier.judge(policy, "team", [image], _until()))[0].source == VERIFIED
-        decide.fail = True
         clock.now += 400  # past the allow TTL: verification is tried, fails, the last verdict serves
         [stale] = await verifier.judge(policy, "team", [image], _until())
         assert (stale.decision, stale.source, stale.age) == ("allow", STALE, 400.0)
@@ -229,14 +237,9 @@ async def test_stale_verdict_served_while_registry_down(registry: RegistryHandle
 
 
 async def test_an_unreachable_registry_is_left_alone_for_a_moment(registry: RegistryHandle) -> None:
-    clock = Clock()
-    image, other = f"{registry.host}/demo/alpine:1.0", f"{registry.host}/demo/multi:latest"
-    decide = CountingDecide(signed={registry.images["demo/alpine:1.0"]})
-    verifier = _verifier(decide, registry.host, clock=clock)
-    policy = StandinPolicy(rules={registry.host: "enforce"})
+    clock, image, decide, verifier, policy = await _verified_then_down(registry)
+    other = f"{registry.host}/demo/multi:latest"
     try:
-        assert (await verifier.judge(policy, "team", [image], _until()))[0].source == VERIFIED
-        decide.fail = True
         clock.now += 400
         [first] = await verifier.judge(policy, "team", [image], _until())
         assert first.source == STALE and decide.total == 2  # tried, refused: the registry is paused
