@@ -36,6 +36,8 @@ import yaml
 from sigscope.admission.manifests import CRD_PLURAL, GROUP
 from sigscope.admission.reload import Fingerprint, fingerprint
 from sigscope.errors import SigscopeError, UsageError
+from sigscope.report.escape import printable
+from sigscope.sources.body import read_limited
 
 log = logging.getLogger("sigscope.webhook")
 
@@ -197,15 +199,21 @@ class CrdPolicySource:
     async def _get(self, session: aiohttp.ClientSession) -> tuple[Any, str]:
         """The object's spec and resourceVersion."""
         async with session.get(f"{self._url}/{quote(self.name, safe='')}", headers=self._headers()) as answer:
-            body = await answer.content.read(MAX_OBJECT + 1)
+            body = await read_limited(answer, MAX_OBJECT, f"SigscopePolicy {self.name}")
             if answer.status == 404:
                 raise PolicyObjectError(f"SigscopePolicy {self.name} not found")
-            if answer.status != 200 or len(body) > MAX_OBJECT:
+            if answer.status != 200:
                 raise PolicyObjectError(
-                    f"SigscopePolicy {self.name}: HTTP {answer.status} {body[:200].decode(errors='replace')}"
+                    f"SigscopePolicy {self.name}: HTTP {answer.status} "
+                    + printable(body[:200].decode(errors="replace"))
                 )
-        obj = json.loads(body)
-        return obj.get("spec"), str(obj["metadata"]["resourceVersion"])
+        try:
+            obj = json.loads(body)
+            return obj.get("spec"), str(obj["metadata"]["resourceVersion"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise PolicyObjectError(
+                f"SigscopePolicy {self.name}: not an object the API server sends"
+            ) from None
 
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(ssl=self.api.ssl_context(), limit=2)
@@ -222,6 +230,8 @@ class CrdPolicySource:
                     spec, _ = await asyncio.wait_for(self._get(session), timeout.total)
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     raise PolicyObjectError(f"cannot read SigscopePolicy {self.name}: {exc}") from None
+                except SigscopeError as exc:
+                    raise PolicyObjectError(exc.message) from None
             self._write(spec)
 
         asyncio.run(once())
@@ -239,7 +249,7 @@ class CrdPolicySource:
                     backoff = 1.0
                 except asyncio.CancelledError:
                     raise
-                except (PolicyObjectError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                except (SigscopeError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                     log.error(
                         "SigscopePolicy %s: %s; the last policy stays in force, retrying in %.0fs",
                         self.name,
@@ -268,6 +278,8 @@ class CrdPolicySource:
                 if len(line) > MAX_OBJECT:
                     raise PolicyObjectError("watch event over the object size limit")
                 event = json.loads(line)
+                if not isinstance(event, dict) or not isinstance(event.get("object") or {}, dict):
+                    raise PolicyObjectError("watch: an event that is not an object")
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind in ("ADDED", "MODIFIED") and obj.get("spec") != self._spec:
                     self._write(obj.get("spec"))
