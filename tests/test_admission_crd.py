@@ -113,8 +113,9 @@ def bed(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     established = kube.resource(crd)
 
     def ready() -> bool:
-        status = established.get(name=crd["metadata"]["name"]).to_dict().get("status", {})
-        return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions", []))
+        status = established.get(name=crd["metadata"]["name"]).to_dict().get("status") or {}
+        conditions = status.get("conditions") or []  # none yet, just after the create
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     wait_until(ready, timeout=15, what="the CRD to be established")
     custom = kubernetes.client.CustomObjectsApi(kube.client())
