@@ -55,7 +55,8 @@ async def notation_evidence(
         except TrustPolicyError:
             continue  # the authority reports it
         store = authority.notation.store
-        targets = [t for s in candidates for t in revocation_targets(s, statement, store, now)]
+        chosen = candidates[: authority.max_signatures]
+        targets = [t for s in chosen for t in revocation_targets(s, statement, store, now)]
         evidence[authority.name] = await gather_evidence(targets, now, options)
     return evidence
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sigscope.errors import SigscopeError
+from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.policy.conditions import Condition, ConditionError
 from sigscope.policy.match import ImageName, Pattern, compile_pattern, pattern_problem
 from sigscope.policy.parse import DocumentError, read_document
@@ -63,6 +64,7 @@ class Authority:
     containers_files: Mapping[str, bytes | str] = field(default_factory=dict)
     registries_d: RegistriesD | None = None
     attestation: AttestationSpec | None = None
+    max_signatures: int = DEFAULT_MAX_SIGNATURES  # Notary Project signatures evaluated at most
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,7 @@ def _notation_authority(authority: Authority, ctx: Context) -> AuthorityResult:
             ctx.signatures,
             authority.notation,
             ctx.now,
+            max_signatures=authority.max_signatures,
             revocation=ctx.revocation.get(authority.name),
         )
     except TrustPolicyError as exc:
