@@ -29,6 +29,7 @@ class LazyGroup(click.Group):
         "attest": "sigscope.cli.attest:attest_cmd",
         "verify-attestation": "sigscope.cli.attest:verify_attestation_cmd",
         "cert": "sigscope.cli.cert:cert_group",
+        "policy": "sigscope.cli.policy:policy_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
