@@ -40,7 +40,7 @@ class Candidate:
     namespaces_path: str | None = None
 
     def refuse(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        self.problems.append(f"{path or 'document'}: {message}")
 
 
 class Fields:

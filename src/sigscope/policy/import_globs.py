@@ -245,7 +245,7 @@ def glob_tokens(glob: str) -> tuple[Token, ...]:
         out.append(":")
         out.extend(_star_tokens(tag))
     else:
-        out.extend([_TAIL, ANY])
+        out.extend([_TAIL, STAR])  # a tag or digest never holds `/`
     return tuple(out)
 
 
