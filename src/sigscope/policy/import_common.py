@@ -10,20 +10,11 @@ from typing import Any
 
 from sigscope.policy.import_globs import GlobError
 
-__all__ = ["Candidate", "Fields", "Refused", "identity", "pem_keys", "predicate_type"]
+__all__ = ["Candidate", "Fields", "add_images", "identity", "pem_keys", "predicate_type"]
 
 MAX_LIST = 256  # entries in any list of a peer policy (globs, authorities, conditions, ...)
 MAX_TEXT = 64 * 1024  # one string value (a PEM bundle of a few keys is ~2 KiB)
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\s.*?-----END \1-----", re.DOTALL)
-
-
-class Refused(Exception):
-    """One field that has no sigscope equivalent (raised where continuing makes no sense)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass
