@@ -16,13 +16,13 @@ from sigscope.cli.options import (
 )
 from sigscope.cli.progress import stdout_console, tracker
 from sigscope.cli.sizes import size_callback
-from sigscope.errors import EXIT_FAILED
+from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.files.base import FileLimits
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout, parse_registry_target
 from sigscope.report.render import OUTPUTS, make_renderer
-from sigscope.report.summary import FAIL_ON_CHOICES, Summary
+from sigscope.report.summary import FAIL_ON_CHOICES, REGISTRY_FAIL_ON, Summary
 from sigscope.scan.registry import Progress, ScanOptions, scan_registry, scan_repository
 from sigscope.trust.certs import utcnow
 
@@ -38,8 +38,9 @@ async def _run(
     console = stdout_console(output)
     is_layout = target.startswith("oci:")
     source = target if is_layout else parse_registry_target(target)[0]
-    renderer = make_renderer(output, sys.stdout, console, source)
-    summary = Summary(source)
+    policy = options.policy is not None
+    renderer = make_renderer(output, sys.stdout, console, source, policy=policy)
+    summary = Summary(source, policy=policy)
     matched: set[str] = set()
     with tracker("Scanning", enabled=True) as bar:
         progress = Progress(bar.add_total, bar.advance)
@@ -78,9 +79,17 @@ async def _run(
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="pretty", show_default=True)
 @click.option(
     "--fail-on",
-    type=click.Choice(FAIL_ON_CHOICES),
+    type=click.Choice(REGISTRY_FAIL_ON),
     multiple=True,
-    help="Exit 1 when any image matches (repeatable).",
+    help="Exit 1 when any image matches (repeatable); 'denied' needs --policy.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Decide every image as admission would under this sigscope policy (docs/policy.md): the dry run. "
+    "The policy names its own trust material: not with --key and the other trust flags.",
 )
 @trust_options
 @registry_options
@@ -90,6 +99,7 @@ def scan_registry_cmd(
     platforms: bool,
     output: str,
     fail_on: tuple[str, ...],
+    policy_file: str | None,
     trust: TrustMaterial,
     registry_options: RegistryOptions,
 ) -> None:
@@ -107,7 +117,19 @@ def scan_registry_cmd(
       sigscope scan registry reg.example.com/team --repo 'team/api*' -o json | jq '.registry.signatures[]'
       sigscope scan registry 127.0.0.1:5000 --insecure -o sarif --fail-on unsigned > scan.sarif
       sigscope scan registry oci:./layout -o wide
+      sigscope scan registry 127.0.0.1:5000 --insecure --policy policy.yaml --fail-on denied
     """
+    policy = None
+    if policy_file is not None:
+        if not trust.empty or trust.registries_d is not None or trust.timestamps is not None:
+            raise UsageError(
+                "--policy decides with the trust material it names: drop --key and the other trust flags"
+            )
+        from sigscope.policy import load_policy
+
+        policy = load_policy(policy_file)
+    elif "denied" in fail_on:
+        raise UsageError("--fail-on denied needs --policy FILE")
     options = ScanOptions(
         now=utcnow(),
         repo_patterns=list(repo_patterns),
@@ -120,6 +142,7 @@ def scan_registry_cmd(
         certificates=trust.certificates,
         notation=trust.notation,
         timestamps=trust.timestamps,
+        policy=policy,
     )
     code = asyncio.run(_run(target, registry_options, options, output, set(fail_on)))
     if code:

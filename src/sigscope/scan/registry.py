@@ -31,6 +31,7 @@ from sigscope.trust.identity import CertificateTrust
 from sigscope.trust.keys import judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
+    from sigscope.policy import Decision, LoadedPolicy
     from sigscope.trust.notation_policy import NotationTrust
     from sigscope.trust.pgp import Keyring
     from sigscope.trust.timestamp import TimestampTrust
@@ -51,6 +52,8 @@ class ImageResult:
     attachments: list[Attachment] = field(default_factory=list)
     error: str | None = None  # the image itself could not be read
     problems: list[str] = field(default_factory=list)  # part of its discovery failed; the rest is reported
+    decision: Decision | None = None  # with --policy: what admission would decide (the worst over its tags)
+    discovered: bool = True  # False: the policy decided without looking for signatures (static, exempt, …)
 
     @property
     def path(self) -> str:
@@ -88,6 +91,10 @@ class ImageResult:
             out["error"] = self.error
         if self.problems:
             out["problems"] = self.problems
+        if not self.discovered:
+            out["discovered"] = False
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
         return out
 
 
@@ -104,6 +111,8 @@ class ScanOptions:
     notation: NotationTrust | None = None  # --notation-config: notation trust policy + trust store
     timestamps: TimestampTrust | None = None  # --timestamp-certificate-chain: TSA roots for RFC 3161
     lookaside_timeout: float = 30.0  # --timeout: the deadline of each lookaside request too
+    # --policy: each image decided by the policy engine over records discovered without trust material
+    policy: LoadedPolicy | None = None
 
 
 class Progress:
@@ -204,9 +213,9 @@ async def scan_repository(
         entry[1].append(tag)
 
     async def one(descriptor: Descriptor, tags_of: list[str]) -> list[ImageResult]:
-        results = [await _image(ctx, source, repo_name, descriptor, tags_of)]
+        results = [await _image(ctx, source, repo_name, descriptor, tags_of, options.policy)]
         if options.platforms and mediatypes.is_index(results[0].media_type):
-            results.extend(await _children(ctx, source, repo_name, descriptor))
+            results.extend(await _children(ctx, source, repo_name, descriptor, options.policy))
         for _ in tags_of:
             progress.advance()
         return results
@@ -218,7 +227,12 @@ async def scan_repository(
 
 
 async def _image(
-    ctx: DiscoverContext, source: str, repo_name: str, descriptor: Descriptor, tags: list[str]
+    ctx: DiscoverContext,
+    source: str,
+    repo_name: str,
+    descriptor: Descriptor,
+    tags: list[str],
+    policy: LoadedPolicy | None = None,
 ) -> ImageResult:
     result = ImageResult(
         source=source,
@@ -227,6 +241,14 @@ async def _image(
         media_type=descriptor.media_type,
         tags=tags,
     )
+    if policy is not None:
+        from sigscope.scan.policy import decide_image
+
+        return await decide_image(policy, ctx, result, lambda c: _discovered(c, result, descriptor))
+    return await _discovered(ctx, result, descriptor)
+
+
+async def _discovered(ctx: DiscoverContext, result: ImageResult, descriptor: Descriptor) -> ImageResult:
     try:
         found = await discover(ctx, descriptor)
     except SigscopeError as exc:
@@ -260,7 +282,7 @@ def _trust(ctx: DiscoverContext, signature: Signature) -> Signature:
 
 
 async def _children(
-    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor
+    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor, policy: LoadedPolicy | None = None
 ) -> list[ImageResult]:
     try:
         manifest = await ctx.repository.get_manifest(index.digest)
@@ -269,7 +291,7 @@ async def _children(
         return [ImageResult(source=source, repository=repo_name, digest=index.digest, error=exc.message)]
     results = []
     for child in children:
-        result = await _image(ctx, source, repo_name, child, [])
+        result = await _image(ctx, source, repo_name, child, [], policy)
         result.parent = index.digest
         result.platform = str(child.platform) if child.platform else None
         results.append(result)
@@ -367,7 +389,7 @@ async def scan_image(
     index = TagIndex.from_tags(tags)
     ctx = _context(repo, repo_name, registry, index, options)
     named_by = [t for t in index.image_tags if t == reference]
-    results = [await _image(ctx, source, repo_name, descriptor, named_by)]
+    results = [await _image(ctx, source, repo_name, descriptor, named_by, options.policy)]
     if options.platforms and mediatypes.is_index(descriptor.media_type):
-        results.extend(await _children(ctx, source, repo_name, descriptor))
+        results.extend(await _children(ctx, source, repo_name, descriptor, options.policy))
     return results
