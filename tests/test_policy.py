@@ -68,7 +68,7 @@ def ok(*args: str) -> None:
 async def _push_all(host: str, pki: CodePKI) -> dict[str, str]:
     images: dict[str, str] = {}
     async with RegistryClient(host, options()) as client:
-        for name in ("keyed", "two", "cert", "unsigned", "notary", "attested"):
+        for name in ("keyed", "two", "cert", "unsigned", "notary", "attested", "certatt"):
             repo = f"policy/{name}"
             descriptor = await push_image(client, repo, "1.0", seed=f"policy/{name}")
             images[name] = f"{host}/{repo}:1.0"
@@ -315,6 +315,105 @@ def test_attestation_conditions(bed: Bed) -> None:
         bed, "att-u", bed.ref("keyed"), attestation("a", '{path: "$", exists: true}'), "threshold: 2\n"
     )
     assert "no https://cyclonedx.org/bom attestation found" in unattested.reason
+
+
+def test_inline_attestation_signers_and_required(bed: Bed) -> None:
+    """An inline `by` signer does not count toward the threshold; a required authority must hold besides it."""
+    inline = f"""\
+        - name: sbom
+          required: true
+          attestation: {{predicateType: "{CYCLONEDX}", by: [{{key: {{path: a.pub}}}}]}}
+        """
+    decision = one_rule(bed, "inl", bed.ref("attested"), inline)
+    assert decision.decision == "allow" and "every required authority satisfied" in decision.reason
+    assert one_rule(bed, "inl-u", bed.ref("keyed"), inline).decision == "deny"
+    by_b = inline.replace("a.pub", "b.pub")
+    assert one_rule(bed, "inl-b", bed.ref("attested"), by_b).decision == "deny"  # signed by a, not b
+    # the attestation's signer alone does not make the threshold: key b must still sign the image
+    with_b = f"- name: rel\n  key: {{path: b.pub}}\n{textwrap.dedent(inline)}"
+    denied = one_rule(bed, "inl-t", bed.ref("attested"), with_b)
+    assert denied.decision == "deny" and "0 of 1 required authority satisfied" in denied.reason
+    # a required attestation by a named authority: both must hold
+    named = f"""\
+        - name: rel
+          key: {{path: a.pub}}
+        - name: sbom
+          required: true
+          attestation: {{predicateType: "{CYCLONEDX}", by: [rel]}}
+        """
+    assert one_rule(bed, "req", bed.ref("attested"), named).decision == "allow"
+    missing = one_rule(bed, "req-u", bed.ref("keyed"), named)
+    assert missing.decision == "deny" and missing.reason.startswith(
+        "rule req-u: required authority not satisfied"
+    )
+
+
+def test_certificate_signed_attestation(bed: Bed, tmp_path: Path) -> None:
+    """cosign attests with the test PKI's release certificate; `by` a certificate authority (named or inline)
+    judges it with the certificate checks signatures get: the right root and identity, and nothing else."""
+    import os
+    import subprocess
+
+    from cryptography.hazmat.primitives import serialization
+    from testbed.peers import peer
+
+    cosign = peer("cosign")
+    image = bed.ref("certatt")
+    leaf_key = tmp_path / "leaf.key"
+    leaf_key.write_bytes(
+        bed.pki.release.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "leaf.pem").write_text(pem(bed.pki.release.cert))
+    (tmp_path / "chain.pem").write_text(pem(bed.pki.intermediate, bed.pki.root))
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "COSIGN_PASSWORD": PASSWORD,
+        "COSIGN_YES": "true",
+    }
+
+    def cosign_ok(*args: str | Path) -> None:
+        done = subprocess.run(
+            [str(cosign), *map(str, args)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+
+    cosign_ok("import-key-pair", "--key", leaf_key, "--output-key-prefix", tmp_path / "leaf-cosign")
+    cosign_ok("attest", "--key", tmp_path / "leaf-cosign.key", "--certificate", tmp_path / "leaf.pem",
+              "--certificate-chain", tmp_path / "chain.pem", "--type", "cyclonedx", "--predicate", bed.dir / "bom.json",
+              "--use-signing-config=false", "--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry",
+              "--new-bundle-format=false", image)  # fmt: skip
+
+    def by(roots: str, subject: str) -> Decision:
+        inline = f"""\
+            - name: sbom
+              required: true
+              attestation:
+                predicateType: "{CYCLONEDX}"
+                by: [{{certificate: {{roots: {roots}, identities: [{{subject: "{subject}"}}]}}}}]
+                conditions: [{{path: "$.metadata.component.name", equals: api}}]
+            """
+        return one_rule(bed, f"ca-{roots[:5]}-{subject[:3]}", image, inline)
+
+    allowed = by("root.pem", RELEASE_EMAIL)
+    assert allowed.decision == "allow", allowed.reason
+    wrong_root = by("other-root.pem", RELEASE_EMAIL)
+    assert wrong_root.decision == "deny" and "certificate-chain" in wrong_root.reason
+    wrong_id = by("root.pem", "someone@else")
+    assert wrong_id.decision == "deny" and "identity" in wrong_id.reason
+    # a named certificate authority as the signer: it counts, and the image carries no signature by it
+    named = f"""\
+        - name: corp
+          certificate: {{roots: root.pem, identities: [{{subject: "{RELEASE_EMAIL}"}}]}}
+        - name: sbom
+          attestation: {{predicateType: "{CYCLONEDX}", by: [corp]}}
+        """
+    decision = one_rule(bed, "ca-named", image, named)
+    assert decision.decision == "allow" and [r.satisfied for r in decision.authorities] == [False, True]
+    unsigned = one_rule(bed, "ca-keyed", bed.ref("keyed"), named)
+    assert unsigned.decision == "deny"
 
 
 # ---------------------------------------------------------------- no registry for exempt, static, unmatched
@@ -607,8 +706,28 @@ INVALID = [
     ),
     (
         HEAD
-        + "rules: [{name: r, images: [a], authorities: [{name: s, attestation: {predicateType: t, by: [c]}}, {name: c, certificate: {roots: root.pem, identities: [{subject: x}]}}]}]\n",
-        "rules[0].authorities[0].attestation.by[0]: 'c' is not a key authority",
+        + "rules: [{name: r, images: [a], authorities: [{name: s, attestation: {predicateType: t, by: [c]}}, {name: c, containersPolicy: {path: containers.json}}]}]\n",
+        "rules[0].authorities[0].attestation.by[0]: 'c' is not a key, keyless or certificate authority",
+    ),
+    (
+        HEAD
+        + "rules: [{name: r, images: [a], authorities: [{name: s, attestation: {predicateType: t, by: [{key: {path: absent.pub}}]}}]}]\n",
+        "rules[0].authorities[0].attestation.by[0].key.path: no such file",
+    ),
+    (
+        HEAD
+        + "rules: [{name: r, images: [a], authorities: [{name: s, attestation: {predicateType: t, by: [{keyless: {identities: []}}]}}]}]\n",
+        "rules[0].authorities[0].attestation.by[0].keyless.trustedRoot: required",
+    ),
+    (
+        HEAD
+        + "rules: [{name: r, images: [a], authorities: [{name: s, attestation: {predicateType: t, by: [{gpg: {keyring: a.pub}}]}}]}]\n",
+        "rules[0].authorities[0].attestation.by[0].gpg: unknown field",
+    ),
+    (
+        HEAD
+        + "rules: [{name: r, images: [a], threshold: 1, authorities: [{name: k, key: {path: a.pub}, required: true}]}]\n",
+        "rules[0].threshold: 1 exceeds the rule's 0 authorities not marked required",
     ),
     (
         HEAD
