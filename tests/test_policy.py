@@ -23,7 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testbed import RegistryHandle
 from testbed.cli import run_sigscope as run
-from testbed.forge import RELEASE_EMAIL, CodePKI, make_code_pki, pem, push_cosign_signature, push_image
+from testbed.forge import (
+    RELEASE_EMAIL,
+    CodePKI,
+    make_code_pki,
+    pem,
+    push_cosign_signature,
+    push_image,
+    trusted_root_text,
+)
 from testbed.proxy import RegistryProxy
 
 from sigscope.keys import generate, write_key_pair
@@ -160,7 +168,7 @@ def test_certificate_and_keyless_authorities(bed: Bed) -> None:
     assert one_rule(bed, "cert-root", bed.ref("cert"), other_root).decision == "deny"
     # keyless: the Fulcio CAs of a trusted_root.json (here the test PKI's), the identity by regexp
     trusted_root = bed.dir / "trusted_root.json"
-    trusted_root.write_text(_trusted_root(bed.pki))
+    trusted_root.write_text(trusted_root_text(bed.pki.intermediate, bed.pki.root))
     keyless = "- name: ci\n  keyless: {trustedRoot: trusted_root.json, identities: [{subjectRegExp: '^release@'}]}\n"
     # No CT log in this root: a keyless certificate needs an SCT, as cosign requires; the chain and the
     # identity are judged first (the wrong issuer is the reason below).
@@ -172,33 +180,6 @@ def test_certificate_and_keyless_authorities(bed: Bed) -> None:
     )
     wrong_issuer = one_rule(bed, "keyless-iss", bed.ref("cert"), keyless_issuer)
     assert wrong_issuer.decision == "deny" and "certificate OIDC issuer mismatch" in wrong_issuer.reason
-
-
-def _trusted_root(pki: CodePKI) -> str:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-
-    chain = [
-        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
-        for c in (pki.intermediate, pki.root)
-    ]
-    return json.dumps(
-        {
-            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-            "tlogs": [],
-            "certificateAuthorities": [
-                {
-                    "subject": {"organization": "sigscope tests", "commonName": "policy"},
-                    "uri": "https://ca.invalid",
-                    "certChain": {"certificates": chain},
-                    "validFor": {"start": "2019-01-01T00:00:00Z"},
-                }
-            ],
-            "ctlogs": [],
-            "timestampAuthorities": [],
-        }
-    )
 
 
 def test_notation_authority(bed: Bed) -> None:

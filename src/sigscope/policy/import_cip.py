@@ -2,16 +2,17 @@
 
 policy-controller admits an image when, in every ClusterImagePolicy whose globs match it, at least one
 authority is satisfied: one rule with `threshold: 1`. An authority with `attestations` is satisfied by
-those attestations alone, not by a signature on the image; a sigscope `attestation` authority names its
-signers in `by`, and those count toward the threshold on their own, so such an authority is refused
-rather than weakened (see docs/policy-import.md).
+those attestations alone (all of them), not by a signature on the image: one attestation is a sigscope
+`attestation` authority whose signer is inline in `by` (so it is not also counted as a signature); several
+are `required` attestation authorities, which only the policy's sole authority can say exactly. An
+attestation `policy` (CUE or Rego) is refused (see docs/policy-import.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sigscope.policy.import_common import Candidate, Fields, add_images, identity, pem_keys
+from sigscope.policy.import_common import Candidate, Fields, add_images, identity, pem_keys, predicate_type
 from sigscope.policy.import_globs import cip_glob
 
 __all__ = ["API_VERSIONS", "KIND", "translate_cip"]
@@ -60,8 +61,9 @@ def translate_cip(doc: Fields, name: str, trusted_root: str | None) -> Candidate
     for index, (path, value) in enumerate(authorities):
         authority = Fields(value, path, candidate)
         if authority.ok:
-            out.extend(_authority(authority, index, trusted_root))
-    candidate.rule["threshold"] = 1
+            out.extend(_authority(authority, index, trusted_root, alone=len(authorities) == 1))
+    if not all(a.get("required") for a in out):
+        candidate.rule["threshold"] = 1
     candidate.rule["authorities"] = out
     names = [a["name"] for a in out]
     if len(set(names)) != len(names):
@@ -83,16 +85,11 @@ def _static(authority: Fields) -> None:
         static.candidate.rule["static"] = _STATIC[action]
 
 
-def _authority(authority: Fields, index: int, trusted_root: str | None) -> list[dict[str, Any]]:
-    authority.refuse_present(
-        "attestations",
-        "an authority satisfied by attestations alone has no sigscope equivalent "
-        "(the attestation's signer would count toward the threshold by its own signature)",
-    )
+def _authority(authority: Fields, index: int, trusted_root: str | None, alone: bool) -> list[dict[str, Any]]:
     authority.refuse_present(
         "rfc3161timestamp", "RFC 3161 timestamp authorities have no sigscope equivalent here"
     )
-    authority.known("name", "key", "keyless", "ctlog", "source", "signatureFormat")
+    authority.known("name", "key", "keyless", "ctlog", "source", "signatureFormat", "attestations")
     name = authority.text("name") or f"authority-{index}"
     for path, value in authority.items("source"):
         source = Fields(value, path, authority.candidate)
@@ -106,11 +103,49 @@ def _authority(authority: Fields, index: int, trusted_root: str | None) -> list[
     if (key is None) == (keyless is None):
         authority.candidate.refuse(authority.path, "needs exactly one of key, keyless and static")
         return []
+    signer: dict[str, Any] | None
     if key is not None:
-        return [{"name": name, "key": {"pem": pem}} for pem in _key(key)][:1]
-    assert keyless is not None
-    translated = _keyless(keyless, trusted_root)
-    return [{"name": name, "keyless": translated}] if translated is not None else []
+        signer = next(({"key": {"pem": pem}} for pem in _key(key)), None)
+    else:
+        assert keyless is not None
+        translated = _keyless(keyless, trusted_root)
+        signer = {"keyless": translated} if translated is not None else None
+    if signer is None:
+        return []
+    if "attestations" in authority.data:
+        return _attestations(authority, name, signer, alone)
+    return [{"name": name, **signer}]
+
+
+def _attestations(authority: Fields, name: str, signer: dict[str, Any], alone: bool) -> list[dict[str, Any]]:
+    """Every attestation must verify with the authority's signer (its signature on the image is not asked)."""
+    candidate = authority.candidate
+    listed = list(authority.items("attestations", required=True))
+    if len(listed) > 1 and not alone:
+        candidate.refuse(
+            authority.at("attestations"),
+            "several attestations in one of several authorities (all of these, or another authority) "
+            "have no sigscope equivalent",
+        )
+        return []
+    out: list[dict[str, Any]] = []
+    for index, (path, value) in enumerate(listed):
+        attestation = Fields(value, path, candidate)
+        if not attestation.ok:
+            continue
+        attestation.refuse_present(
+            "policy", "a policy over the attestation (CUE or Rego) has no sigscope equivalent"
+        )
+        attestation.known("name", "predicateType")
+        kind = predicate_type(attestation.text("predicateType"), attestation.at("predicateType"), candidate)
+        if kind is None:
+            continue
+        entry: dict[str, Any] = {"name": name, "attestation": {"predicateType": kind, "by": [signer]}}
+        if len(listed) > 1:
+            entry["name"] = f"{name}-{attestation.text('name') or index}"
+            entry["required"] = True
+        out.append(entry)
+    return out
 
 
 def _key(key: Fields) -> list[str]:

@@ -6,9 +6,9 @@ every attestation must be present, signed by its attestors and satisfy its condi
 `validationFailureAction` is Audit unless it says Enforce; `failurePolicy: Ignore` admits when Kyverno
 cannot answer (sigscope's `onError: allow`).
 
-What sigscope cannot say is refused with the field's path: a sigscope rule counts every authority toward
-one threshold, so an attestation is translated only when its signers are signers the rule requires on the
-image anyway (then "all authorities" means exactly Kyverno's conjunction).
+Each attestation becomes `required` attestation authorities (they hold besides the attestors' threshold)
+whose signers are inline in `by`, so signing an attestation never counts as signing the image. What sigscope
+cannot say is refused with the field's path.
 """
 
 from __future__ import annotations
@@ -238,15 +238,11 @@ def _authorities(entry: Fields, trusted_root: str | None) -> None:
             )
     attestations: list[dict[str, Any]] = []
     for path, value in entry.items("attestations"):
-        attestations.extend(_attestation(Fields(value, path, candidate), signers, names, trusted_root))
-    if "attestations" in entry.data and entry.data["attestations"] and threshold != len(signers):
-        candidate.refuse(
-            entry.at("attestors"),
-            "attestations with signers of which only some are needed have no sigscope equivalent",
-        )
+        attestations.extend(_attestation(Fields(value, path, candidate), names, trusted_root))
     if not signers and not attestations and not candidate.problems:
         candidate.refuse(entry.at("attestors"), "required: nothing says who must sign")
-    candidate.rule["threshold"] = threshold + len(attestations)
+    if threshold:
+        candidate.rule["threshold"] = threshold
     candidate.rule["authorities"] = signers + attestations
 
 
@@ -318,9 +314,7 @@ def _entry(entry: Fields, names: _Names, trusted_root: str | None) -> list[dict[
     return []
 
 
-def _attestation(
-    attestation: Fields, signers: list[dict[str, Any]], names: _Names, trusted_root: str | None
-) -> list[dict[str, Any]]:
+def _attestation(attestation: Fields, names: _Names, trusted_root: str | None) -> list[dict[str, Any]]:
     candidate = attestation.candidate
     if not attestation.ok:
         return []
@@ -338,19 +332,11 @@ def _attestation(
     throwaway = _Names()
     for path, value in sets:
         found, needed = _attestor_set(Fields(value, path, candidate), throwaway, trusted_root)
-        by = []
-        for one in found:
-            same = [s["name"] for s in signers if _body(s) == _body(one)]
-            if not same:
-                candidate.refuse(
-                    path,
-                    "an attestation signer that is not also a required image signer has no sigscope "
-                    "equivalent (every authority named in `by` counts toward the threshold on its own)",
-                )
-                return []
-            by.append(same[0])
+        by = [_body(one) for one in found]  # inline signers: they do not count as image signers
+        if not by:
+            continue
         if needed == len(found):  # every signer: one attestation authority each
-            groups = [[name] for name in by]
+            groups = [[one] for one in by]
         elif needed == 1:
             groups = [by]
         else:
@@ -362,7 +348,7 @@ def _attestation(
             check: dict[str, Any] = {"predicateType": kind, "by": group}
             if conditions:
                 check["conditions"] = conditions
-            out.append({"name": names("attestation"), "attestation": check})
+            out.append({"name": names("attestation"), "required": True, "attestation": check})
     return out
 
 

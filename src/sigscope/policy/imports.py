@@ -130,6 +130,10 @@ def render(document: Mapping[str, Any], fmt: str) -> str:
 class _Dumper(yaml.SafeDumper):
     """PEM keys as literal blocks, the way people write them in YAML."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        # One signer shared by several authorities is written out each time: a policy refuses aliases.
+        return True
+
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value and _plain_lines(value) else None
