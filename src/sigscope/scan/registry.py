@@ -8,6 +8,7 @@ becomes a result with an error; only a failure to read the catalog itself ends a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from sigscope.trust.identity import CertificateTrust
 from sigscope.trust.keys import judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
+    from sigscope.policy import Decision, LoadedPolicy
     from sigscope.trust.notation_policy import NotationTrust
     from sigscope.trust.pgp import Keyring
     from sigscope.trust.timestamp import TimestampTrust
@@ -55,6 +57,8 @@ class ImageResult:
     problems: list[str] = field(default_factory=list)  # part of its discovery failed; the rest is reported
     sigset: str | None = None  # its signature set's fingerprint, when the scan keeps an inventory
     evidence_id: int | None = None  # set: reported from an earlier run's result (incremental re-scan)
+    decision: Decision | None = None  # with --policy: what admission would decide (the worst over its tags)
+    discovered: bool = True  # False: the policy decided without looking for signatures (static, exempt, …)
 
     @property
     def path(self) -> str:
@@ -92,6 +96,10 @@ class ImageResult:
             out["error"] = self.error
         if self.problems:
             out["problems"] = self.problems
+        if not self.discovered:
+            out["discovered"] = False
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
         return out
 
 
@@ -111,6 +119,8 @@ class ScanOptions:
     fingerprint: bool = False  # --db: fingerprint each digest's signature set (ImageResult.sigset)
     reuse: ReuseSource | None = None  # --db without --full: earlier results of unchanged digests
     shard: tuple[int, int] | None = None  # --shard I/N: only the repositories of shard I
+    # --policy: each image decided by the policy engine over records discovered without trust material
+    policy: LoadedPolicy | None = None
 
 
 class Progress:
@@ -230,7 +240,12 @@ async def scan_repository(
 
 
 async def _image(
-    ctx: DiscoverContext, source: str, repo_name: str, descriptor: Descriptor, tags: list[str]
+    ctx: DiscoverContext,
+    source: str,
+    repo_name: str,
+    descriptor: Descriptor,
+    tags: list[str],
+    policy: LoadedPolicy | None = None,
 ) -> ImageResult:
     result = ImageResult(
         source=source,
@@ -239,6 +254,14 @@ async def _image(
         media_type=descriptor.media_type,
         tags=tags,
     )
+    if policy is not None:
+        from sigscope.scan.policy import decide_image
+
+        return await decide_image(policy, ctx, result, lambda c: _discovered(c, result, descriptor))
+    return await _discovered(ctx, result, descriptor)
+
+
+async def _discovered(ctx: DiscoverContext, result: ImageResult, descriptor: Descriptor) -> ImageResult:
     try:
         found = await discover(ctx, descriptor)
     except SigscopeError as exc:
@@ -326,6 +349,7 @@ class _Reuse:
             await self._recall([digest])
         sigset = self.sigsets.pop(digest, None)
         recalled = self.recalled.pop(digest, None)
+        policy = self.options.policy
         if recalled is not None:
             result = ImageResult(
                 source=source,
@@ -337,16 +361,39 @@ class _Reuse:
                 attachments=recalled.attachments,
                 evidence_id=recalled.evidence_id,
             )
+            if policy is not None:
+                result = await self._decide_recalled(policy, result, descriptor)
         else:
-            result = await _image(self.ctx, source, repo_name, descriptor, tags)
+            result = await _image(self.ctx, source, repo_name, descriptor, tags, policy)
         result.sigset = sigset
         if isinstance(self.ctx.repository, ListingCache):
             self.ctx.repository.forget(descriptor.digest)
         return result
 
+    async def _decide_recalled(
+        self, policy: LoadedPolicy, result: ImageResult, descriptor: Descriptor
+    ) -> ImageResult:
+        """The policy's decision over an earlier run's records (discovered, as under --policy, without trust
+        material; the trust fingerprint holds the policy version). A rule that reads GPG signatures from a
+        lookaside makes the image be discovered again: nothing in the tag list says those changed."""
+        from sigscope.scan.policy import decide_image
+
+        async def recalled_or_fresh(ctx: DiscoverContext) -> ImageResult:
+            if ctx.lookaside_base is None:
+                return result
+            fresh = dataclasses.replace(result, signatures=[], attachments=[], evidence_id=None)
+            return await _discovered(ctx, fresh, descriptor)
+
+        return await decide_image(policy, self.ctx, result, recalled_or_fresh)
+
 
 async def _children(
-    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor, reuse: _Reuse | None = None
+    ctx: DiscoverContext,
+    source: str,
+    repo_name: str,
+    index: Descriptor,
+    reuse: _Reuse | None = None,
+    policy: LoadedPolicy | None = None,
 ) -> list[ImageResult]:
     try:
         manifest = await ctx.repository.get_manifest(index.digest)
@@ -358,7 +405,7 @@ async def _children(
         if reuse is not None:
             result = await reuse.image(source, repo_name, child, [])
         else:
-            result = await _image(ctx, source, repo_name, child, [])
+            result = await _image(ctx, source, repo_name, child, [], policy)
         result.parent = index.digest
         result.platform = str(child.platform) if child.platform else None
         results.append(result)
@@ -460,7 +507,7 @@ async def scan_image(
     index = TagIndex.from_tags(tags)
     ctx = _context(repo, repo_name, registry, index, options)
     named_by = [t for t in index.image_tags if t == reference]
-    results = [await _image(ctx, source, repo_name, descriptor, named_by)]
+    results = [await _image(ctx, source, repo_name, descriptor, named_by, options.policy)]
     if options.platforms and mediatypes.is_index(descriptor.media_type):
-        results.extend(await _children(ctx, source, repo_name, descriptor))
+        results.extend(await _children(ctx, source, repo_name, descriptor, policy=options.policy))
     return results

@@ -275,6 +275,11 @@ def _leaf_and_carried(sig: Signature) -> tuple[x509.Certificate | None, list[x50
     return (leaf[0] if leaf else None), carried
 
 
+def leaf_certificate(sig: Signature) -> x509.Certificate | None:
+    """The certificate a record says signed it (parsed from its evidence), or None."""
+    return _leaf_and_carried(sig)[0]
+
+
 def certificate_checks(
     leaf: x509.Certificate,
     carried: Sequence[x509.Certificate],
