@@ -8,7 +8,6 @@ becomes a result with an error; only a failure to read the catalog itself ends a
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -362,7 +361,7 @@ class _Reuse:
                 evidence_id=recalled.evidence_id,
             )
             if policy is not None:
-                result = await self._decide_recalled(policy, result, descriptor)
+                result = await self._decide_recalled(policy, result, descriptor, recalled)
         else:
             result = await _image(self.ctx, source, repo_name, descriptor, tags, policy)
         result.sigset = sigset
@@ -371,20 +370,45 @@ class _Reuse:
         return result
 
     async def _decide_recalled(
-        self, policy: LoadedPolicy, result: ImageResult, descriptor: Descriptor
+        self, policy: LoadedPolicy, result: ImageResult, descriptor: Descriptor, recalled: Recalled
     ) -> ImageResult:
-        """The policy's decision over an earlier run's records (discovered, as under --policy, without trust
-        material; the trust fingerprint holds the policy version). A rule that reads GPG signatures from a
-        lookaside makes the image be discovered again: nothing in the tag list says those changed."""
-        from sigscope.scan.policy import decide_image
+        """An unchanged image under --policy. Images no rule with authorities matches are decided by name as
+        always. Otherwise the decision recorded with the earlier result stands when it was made under this
+        policy version for the same tags (so the same rules matched): the trust fingerprint already holds
+        the policy version, and recalled records lack the signed bytes an authority would judge. Anything
+        else — another tag set, no recorded decision, a rule reading GPG signatures from a lookaside (nothing
+        in the tag list says those changed) — is discovered and decided afresh."""
+        from sigscope.policy import PolicyError
+        from sigscope.policy.engine import Decision
+        from sigscope.scan.policy import decide_image, image_references
 
-        async def recalled_or_fresh(ctx: DiscoverContext) -> ImageResult:
-            if ctx.lookaside_base is None:
-                return result
-            fresh = dataclasses.replace(result, signatures=[], attachments=[], evidence_id=None)
-            return await _discovered(ctx, fresh, descriptor)
-
-        return await decide_image(policy, self.ctx, result, recalled_or_fresh)
+        try:
+            matches = [policy.match(ref) for ref in image_references(self.ctx, result)]
+        except PolicyError:
+            matches = []
+        rules = [m.rule for m in matches if m.kind == "rule" and m.rule is not None]
+        stored = recalled.decision
+        if not rules:  # decided by name: nothing is discovered, the recalled result stands as it is
+            return await decide_image(policy, self.ctx, result, lambda c: _discovered(c, result, descriptor))
+        if (
+            stored is None
+            or stored[3] != policy.version
+            or sorted(recalled.tags) != sorted(result.tags)
+            or any(r.registries_d is not None for r in rules)
+        ):
+            return await _image(self.ctx, result.source, result.repository, descriptor, result.tags, policy)
+        decision, rule, reason, version = stored
+        result.decision = Decision(
+            image=image_references(self.ctx, result)[0],
+            digest=result.digest,
+            decision=decision,
+            rule=rule,
+            reason=reason,
+            authorities=[],
+            policy_version=version,
+            on_error=next((r.on_error for r in rules if r.name == rule), "deny"),
+        )
+        return result
 
 
 async def _children(
