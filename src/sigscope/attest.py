@@ -411,7 +411,9 @@ def judge_attestation_by(
     )
     if not vouched:
         # What the certificate failed says why, not the PAE check that had no key to verify with
-        refused = [c for c in judged.checks if c.name in TRUST_CHECKS and c.outcome is Outcome.FAILED]
+        failed = [c for c in judged.checks if c.outcome is Outcome.FAILED]
+        # an envelope already invalid (a statement about another image) got no trust checks: say why
+        refused = [c for c in failed if c.name in TRUST_CHECKS] or failed
         first = refused[0] if refused else Check.failed("certificate", "no certificate the trust vouches for")
         if leaf is None:
             first = Check.failed("certificate", "the attestation carries no certificate for the trust")
