@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import UsageError
 from sigscope.keys import prehashed
-from sigscope.keys.signer import SigningKey, algorithm_name, curve_name
+from sigscope.keys.signer import SigningKey, algorithm_name, chain_for_key, curve_name, same_public_key
 from sigscope.signerd.access import valid_key_name
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ class KeyDigestSigner:
 class TokenDigestSigner:
     """A :class:`DigestSigner` over a PKCS#11 token key: the digest goes to the token (CKM_ECDSA, CKM_RSA_PKCS
     over DigestInfo, CKM_RSA_PKCS_PSS). The service signs on a thread pool and a PKCS#11 session is not to be
-    used by two threads at once, so calls take turns."""
+    used by two threads at once, so calls take turns (python-pkcs11 0.10 also locks each operation; this
+    lock does not rest on that library detail)."""
 
     def __init__(self, signer: Pkcs11Signer) -> None:
         self._signer = signer
@@ -102,10 +103,6 @@ def key_spec(key: PublicKeyTypes) -> str:
     return type(key).__name__.lstrip("_")
 
 
-def _spki(key: PublicKeyTypes) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def split_pair(text: str, flag: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not value or not valid_key_name(name):
@@ -127,17 +124,19 @@ def open_served_key(
 
         token = open_signer(spec, role="--key")
         assert isinstance(token, Pkcs11Signer)
-        if not chain:
-            chain = token.certificate_chain()
+        # The token's own certificate leads; --cert may then carry the rest (intermediates…root).
+        kept = token.certificate_chain()
         signer = TokenDigestSigner(token)
     else:
+        kept = ()
         signer = KeyDigestSigner(load_key(spec))
     public = signer.public_key()
+    chain = chain_for_key(public, kept, chain)
     try:
         algorithms = prehashed.allowed(public)
     except prehashed.DigestAlgorithmError as exc:
         raise UsageError(f"--key {name}: {exc.message}") from None
-    if chain and _spki(chain[0].public_key()) != _spki(public):
+    if chain and not same_public_key(chain[0].public_key(), public):
         raise UsageError(f"--cert {name}: the first certificate is not for the key {spec}")
     return ServedKey(
         name=name,
