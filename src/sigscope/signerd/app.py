@@ -120,7 +120,8 @@ class SigningService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        # A served key's signer must be safe to call from several threads (a PKCS#11 one locks its session).
+        # For keys that do not sign inline: their signer must be safe to call from several threads (a
+        # PKCS#11 one locks its session).
         self._pool = ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 2), thread_name_prefix="sign")
 
     def app(self) -> web.Application:
@@ -185,9 +186,11 @@ class SigningService:
         _, hash_algorithm = prehashed.split(algorithm)
         digest = _decode_digest(document.get("digest"), document.get("encoding"), hash_algorithm.digest_size)
         record["digest"] = digest.hex()
-        # cryptography lets go of the GIL while it signs: the pool keeps every core busy and the loop free.
-        loop = asyncio.get_running_loop()
-        signature = await loop.run_in_executor(self._pool, key.signer.sign_digest, digest, algorithm)
+        if key.signer.inline:
+            signature = key.signer.sign_digest(digest, algorithm)
+        else:  # a token: its call releases the GIL and may block; the loop keeps serving meanwhile
+            loop = asyncio.get_running_loop()
+            signature = await loop.run_in_executor(self._pool, key.signer.sign_digest, digest, algorithm)
         return (
             {"signature": base64.b64encode(signature).decode("ascii"), "algorithm": algorithm},
             {**record, "result": "signed"},

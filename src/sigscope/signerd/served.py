@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 class DigestSigner(Protocol):
     """Signs a digest made elsewhere with one of :func:`prehashed.allowed`'s algorithms."""
 
+    # True when signing is quick work in this process that holds the GIL (a key in memory): the service
+    # signs on its event loop, as a hand-off to a thread would only add a GIL switch to every request.
+    inline: bool
+
     def public_key(self) -> PublicKeyTypes: ...
 
     def sign_digest(self, digest: bytes, algorithm: str) -> bytes: ...
@@ -35,6 +39,8 @@ class DigestSigner(Protocol):
 
 class KeyDigestSigner:
     """A :class:`DigestSigner` over a private key in memory."""
+
+    inline = True  # cryptography holds the GIL while it signs: threads would not sign in parallel
 
     def __init__(self, key: SigningKey) -> None:
         self._key = key
@@ -51,6 +57,8 @@ class TokenDigestSigner:
     over DigestInfo, CKM_RSA_PKCS_PSS). The service signs on a thread pool and a PKCS#11 session is not to be
     used by two threads at once, so calls take turns (python-pkcs11 0.10 also locks each operation; this
     lock does not rest on that library detail)."""
+
+    inline = False  # the module call lets go of the GIL and a hardware token may take milliseconds
 
     def __init__(self, signer: Pkcs11Signer) -> None:
         self._signer = signer
