@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -62,6 +63,12 @@ class Refusal(Exception):
         self.headers = dict(headers or {})
 
 
+@functools.lru_cache(maxsize=1024)
+def _identities(der: bytes) -> tuple[str, ...]:
+    """A verified client certificate's identities; a client keeps its certificate, so parse it once."""
+    return certificate_identities(x509.load_der_x509_certificate(der))
+
+
 def _client(request: web.Request, tokens: Tokens | None) -> Client:
     header = request.headers.get("Authorization")
     if header is not None:
@@ -73,7 +80,7 @@ def _client(request: web.Request, tokens: Tokens | None) -> Client:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if der:
-        identities = certificate_identities(x509.load_der_x509_certificate(der))
+        identities = _identities(der)
         return Client(identities[0], identities)
     raise Refusal(
         401, "unauthenticated", "no client certificate or bearer token", {"WWW-Authenticate": "Bearer"}

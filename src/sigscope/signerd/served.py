@@ -44,12 +44,21 @@ class KeyDigestSigner:
 
     def __init__(self, key: SigningKey) -> None:
         self._key = key
+        # Each algorithm of the key, checked once here rather than on every request (none for a key that
+        # signs no digests: open_served_key refuses it).
+        try:
+            self._algorithms = {name: prehashed.split(name) for name in prehashed.allowed(key)}
+        except prehashed.DigestAlgorithmError:
+            self._algorithms = {}
 
     def public_key(self) -> PublicKeyTypes:
         return self._key.public_key()
 
     def sign_digest(self, digest: bytes, algorithm: str) -> bytes:
-        return prehashed.sign_digest(self._key, digest, algorithm)
+        found = self._algorithms.get(algorithm)
+        if found is None or len(digest) != found[1].digest_size:
+            return prehashed.sign_digest(self._key, digest, algorithm)  # raises, naming the problem
+        return prehashed.sign_checked(self._key, digest, *found)
 
 
 class TokenDigestSigner:
