@@ -195,7 +195,7 @@ class SigningService:
         record["digest"] = digest.hex()
         if key.signer.inline:
             signature = key.signer.sign_digest(digest, algorithm)
-        else:  # a token: its call releases the GIL and may block; the loop keeps serving meanwhile
+        else:  # RSA, a token: the work runs without the GIL (and a token may block); the loop serves on
             loop = asyncio.get_running_loop()
             signature = await loop.run_in_executor(self._pool, key.signer.sign_digest, digest, algorithm)
         return (

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import UsageError
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 class DigestSigner(Protocol):
     """Signs a digest made elsewhere with one of :func:`prehashed.allowed`'s algorithms."""
 
-    # True when signing is quick work in this process that holds the GIL (a key in memory): the service
-    # signs on its event loop, as a hand-off to a thread would only add a GIL switch to every request.
+    # True when a signature costs less than handing it to a thread (an EC key in memory, ~40 µs): the service
+    # signs on its event loop. Otherwise it signs on a thread pool, where the work runs without the GIL
+    # (cryptography's RSA, a PKCS#11 call) on every core while the loop keeps serving.
     inline: bool
 
     def public_key(self) -> PublicKeyTypes: ...
@@ -40,10 +42,9 @@ class DigestSigner(Protocol):
 class KeyDigestSigner:
     """A :class:`DigestSigner` over a private key in memory."""
 
-    inline = True  # cryptography holds the GIL while it signs: threads would not sign in parallel
-
     def __init__(self, key: SigningKey) -> None:
         self._key = key
+        self.inline = isinstance(key, ec.EllipticCurvePrivateKey)
         # Each algorithm of the key, checked once here rather than on every request (none for a key that
         # signs no digests: open_served_key refuses it).
         try:
@@ -111,7 +112,7 @@ class ServedKey:
 
 def key_spec(key: PublicKeyTypes) -> str:
     """Notation's keySpec of a public key (`EC-256`, `RSA-2048`, …)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC-{curve_name(key.curve).removeprefix('P-')}"
