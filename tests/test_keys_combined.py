@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -164,7 +165,8 @@ def test_clients_sign_with_one_token_key_at_once(name: str, bed: Bed, service: S
 
 def test_token_certificate_is_described(bed: Bed, service: SignerServer) -> None:
     with httpx.Client(
-        verify=bed.pki.path("tls-ca.crt"), headers={"Authorization": f"Bearer {CLIENT_TOKEN}"}
+        verify=ssl.create_default_context(cafile=bed.pki.path("tls-ca.crt")),
+        headers={"Authorization": f"Bearer {CLIENT_TOKEN}"},
     ) as http:
         described = {
             name: http.get(f"https://127.0.0.1:{service.port}/v1/keys/{name}").json() for name in bed.uris
