@@ -44,5 +44,11 @@ def test_verify_benchmark_runs() -> None:
 
 def test_signer_benchmark_runs() -> None:
     out = run("signer.py", "--clients", "4", "--seconds", "0.3", "--rounds", "1")
-    for row in ("file key, EC P-256", "file key, RSA-3072", "service alone", "SoftHSM"):
+    for row in (
+        "file key, EC P-256",
+        "file key, RSA-3072",
+        "SoftHSM, EC P-256",
+        "SoftHSM, RSA-3072",
+        "CPU ms/sig",
+    ):
         assert row in out

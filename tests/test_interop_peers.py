@@ -11,7 +11,6 @@ Sigstore TUF cache) and never reach past loopback: keyed signatures, no transpar
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -43,7 +42,7 @@ from testbed import (
     start_registry,
 )
 from testbed.cli import run_sigscope
-from testbed.forge import RELEASE_EMAIL, RELEASE_URI, make_code_pki, pem
+from testbed.forge import RELEASE_EMAIL, RELEASE_URI, make_code_pki, pem, trusted_root_text
 from testbed.peers import cache_dir, peer, read_peers
 from testbed.pki import PKI
 from testbed.proxy import RegistryProxy
@@ -1103,24 +1102,7 @@ class CodeCA:
 
 def trusted_root_json(path: Path, *certificates: Any) -> Path:
     """A trusted_root.json naming one certificate authority (``certificates``, leaf-most first)."""
-    chain = [
-        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
-        for c in certificates
-    ]
-    authority = {
-        "subject": {"organization": "sigscope tests", "commonName": "interop"},
-        "uri": "https://ca.invalid",
-        "certChain": {"certificates": chain},
-        "validFor": {"start": "2019-01-01T00:00:00Z"},
-    }
-    root = {
-        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-        "tlogs": [],
-        "certificateAuthorities": [authority],
-        "ctlogs": [],
-        "timestampAuthorities": [],
-    }
-    path.write_text(json.dumps(root))
+    path.write_text(trusted_root_text(*certificates))
     return path
 
 

@@ -291,3 +291,67 @@ def test_scan_fs_records_files_signatures_and_certificates(tmp_path: Path) -> No
             c for c in inv.expiring(datetime(9999, 1, 1, tzinfo=UTC)) if c.certificate.role == "signing"
         ]
         assert len(signing) == sum(1 for r in reported if r.get("serial"))
+
+
+def test_policy_decisions_are_recorded_and_ride_the_rescan(bed: Bed, tmp_path: Path) -> None:
+    """scan --policy --db: every image's decision lands in the inventory; an unchanged re-scan fetches no
+    signature and decides the recalled records again (the same decisions); another policy re-fetches."""
+
+    def write_policy(key: Path) -> Path:
+        path = tmp_path / f"policy-{key.stem}.yaml"
+        rule = {
+            "name": "pol",
+            "images": ["**/pol/**"],
+            "authorities": [{"name": "k", "key": {"path": str(key)}}],
+        }
+        document = {"apiVersion": "sigscope/v1", "kind": "Policy", "unmatched": "allow", "rules": [rule]}
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    def decided(host: str, db: str, policy: Path) -> dict[str, str]:
+        result = run_sigscope(
+            "scan",
+            "registry",
+            host,
+            "--insecure",
+            "--db",
+            db,
+            "--policy",
+            str(policy),
+            "-o",
+            "json",
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        return {i["path"]: i["decision"]["decision"] for i in json.loads(result.stdout)["images"]}
+
+    async def push_through(host: str) -> None:
+        # signed through the proxy: the payload names the host the scan sees
+        async with RegistryClient(host, RegistryOptions(insecure=True, use_auth_files=False)) as c:
+            image = await push_image(c, "pol/app", "1", "pol/app:1")
+            await bed.sign(c, "pol/app", image.digest)
+            await push_image(c, "pol/app", "2", "pol/app:2")
+
+    db = str(tmp_path / "inventory.db")
+    ours, theirs = write_policy(bed.key), write_policy(bed.other_key)
+    with RegistryProxy(bed.registry.url) as proxy:
+        asyncio.run(push_through(proxy.host))
+        proxy.reset()
+        first = decided(proxy.host, db, ours)
+        assert first["pol/app:1"] == "allow" and first["pol/app:2"] == "deny"
+        assert first["inv/alpha:1"] == "allow"  # unmatched: allow, decided by name
+        with Inventory.open(db) as inv:
+            stored = {f"{i.repository}:{t}": i.decision for i in inv.latest_state() for t in i.tags}
+        assert {k: d.decision if d else None for k, d in stored.items()} == first
+        assert stored["pol/app:2"] is not None and stored["pol/app:2"].rule == "pol"
+        assert all(d is not None and d.policy_version for d in stored.values())
+
+        proxy.reset()
+        assert decided(proxy.host, db, ours) == first
+        assert fetched(proxy) == []
+        assert latest_totals(db)["fetched"] == 0
+
+        proxy.reset()
+        other = decided(proxy.host, db, theirs)
+        assert other["pol/app:1"] == "deny"
+        assert [p for p in fetched(proxy) if "/manifests/" in p]

@@ -147,7 +147,9 @@ def test_uri_refusals(uri: str, problem: str) -> None:
 def test_resolver_dispatch(tmp_path: Path) -> None:
     specs = ("cosign.key", "./a:b.key", "pkcs11:x", "PKCS11:x", "remote+https://h/k")
     assert [scheme_of(s) for s in specs] == [None, None, "pkcs11", "pkcs11", "remote+https"]
-    with pytest.raises(UnknownKeySchemeError, match=r"awskms: is not a key scheme .*pkcs11: URIs"):
+    with pytest.raises(
+        UnknownKeySchemeError, match=r"awskms: is not a key scheme .*pkcs11:, remote\+https: URIs"
+    ):
         open_signer("awskms:///alias/release")
     # A file whose name looks like a URI is still the file it names.
     odd = tmp_path / "awskms:release.key"

@@ -30,7 +30,7 @@ from sigscope.formats.cosign import (
     attachment_tag,
 )
 from sigscope.keys import Signer
-from sigscope.model import Check, Outcome, Signature, SignatureFormat
+from sigscope.model import TRUST_CHECKS, Check, Outcome, Signature, SignatureFormat, Status
 from sigscope.oci import digest as digests
 from sigscope.oci.store import Repository
 from sigscope.sign import (
@@ -45,6 +45,7 @@ from sigscope.sign import (
     push_bundle_referrer,
 )
 from sigscope.trust import certs
+from sigscope.trust.apply import TrustSet
 
 CUSTOM_PREDICATE = "https://cosign.sigstore.dev/attestation/v1"
 # cosign's --type names (options/predicate.go); anything else must be a predicate type URI.
@@ -384,6 +385,43 @@ def judge_attestation(
         key = next(c.detail.rsplit(" ", 1)[-1] for c in checks if c.name == "dsse-signature")
     reason = "" if satisfied else (f"{failed[0].name}: {failed[0].detail}" if failed else "not satisfied")
     return JudgedAttestation(sig, checks, satisfied, reason, statement, key)
+
+
+def judge_attestation_by(
+    sig: Signature,
+    digest: str,
+    trust: TrustSet,
+    scope: str | None,
+    now: datetime,
+    predicate_type: str | None,
+) -> JudgedAttestation:
+    """`sig` judged as signed by `trust`: its keys verify the PAE, or (certificate trust) the certificate that
+    signed the envelope passes the certificate checks a signature gets (trust/apply.py), and its key is then
+    the one the PAE must verify under."""
+    if trust.certificates is None:
+        return judge_attestation(sig, digest, trust.keys, predicate_type)
+    from sigscope.trust.apply import apply_trust, fresh_copy
+    from sigscope.trust.identity import leaf_certificate
+
+    judged = apply_trust(fresh_copy(sig), TrustSet(certificates=trust.certificates), scope, now)
+    leaf = leaf_certificate(judged)
+    vouched = leaf is not None and judged.status is Status.VERIFIED
+    result = judge_attestation(
+        judged, digest, [leaf.public_key()] if vouched and leaf else [], predicate_type
+    )
+    if not vouched:
+        # What the certificate failed says why, not the PAE check that had no key to verify with
+        failed = [c for c in judged.checks if c.outcome is Outcome.FAILED]
+        # an envelope already invalid (a statement about another image) got no trust checks: say why
+        refused = [c for c in failed if c.name in TRUST_CHECKS] or failed
+        first = refused[0] if refused else Check.failed("certificate", "no certificate the trust vouches for")
+        if leaf is None:
+            first = Check.failed("certificate", "the attestation carries no certificate for the trust")
+        result.checks = [first if c.name == "dsse-signature" else c for c in result.checks if c is not first]
+        result.satisfied, result.reason = False, f"{first.name}: {first.detail}"
+    elif result.satisfied:
+        result.key = judged.claims.get("verifiedIdentity") or result.key
+    return result
 
 
 @dataclass

@@ -315,3 +315,29 @@ def make_code_pki() -> CodePKI:
             keys[8], issue("Stranger", keys[8], other_root, other_key, sans=release_sans), [other_root]
         ),
     )
+
+
+def trusted_root_text(*certificates: x509.Certificate) -> str:
+    """A Sigstore trusted_root.json naming one certificate authority (`certificates`, leaf-most first), with
+    no transparency logs, CT logs or TSAs: a keyless root made of a test PKI."""
+    import base64
+
+    chain = [
+        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
+        for c in certificates
+    ]
+    authority = {
+        "subject": {"organization": "sigscope tests", "commonName": "test CA"},
+        "uri": "https://ca.invalid",
+        "certChain": {"certificates": chain},
+        "validFor": {"start": "2019-01-01T00:00:00Z"},
+    }
+    return json.dumps(
+        {
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [],
+            "certificateAuthorities": [authority],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        }
+    )

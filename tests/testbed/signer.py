@@ -26,7 +26,7 @@ from types import TracebackType
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _LISTENING = re.compile(r"serving \d+ key\(s\) on https://([^:]+):(\d+)")
@@ -117,6 +117,7 @@ def build_signer_pki(directory: Path) -> SignerPKI:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _issue(cn, key, None, ca=True)
         (directory / f"{name}.crt").write_bytes(_pem(cert))
+        (directory / f"{name}.key").write_bytes(_key_pem(key))
         return cert, key
 
     def leaf(
@@ -155,6 +156,19 @@ def build_signer_pki(directory: Path) -> SignerPKI:
             )
         )
     return SignerPKI(directory)
+
+
+def issue_code_signing(pki: SignerPKI, name: str, public: PublicKeyTypes) -> x509.Certificate:
+    """A code-signing certificate for `public` (a key kept elsewhere, say on a token) under `code-ca`."""
+    issuer_cert = x509.load_pem_x509_certificate((pki.dir / "code-ca.crt").read_bytes())
+    issuer_key = serialization.load_pem_private_key((pki.dir / "code-ca.key").read_bytes(), None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+
+    class _Public:  # _issue reads only the public half of the subject's key
+        def public_key(self) -> PublicKeyTypes:
+            return public
+
+    return _issue(name, _Public(), (issuer_cert, issuer_key), eku=[ExtendedKeyUsageOID.CODE_SIGNING])  # type: ignore[arg-type]
 
 
 class SignerServer:

@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
         "report": "sigscope.cli.report:report_group",
         "signer": "sigscope.cli.signer:signer_group",
         "webhook": "sigscope.cli.webhook:webhook_group",
+        "policy": "sigscope.cli.policy:policy_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

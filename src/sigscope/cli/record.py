@@ -230,10 +230,12 @@ class ScanRecording:
 
     def add_image(self, result: ImageResult) -> None:
         from sigscope.store.convert import image_row
+        from sigscope.store.records import DecisionRow
 
-        self._count(
-            image_row(result, sigset=result.sigset, evidence_id=result.evidence_id), bool(result.evidence_id)
-        )
+        d = result.decision
+        decision = DecisionRow(d.decision, d.rule, d.reason, d.policy_version) if d is not None else None
+        row = image_row(result, sigset=result.sigset, evidence_id=result.evidence_id, decision=decision)
+        self._count(row, bool(result.evidence_id))
 
     def add_file(self, result: FileResult, source: str) -> None:
         from sigscope.store.convert import file_row

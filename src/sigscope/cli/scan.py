@@ -18,13 +18,13 @@ from sigscope.cli.options import (
 from sigscope.cli.progress import stdout_console, tracker
 from sigscope.cli.record import db_option, incremental_options
 from sigscope.cli.sizes import size_callback
-from sigscope.errors import EXIT_FAILED
+from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.files.base import FileLimits
 from sigscope.oci.client import RegistryClient, RegistryOptions
 from sigscope.oci.layout import OCILayout
 from sigscope.oci.reference import parse_layout, parse_registry_target
 from sigscope.report.render import OUTPUTS, make_renderer
-from sigscope.report.summary import FAIL_ON_CHOICES, Summary
+from sigscope.report.summary import FAIL_ON_CHOICES, REGISTRY_FAIL_ON, Summary
 from sigscope.scan.registry import Progress, ScanOptions, scan_registry, scan_repository
 from sigscope.trust.certs import utcnow
 
@@ -48,8 +48,9 @@ async def _run(
     console = stdout_console(output)
     is_layout = target.startswith("oci:")
     source = target if is_layout else parse_registry_target(target)[0]
-    renderer = make_renderer(output, sys.stdout, console, source)
-    summary = Summary(source)
+    policy = options.policy is not None
+    renderer = make_renderer(output, sys.stdout, console, source, policy=policy)
+    summary = Summary(source, policy=policy)
     matched: set[str] = set()
     with tracker("Scanning", enabled=True) as bar:
         progress = Progress(bar.add_total, bar.advance)
@@ -94,9 +95,17 @@ async def _run(
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="pretty", show_default=True)
 @click.option(
     "--fail-on",
-    type=click.Choice(FAIL_ON_CHOICES),
+    type=click.Choice(REGISTRY_FAIL_ON),
     multiple=True,
-    help="Exit 1 when any image matches (repeatable).",
+    help="Exit 1 when any image matches (repeatable); 'denied' needs --policy.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Decide every image as admission would under this sigscope policy (docs/policy.md): the dry run. "
+    "The policy names its own trust material: not with --key and the other trust flags.",
 )
 @trust_options
 @registry_options
@@ -108,6 +117,7 @@ def scan_registry_cmd(
     platforms: bool,
     output: str,
     fail_on: tuple[str, ...],
+    policy_file: str | None,
     trust: TrustMaterial,
     registry_options: RegistryOptions,
     db: str | None,
@@ -131,23 +141,41 @@ def scan_registry_cmd(
       sigscope scan registry oci:./layout -o wide
       sigscope scan registry 127.0.0.1:5000 --insecure --db default  # re-scans skip the unchanged
       sigscope scan registry reg:5000 --db postgresql://… --shard 0/4 --run-group nightly-1
+      sigscope scan registry 127.0.0.1:5000 --insecure --policy policy.yaml --fail-on denied
 
     With --db (or SIGSCOPE_DB) every scan is remembered (docs/inventory.md), and an image whose signature
     set is unchanged since the last scan with the same trust material is not fetched or verified again
     (--full: everything is).
+
+    With --policy every image gets the decision admission would make (docs/policy.md).
     """
     from sigscope.scan.shard import parse_shard
 
+    policy = None
+    if policy_file is not None:
+        if not trust.empty or trust.registries_d is not None or trust.timestamps is not None:
+            raise UsageError(
+                "--policy decides with the trust material it names: drop --key and the other trust flags"
+            )
+        from sigscope.policy import load_policy
+
+        policy = load_policy(policy_file)
+    elif "denied" in fail_on:
+        raise UsageError("--fail-on denied needs --policy FILE")
     shard_spec = parse_shard(shard) if shard is not None else None
     options = registry_scan_options(trust, registry_options, list(repo_patterns), platforms, shard_spec)
+    options.policy = policy
+    policy_version = policy.version if policy is not None else None
     recording = None
     if db:
-        recording = _start_recording(db, "registry", target, shard_spec, run_group)
+        recording = _start_recording(db, "registry", target, shard_spec, run_group, policy_version)
         options.fingerprint = True
         if not full:
             from sigscope.store.reuse import StoreReuse
 
-            options.reuse = StoreReuse(recording.inventory, recording.trust_fingerprint, None, options.now)
+            options.reuse = StoreReuse(
+                recording.inventory, recording.trust_fingerprint, policy_version, options.now
+            )
     try:
         code = asyncio.run(_run(target, registry_options, options, output, set(fail_on), recording))
     except BaseException:
@@ -183,7 +211,12 @@ def registry_scan_options(
 
 
 def _start_recording(
-    db: str, kind: str, target: str, shard: tuple[int, int] | None = None, run_group: str | None = None
+    db: str,
+    kind: str,
+    target: str,
+    shard: tuple[int, int] | None = None,
+    run_group: str | None = None,
+    policy_version: str | None = None,
 ) -> ScanRecording:
     from sigscope.cli.record import ScanRecording
 
@@ -199,6 +232,7 @@ def _start_recording(
         params=click.get_current_context().params,
         shard=shard,
         run_group=run_group,
+        policy_version=policy_version,
     )
 
 

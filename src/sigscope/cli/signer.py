@@ -26,14 +26,15 @@ def signer_group() -> None:
     multiple=True,
     required=True,
     metavar="NAME=KEYSPEC",
-    help="Serve KEYSPEC (a private key file) as NAME, repeatable.",
+    help="Serve KEYSPEC as NAME, repeatable: a private key file, or a pkcs11: URI (PIN: pin-source=file:).",
 )
 @click.option(
     "--cert",
     "certs",
     multiple=True,
     metavar="NAME=CHAIN.pem",
-    help="PEM certificate chain (leaf first) handed out with key NAME, repeatable.",
+    help="PEM certificate chain (leaf first) handed out with key NAME, repeatable. A token key's own "
+    "certificate leads without it; CHAIN may then hold intermediates…root.",
 )
 @password_file_option
 @click.option(

@@ -20,57 +20,19 @@ from sigscope.errors import EXIT_FAILED, UsageError
 from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.model import Signature
 from sigscope.oci.client import RegistryOptions
-from sigscope.oci.reference import ImageReference
+from sigscope.policy.document import Rule
+from sigscope.policy.engine import Decision, context, judge_rule
+from sigscope.policy.flags import NOTATION, SIGNATURES, flags_rule
 from sigscope.report.cells import printable
 from sigscope.report.results import print_results
-from sigscope.scan.registry import ScanOptions
 from sigscope.sign import parse_annotations
+from sigscope.trust.apply import TrustSet
 from sigscope.trust.certs import utcnow
-from sigscope.verify import Policy, Verdict, verify
+from sigscope.verify import Policy, Verdict
 
 if TYPE_CHECKING:  # the notation and revocation machinery loads only for --notation-config
     from sigscope.sources.revocation import FetchOptions
     from sigscope.trust.notation_verify import NotationVerdict
-
-
-def _notation_verdict(
-    image: str,
-    digest: str,
-    signatures: list[Signature],
-    trust: TrustMaterial,
-    max_signatures: int,
-    revocation: RevocationOptions | None = None,
-) -> NotationVerdict | None:
-    """Notary Project signatures judged by the notation trust policy (trust/notation_verify.py), with the
-    OCSP/CRL evidence their chains need fetched first (sources/revocation.py)."""
-    if trust.notation is None:
-        return None
-    from sigscope.oci.reference import parse_image
-    from sigscope.sources.revocation import collect_evidence
-    from sigscope.trust.notation_policy import TrustPolicyError
-    from sigscope.trust.notation_verify import NOTATION_FORMATS, revocation_targets, verify_image
-
-    parsed = parse_image(image)
-    scope = f"{parsed.registry}/{parsed.repository}" if isinstance(parsed, ImageReference) else None
-    now = utcnow()
-    revocation = revocation or RevocationOptions()
-    try:
-        statement = trust.notation.policy.select(scope)
-        candidates = [s for s in signatures if s.format in NOTATION_FORMATS][:max_signatures]
-        targets = [t for s in candidates for t in revocation_targets(s, statement, trust.notation.store, now)]
-        evidence = collect_evidence(targets, now, revocation.fetch_options())
-        return verify_image(
-            image,
-            digest,
-            scope,
-            signatures,
-            trust.notation,
-            now,
-            max_signatures=max_signatures,
-            revocation=evidence,
-        )
-    except TrustPolicyError as exc:
-        raise UsageError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -263,29 +225,27 @@ def verify_cmd(
         annotations=parse_annotations(annotations),
         signed_identity=signed_identity,
     )
-    scan = ScanOptions(
-        now=utcnow(),
-        registries_d=trust.registries_d,
-        lookaside_timeout=registry_options.timeout,
-        keys=trust.keys,
-        gpg_keyring=trust.gpg_keyring,
-        certificates=trust.certificates,
-        timestamps=trust.timestamps,
-    )
-    with waiting(f"Verifying {image}"):
-        identity, digest, signatures = asyncio.run(discover(image, registry_options, scan))
+    material = TrustSet(trust.keys, trust.gpg_keyring, trust.certificates, trust.notation, trust.timestamps)
+    rule = flags_rule(material, policy, registries_d=trust.registries_d, max_signatures=max_signatures)
     revocation = RevocationOptions(revocation_timeout, crl_cache, use_cache=not no_crl_cache)
-    notation = _notation_verdict(image, digest, signatures, trust, max_signatures, revocation)
-    if notation is not None and not trust.keys and trust.gpg_keyring is None and trust.certificates is None:
+    with waiting(f"Verifying {image}"):
+        decision = asyncio.run(_decide(rule, image, registry_options, revocation))
+    results = {r.name: r for r in decision.authorities}
+    for result in results.values():
+        if result.error:
+            raise UsageError(result.error)
+    notation: NotationVerdict | None = results[NOTATION].detail if NOTATION in results else None
+    if SIGNATURES not in results:
         # Only notation trust material: the Notary verdict is the whole answer.
+        assert notation is not None
         if output == "json":
             click.echo(json.dumps(notation.to_json(), indent=2))
         else:
             _print_notation(notation)
-        if not notation.verified:
+        if not decision.allowed:
             sys.exit(EXIT_FAILED)
         return
-    verdict = verify(identity, digest, signatures, policy)
+    verdict: Verdict = results[SIGNATURES].detail
     if output == "json":
         out = verdict.to_json()
         if notation is not None:
@@ -295,5 +255,18 @@ def verify_cmd(
         _print_pretty(verdict)
         if notation is not None:
             _print_notation(notation)
-    if not verdict.verified or (notation is not None and not notation.verified):
+    if not decision.allowed:
         sys.exit(EXIT_FAILED)
+
+
+async def _decide(
+    rule: Rule, image: str, registry_options: RegistryOptions, revocation: RevocationOptions
+) -> Decision:
+    """verify's one-rule policy through the policy engine: discovery without trust material, then each
+    authority judges its copy of the records."""
+    from sigscope.policy.decide import notation_evidence, scan_options
+
+    now = utcnow()
+    _, digest, signatures = await discover(image, registry_options, scan_options(rule, registry_options, now))
+    evidence = await notation_evidence(rule, image, digest, signatures, now, revocation.fetch_options())
+    return judge_rule(rule, context(image, digest, signatures, now, evidence), "")

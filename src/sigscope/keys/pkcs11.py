@@ -33,7 +33,13 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, To
 
 from sigscope.errors import SigscopeError, UsageError
 from sigscope.keys.pkcs11_uri import Pkcs11Uri, Pkcs11UriError, parse_uri
-from sigscope.keys.signer import KeyFormatError, algorithm_name, check_signing_key, curve_name
+from sigscope.keys.signer import (
+    KeyFormatError,
+    algorithm_name,
+    check_signing_key,
+    curve_name,
+    same_public_key,
+)
 
 PIN_ENV = ("SIGSCOPE_PKCS11_PIN", "COSIGN_PKCS11_PIN")
 MODULE_ENV = "SIGSCOPE_PKCS11_MODULE"
@@ -287,6 +293,10 @@ def open_session(
         )
     try:
         return token.open(rw=rw, user_pin=pin)
+    except pkcs11.UserAlreadyLoggedIn:
+        # Login is per process and token, not per session: another key on this token (a service serving
+        # two) logged in already, and every new session shares that state.
+        return open_session(token, info, None, rw=rw, login=False)
     except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange):
         raise Pkcs11PinError(f"wrong PIN for PKCS#11 token {info.label}") from None
     except pkcs11.PinLocked:
@@ -423,13 +433,6 @@ def _certificate(obj: Any) -> x509.Certificate | None:
         return None
 
 
-def _same_key(a: PublicKeyTypes, b: PublicKeyTypes) -> bool:
-    from cryptography.hazmat.primitives import serialization
-
-    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
-
-
 def key_material(session: Any, key: Any) -> tuple[PublicKeyTypes, x509.Certificate | None]:
     """The public key of `key` (its public object, else its certificate, else the private object's public
     attributes) and the certificate beside it whose key is that key, if any."""
@@ -449,7 +452,7 @@ def key_material(session: Any, key: Any) -> tuple[PublicKeyTypes, x509.Certifica
             "the token holds no public key for this private key (no public object, certificate "
             "or public attributes with the same id)"
         )
-    matching = [c for c in certificates if _same_key(c.public_key(), public)]
+    matching = [c for c in certificates if same_public_key(c.public_key(), public)]
     return public, (matching[0] if matching else None)
 
 
@@ -645,7 +648,9 @@ def _key_entry(session: Any, obj: Any, private: bool) -> TokenKey:
     elif isinstance(public, rsa.RSAPublicKey):
         size = public.key_size
     certs = [c for c in (_certificate(o) for o in _siblings(session, obj, ObjectClass.CERTIFICATE)) if c]
-    has_cert = any(_same_key(c.public_key(), public) for c in certs) if public is not None else bool(certs)
+    has_cert = (
+        any(same_public_key(c.public_key(), public) for c in certs) if public is not None else bool(certs)
+    )
     return TokenKey(
         label=str(_attr(obj, Attribute.LABEL, "") or ""),
         id=bytes(_attr(obj, Attribute.ID, b"") or b""),

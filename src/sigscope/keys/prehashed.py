@@ -105,6 +105,14 @@ def sign_digest(key: PrivateKeyTypes, digest: bytes, name: str) -> bytes:
             f"{name} signs a {hash_algorithm.digest_size}-byte digest, not {len(digest)}"
         )
     scheme, _ = split(name)
+    return sign_checked(key, digest, scheme, hash_algorithm)
+
+
+def sign_checked(
+    key: PrivateKeyTypes, digest: bytes, scheme: str, hash_algorithm: hashes.HashAlgorithm
+) -> bytes:
+    """:func:`sign_digest` once the caller has checked the algorithm against `key` and the digest's length
+    (a signing service does so once per key, not per request)."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return key.sign(digest, ec.ECDSA(Prehashed(hash_algorithm)))
     assert isinstance(key, rsa.RSAPrivateKey)

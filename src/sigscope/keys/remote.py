@@ -169,6 +169,10 @@ class RemoteSigner:
     def public_key(self) -> PublicKeyTypes:
         return self._public_key
 
+    def certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The chain the service hands out with the key (`GET /v1/keys/NAME`), leaf first; may be empty."""
+        return self.chain
+
     def sign(self, data: bytes) -> bytes:
         return self.sign_digest(prehashed.digest_of(data, prehashed.default(self._public_key)), None)
 

@@ -7,6 +7,7 @@ ECDSA, PKCS#1 v1.5 RSA, raw Ed25519). Everything that signs goes through :class:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -157,3 +158,22 @@ class FileSigner:
 
     def __repr__(self) -> str:
         return f"FileSigner({self._algorithm})"
+
+
+def same_public_key(a: PublicKeyTypes, b: PublicKeyTypes) -> bool:
+    """Whether two public keys are the same key (their SubjectPublicKeyInfo DER)."""
+    from cryptography.hazmat.primitives import serialization
+
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
+
+
+def chain_for_key(
+    public: PublicKeyTypes, kept: Sequence[x509.Certificate], given: Sequence[x509.Certificate]
+) -> tuple[x509.Certificate, ...]:
+    """A key's certificate chain, leaf first: `given` when it starts with the key's own certificate, else the
+    certificates the key's home keeps (`kept`: a token's, a signing service's) followed by `given`
+    (intermediates…root: a token usually keeps only the leaf). Callers check the leaf is the key's."""
+    if given and same_public_key(given[0].public_key(), public):
+        return tuple(given)
+    return (*kept, *given)

@@ -5,7 +5,8 @@ notation runs `notation-sigscope COMMAND` with a JSON request on stdin and reads
 key file path, a `pkcs11:` URI or `remote+https://HOST:PORT/NAME`. pluginConfig (`notation key add
 --plugin-config k=v`, `notation sign --plugin-config k=v`) carries:
 
-  certificate_chain   PEM chain of the key, leaf first (a remote key's own chain is used when absent)
+  certificate_chain   PEM chain of the key, leaf first; or, for a key whose home keeps its certificate (a
+                      token's, a signing service's), the rest of the chain (intermediates…root)
   password_file       the key file's password (else $SIGSCOPE_PASSWORD / $COSIGN_PASSWORD)
   signer_ca, signer_cert, signer_key, signer_token_file, signer_timeout   as the --signer-* flags
 """
@@ -104,21 +105,24 @@ def _key_spec(signer: HashSigner) -> p.KeySpec:
     return spec
 
 
-def _chain(signer: HashSigner, config: Mapping[str, str]) -> list[x509.Certificate]:
+def _chain(signer: HashSigner, config: Mapping[str, str]) -> tuple[x509.Certificate, ...]:
+    """certificate_chain when it starts with the key's certificate; else the certificate the key's home keeps
+    (a token's, a signing service's) followed by certificate_chain (intermediates…root)."""
+    from sigscope.keys.signer import CertifiedSigner, chain_for_key, same_public_key
+
+    given: list[x509.Certificate] = []
     path = config.get("certificate_chain")
     if path is not None:
         from sigscope.keys.files import load_certificates_file
 
-        chain = load_certificates_file(path, "pluginConfig certificate_chain")
-    else:
-        chain = list(getattr(signer, "chain", ()))
+        given = load_certificates_file(path, "pluginConfig certificate_chain")
+    kept = signer.certificate_chain() if isinstance(signer, CertifiedSigner) else ()
+    chain = chain_for_key(signer.public_key(), kept, given)
     if not chain:
         raise p.PluginError(
             p.VALIDATION_ERROR, "no certificate chain: set pluginConfig certificate_chain=PEM"
         )
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if chain[0].public_key().public_bytes(der, spki) != signer.public_key().public_bytes(der, spki):
+    if not same_public_key(chain[0].public_key(), signer.public_key()):
         raise p.PluginError(p.VALIDATION_ERROR, "the certificate chain's leaf is not the key's certificate")
     return chain
 
@@ -126,7 +130,7 @@ def _chain(signer: HashSigner, config: Mapping[str, str]) -> list[x509.Certifica
 def metadata() -> dict[str, Any]:
     return {
         "name": p.PLUGIN_NAME,
-        "description": "Signs with sigscope keys: key files, remote+https:// signing services",
+        "description": "Signs with sigscope keys: key files, PKCS#11 tokens, remote+https:// services",
         "version": __version__,
         "url": "https://github.com/sigscope/sigscope",
         "supportedContractVersions": [p.CONTRACT_VERSION],

@@ -55,7 +55,8 @@ async def notation_evidence(
         except TrustPolicyError:
             continue  # the authority reports it
         store = authority.notation.store
-        targets = [t for s in candidates for t in revocation_targets(s, statement, store, now)]
+        chosen = candidates[: authority.max_signatures]
+        targets = [t for s in chosen for t in revocation_targets(s, statement, store, now)]
         evidence[authority.name] = await gather_evidence(targets, now, options)
     return evidence
 
@@ -83,10 +84,29 @@ async def decide(
     assert rule is not None
     target = image if digest is None else at_digest(image, digest)
     _, resolved, signatures = await discover(target, options, scan_options(rule, options, now))
+    return await decide_discovered(policy, image, resolved, signatures, now=now, revocation=revocation)
+
+
+async def decide_discovered(
+    policy: LoadedPolicy,
+    image: str,
+    digest: str,
+    signatures: list[Signature],
+    *,
+    now: datetime,
+    revocation: FetchOptions | None = None,
+) -> Decision:
+    """The decision over records already discovered without trust material (a registry scan discovers each
+    image once): notation revocation evidence is fetched, then the pure engine evaluates."""
+    match = policy.match(image)
+    if match.kind != "rule":
+        return matched_decision(policy, image, match, digest)
+    rule = match.rule
+    assert rule is not None
     evidence: Mapping[str, RevocationEvidence] = await notation_evidence(
-        rule, image, resolved, signatures, now, revocation
+        rule, image, digest, signatures, now, revocation
     )
-    return judge_rule(rule, context(image, resolved, signatures, now, evidence), policy.version)
+    return judge_rule(rule, context(image, digest, signatures, now, evidence), policy.version)
 
 
 def decide_sync(

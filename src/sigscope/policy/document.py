@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sigscope.errors import SigscopeError
+from sigscope.formats.notation import DEFAULT_MAX_SIGNATURES
 from sigscope.policy.conditions import Condition, ConditionError
 from sigscope.policy.match import ImageName, Pattern, compile_pattern, pattern_problem
 from sigscope.policy.parse import DocumentError, read_document
-from sigscope.policy.schema import SCHEMA, SIGNATURE_KINDS
+from sigscope.policy.schema import ATTESTATION_SIGNERS, SCHEMA, SIGNATURE_KINDS
 from sigscope.trust.apply import TrustSet
 from sigscope.verify import Policy as SignaturePolicy
 
@@ -43,8 +44,14 @@ class PolicyError(SigscopeError):
 @dataclass(frozen=True)
 class AttestationSpec:
     predicate_type: str
-    by: tuple[str, ...]
+    # who may sign it: the name of a key/keyless/certificate authority of the rule, or an inline signer
+    # (an Authority of its own, never counted toward the threshold)
+    by: tuple[str | Authority, ...]
     conditions: tuple[Condition, ...]
+
+    @property
+    def signers_text(self) -> str:
+        return ", ".join(item if isinstance(item, str) else item.describe for item in self.by)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Authority:
     containers_files: Mapping[str, bytes | str] = field(default_factory=dict)
     registries_d: RegistriesD | None = None
     attestation: AttestationSpec | None = None
+    max_signatures: int = DEFAULT_MAX_SIGNATURES  # Notary Project signatures evaluated at most
+    required: bool = False  # satisfied besides the threshold (which counts only the others)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,11 @@ class Rule:
 
     def authority(self, name: str) -> Authority | None:
         return next((a for a in self.authorities if a.name == name), None)
+
+    @property
+    def counted(self) -> int:
+        """Authorities the threshold counts: those not marked required."""
+        return sum(not a.required for a in self.authorities)
 
     @property
     def registries_d(self) -> RegistriesD | None:
@@ -199,6 +213,17 @@ def _describe(error: Any) -> list[str]:
         missing = [name for name in error.validator_value if name not in instance]
         prefix = "" if where == "(document)" else f"{where}."
         return [f"{prefix}{name}: required" for name in missing]
+    if (
+        kind == "anyOf"
+    ):  # an attestation's `by` item: a name, or an inline signer (report what is wrong in it)
+        if isinstance(instance, dict):
+            inner = [
+                e for e in error.context or () if e.relative_schema_path and e.relative_schema_path[0] == 1
+            ]
+            found = sorted({text for e in inner for text in _describe(e)})
+            if found:
+                return found
+        return [f"{where}: must be an authority name or a signer ({{key|keyless|certificate: …}})"]
     if kind == "oneOf" and all("required" in option for option in error.validator_value):
         names = [option["required"][0] for option in error.validator_value]
         given = [n for n in names if isinstance(instance, dict) and n in instance]
@@ -257,6 +282,22 @@ class Reference:
 def references(document: Any, base: Path) -> list[Reference]:
     """Every trust file and directory a schema-valid document names, in document order."""
     found: list[Reference] = []
+
+    def signer(at: str, spec: dict[str, Any]) -> None:
+        """The files of a key, keyless or certificate signer at `at` (an authority or an inline `by`)."""
+
+        def add(where: str, value: str) -> None:
+            found.append(Reference(f"{at}.{where}", base / value))
+
+        if "key" in spec and "path" in spec["key"]:
+            add("key.path", spec["key"]["path"])
+        if "keyless" in spec:
+            add("keyless.trustedRoot", spec["keyless"]["trustedRoot"])
+        if "certificate" in spec:
+            add("certificate.roots", spec["certificate"]["roots"])
+            for i, path in enumerate(spec["certificate"].get("intermediates", [])):
+                add(f"certificate.intermediates[{i}]", path)
+
     for r, rule in enumerate(document.get("rules", [])):
         for a, authority in enumerate(rule.get("authorities", [])):
             at = f"rules[{r}].authorities[{a}]"
@@ -264,15 +305,10 @@ def references(document: Any, base: Path) -> list[Reference]:
             def add(where: str, value: str, directory: bool = False) -> None:
                 found.append(Reference(f"{at}.{where}", base / value, directory))  # noqa: B023
 
-            if "key" in authority and "path" in authority["key"]:
-                add("key.path", authority["key"]["path"])
-            if "keyless" in authority:
-                add("keyless.trustedRoot", authority["keyless"]["trustedRoot"])
-            if "certificate" in authority:
-                spec = authority["certificate"]
-                add("certificate.roots", spec["roots"])
-                for i, path in enumerate(spec.get("intermediates", [])):
-                    add(f"certificate.intermediates[{i}]", path)
+            signer(at, authority)
+            for b, item in enumerate(authority.get("attestation", {}).get("by", [])):
+                if isinstance(item, dict):
+                    signer(f"{at}.attestation.by[{b}]", item)
             if "notation" in authority:
                 add("notation.trustPolicy", authority["notation"]["trustPolicy"])
                 add("notation.trustStore", authority["notation"]["trustStore"], True)
@@ -371,7 +407,9 @@ class _Builder:
         return found
 
     def authority(self, where: str, raw: dict[str, Any]) -> Authority | None:
-        kind = next(k for k in raw if k not in ("name", "annotations", "exactReference", "signedIdentity"))
+        kind = next(
+            k for k in raw if k not in ("name", "annotations", "exactReference", "signedIdentity", "required")
+        )
         spec = raw[kind]
         at = f"{where}.{kind}"
         extras = [k for k in ("annotations", "exactReference", "signedIdentity") if k in raw]
@@ -389,7 +427,13 @@ class _Builder:
                 )
             except SigscopeError as exc:
                 self.error(f"{where}.signedIdentity", exc.message)
-        common = {"name": raw["name"], "kind": kind, "where": where, "signature_policy": signature_policy}
+        common = {
+            "name": raw["name"],
+            "kind": kind,
+            "where": where,
+            "signature_policy": signature_policy,
+            "required": bool(raw.get("required", False)),
+        }
         if kind == "key":
             from sigscope.trust.keys import KeyError_, load_public_key
 
@@ -505,7 +549,15 @@ class _Builder:
             except ConditionError as exc:
                 field_name = "matches" if str(exc).startswith("matches") else "path"
                 self.error(f"{at}.conditions[{i}].{field_name}", str(exc).removeprefix("matches: "))
-        attestation = AttestationSpec(spec["predicateType"], tuple(spec["by"]), tuple(conditions))
+        by: list[str | Authority] = []
+        for b, item in enumerate(spec["by"]):
+            if isinstance(item, str):
+                by.append(item)
+                continue
+            inline = self.authority(f"{at}.by[{b}]", {"name": f"by-{b}", **item})
+            if inline is not None:
+                by.append(inline)
+        attestation = AttestationSpec(spec["predicateType"], tuple(by), tuple(conditions))
         return Authority(describe=spec["predicateType"], attestation=attestation, **common)
 
     def rule(self, r: int, raw: dict[str, Any]) -> Rule:
@@ -525,9 +577,13 @@ class _Builder:
             )
         if static is None and not listed:
             self.error(where, "needs authorities (or static: allow|deny)")
-        threshold = raw.get("threshold", 1)
-        if listed and threshold > len(listed):
-            self.error(f"{where}.threshold", f"{threshold} exceeds the rule's {len(listed)} authorities")
+        counted = sum(not spec.get("required", False) for spec in listed)
+        threshold = raw.get("threshold", min(1, counted))
+        if listed and threshold > counted:
+            not_required = " not marked required" if counted < len(listed) else ""
+            self.error(
+                f"{where}.threshold", f"{threshold} exceeds the rule's {counted} authorities{not_required}"
+            )
         authorities: list[Authority] = []
         seen: dict[str, int] = {}
         for a, spec in enumerate(listed):
@@ -542,12 +598,17 @@ class _Builder:
             if "attestation" not in spec:
                 continue
             for b, name in enumerate(spec["attestation"]["by"]):
+                if not isinstance(name, str):
+                    continue  # an inline signer
                 target = next((x for x in listed if x["name"] == name), None)
                 at = f"{where}.authorities[{a}].attestation.by[{b}]"
                 if target is None:
                     self.error(at, f"no authority {name!r} in this rule")
-                elif "key" not in target:
-                    self.error(at, f"{name!r} is not a key authority (attestations are verified with keys)")
+                elif not any(kind in target for kind in ATTESTATION_SIGNERS):
+                    self.error(
+                        at,
+                        f"{name!r} is not a key, keyless or certificate authority (what signs attestations)",
+                    )
         dirs = {
             str(spec[k]["registriesD"])
             for spec in listed

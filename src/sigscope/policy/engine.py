@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sigscope.model import Signature
 from sigscope.oci.reference import ImageReference, LayoutReference, parse_image
-from sigscope.policy.document import Authority, LoadedPolicy, Match, Rule
+from sigscope.policy.document import AttestationSpec, Authority, LoadedPolicy, Match, Rule
 from sigscope.report.escape import printable
 from sigscope.scan.registry import verify_threads
 from sigscope.trust.apply import TrustSet, apply_trust, fresh_copy
@@ -194,6 +194,7 @@ def _notation_authority(authority: Authority, ctx: Context) -> AuthorityResult:
             ctx.signatures,
             authority.notation,
             ctx.now,
+            max_signatures=authority.max_signatures,
             revocation=ctx.revocation.get(authority.name),
         )
     except TrustPolicyError as exc:
@@ -218,42 +219,50 @@ def _containers_authority(authority: Authority, ctx: Context) -> AuthorityResult
     return AuthorityResult(authority.name, authority.kind, verdict.accepted, verdict.reason, checks, verdict)
 
 
+def _attestation_signers(spec: AttestationSpec, rule: Rule) -> list[tuple[str, TrustSet]]:
+    """(who, trust) for each signer `by` allows: a named authority's trust alternatives or an inline one's."""
+    out: list[tuple[str, TrustSet]] = []
+    for item in spec.by:
+        signer = rule.authority(item) if isinstance(item, str) else item
+        if signer is not None:
+            out.extend((item if isinstance(item, str) else signer.describe, t) for t in signer.trusts)
+    return out
+
+
 def _attestation_authority(authority: Authority, rule: Rule, ctx: Context) -> AuthorityResult:
-    from sigscope.attest import is_attestation, judge_attestation
+    from sigscope.attest import is_attestation, judge_attestation_by
 
     spec = authority.attestation
     assert spec is not None
-    keys = [
-        key
-        for name in spec.by
-        if (by := rule.authority(name)) is not None
-        for trust in by.trusts
-        for key in trust.keys
-    ]
+    signers = _attestation_signers(spec, rule)
     candidates = [s for s in ctx.signatures if is_attestation(s, spec.predicate_type)]
     checks: list[dict[str, Any]] = []
     why: list[str] = []
     for sig in candidates:
-        judged = judge_attestation(sig, ctx.digest, keys, spec.predicate_type)
-        entry = judged.to_json()
-        entry.pop("statement", None)  # the predicate can be large (an SBOM); the conditions say what mattered
-        checks.append(entry)
-        if not judged.satisfied:
-            why.append(judged.reason)
-            continue
-        predicate = (judged.statement or {}).get("predicate")
-        results = [c.holds(predicate) for c in spec.conditions]
-        entry["conditions"] = [{"passed": ok, "detail": detail} for ok, detail in results]
-        failed = [detail for ok, detail in results if not ok]
-        if not failed:
-            held = f"; {len(results)} condition(s) hold" if results else ""
-            reason = f"{spec.predicate_type} attested by {', '.join(spec.by)}{held}"
-            return AuthorityResult(authority.name, authority.kind, True, reason, checks)
-        why.append("condition failed: " + failed[0])
+        for who, trust in signers:
+            judged = judge_attestation_by(sig, ctx.digest, trust, ctx.scope, ctx.now, spec.predicate_type)
+            entry = judged.to_json()
+            entry.pop(
+                "statement", None
+            )  # the predicate can be large (an SBOM); the conditions say what mattered
+            entry["by"] = who
+            checks.append(entry)
+            if not judged.satisfied:
+                why.append(judged.reason)
+                continue
+            predicate = (judged.statement or {}).get("predicate")
+            results = [c.holds(predicate) for c in spec.conditions]
+            entry["conditions"] = [{"passed": ok, "detail": detail} for ok, detail in results]
+            failed = [detail for ok, detail in results if not ok]
+            if not failed:
+                held = f"; {len(results)} condition(s) hold" if results else ""
+                reason = f"{spec.predicate_type} attested by {who}{held}"
+                return AuthorityResult(authority.name, authority.kind, True, reason, checks)
+            why.append("condition failed: " + failed[0])
     if not candidates:
         reason = f"no {spec.predicate_type} attestation found"
     else:
-        reason = f"no {spec.predicate_type} attestation by {', '.join(spec.by)} holds ({why[0]})"
+        reason = f"no {spec.predicate_type} attestation by {spec.signers_text} holds ({why[0]})"
     return AuthorityResult(authority.name, authority.kind, False, reason, checks)
 
 
@@ -273,15 +282,24 @@ def judge_authority(authority: Authority, rule: Rule, ctx: Context) -> Authority
 def judge_rule(rule: Rule, ctx: Context, version: str) -> Decision:
     """Every authority of `rule` judged; threshold distinct authorities satisfied allow, else mode decides."""
     results = [judge_authority(a, rule, ctx) for a in rule.authorities]
-    good = [r for r in results if r.satisfied]
-    passed = len(good) >= rule.threshold
+    required = {a.name for a in rule.authorities if a.required}
+    good = [r for r in results if r.satisfied and r.name not in required]
+    missing = [r for r in results if r.name in required and not r.satisfied]
+    passed = len(good) >= rule.threshold and not missing
     count = f"{len(good)} of {rule.threshold} required authorit{'y' if rule.threshold == 1 else 'ies'}"
     if passed:
-        reason = f"{count} satisfied: " + ", ".join(f"{r.name}: {r.reason}" for r in good)
+        held = [r for r in results if r.satisfied and (r in good or r.name in required)]
+        head = f"{count} satisfied" if rule.threshold else "every required authority satisfied"
+        reason = f"{head}: " + ", ".join(f"{r.name}: {r.reason}" for r in held)
         decision = "allow"
     else:
         failing = "; ".join(f"{r.name}: {r.reason}" for r in results if not r.satisfied)
-        reason = f"no authority satisfied: {failing}" if not good else f"{count} satisfied; {failing}"
+        if not any(r.satisfied for r in results):
+            reason = f"no authority satisfied: {failing}"
+        elif missing and len(good) >= rule.threshold:
+            reason = f"required authority not satisfied: {failing}"
+        else:
+            reason = f"{count} satisfied; {failing}"
         decision = "warn" if rule.mode == "warn" else "deny"
     return Decision(
         image=ctx.image,

@@ -76,6 +76,8 @@ def normalise_pattern(text: str) -> str:
     if text.startswith("oci:"):
         return text
     first, slash, rest = text.partition("/")
+    if "**" in first:
+        return text  # it spans registries (`**` alone is every image): no Docker Hub spelling to add
     if not slash or not (_HOSTLIKE.fullmatch(first) or "*" in first):
         first, rest = "docker.io", text
     if first == "index.docker.io":

@@ -89,7 +89,9 @@ _KINDS: dict[str, dict[str, Any]] = {
         "required": ["predicateType", "by"],
         "properties": {
             "predicateType": {"type": "string", "minLength": 1},
-            "by": {"type": "array", "minItems": 1, "items": _NAME},
+            # an authority of the rule (key, keyless or certificate), or a signer of its own that does not
+            # count toward the threshold: {key: …}, {keyless: …} or {certificate: …}
+            "by": {"type": "array", "minItems": 1, "items": {"anyOf": [_NAME, {"$ref": "#/$defs/signer"}]}},
             "conditions": {
                 "type": "array",
                 "items": {
@@ -110,6 +112,14 @@ _KINDS: dict[str, dict[str, Any]] = {
     },
 }
 AUTHORITY_KINDS = tuple(_KINDS)
+# What may sign an attestation: an inline `by` item is one of these.
+ATTESTATION_SIGNERS = ("key", "keyless", "certificate")
+_SIGNER = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {kind: _KINDS[kind] for kind in ATTESTATION_SIGNERS},
+    "oneOf": _exactly_one(*ATTESTATION_SIGNERS),
+}
 # What a signature authority may add to each signature's policy checks (verify's -a, --exact-reference,
 # --signed-identity).
 SIGNATURE_KINDS = ("key", "keyless", "certificate", "gpg")
@@ -124,6 +134,8 @@ _AUTHORITY = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
         "exactReference": {"type": "boolean"},
         "signedIdentity": {"type": "string", "minLength": 1},
+        # must be satisfied besides the threshold, which counts only the authorities not marked required
+        "required": {"type": "boolean"},
     },
     "oneOf": _exactly_one(*_KINDS),
 }
@@ -161,4 +173,5 @@ SCHEMA: dict[str, Any] = {
         },
         "rules": {"type": "array", "items": _RULE},
     },
+    "$defs": {"signer": _SIGNER},
 }

@@ -34,7 +34,7 @@ STYLE = (
     ".b-verified{background:#1e7f4f}.b-integrity-ok{background:#1f6f8b}.b-unverified{background:#a86b00}"
     ".b-untrusted,.b-rejected{background:#b4432f}.b-invalid,.b-error{background:#a3121f}"
     ".b-unsigned{background:#e5e7eb;color:#374151}.b-expired{background:#a3121f}.b-soon{background:#a86b00}"
-    ".b-allow{background:#1e7f4f}.b-deny{background:#a3121f}"
+    ".b-allow{background:#1e7f4f}.b-deny{background:#a3121f}.b-warn{background:#9a6700}"
     ".fmt{display:inline-block;padding:0 6px;margin:1px 2px 1px 0;border:1px solid #9db3d6;"
     "border-radius:4px;background:#eef4ff;font-size:12px;white-space:nowrap}"
     ".muted{color:#6b7280}.bad{color:#a3121f;font-weight:600}"
@@ -66,7 +66,11 @@ STATUS_WORDS = (
 def badge(word: str, kind: str | None = None) -> str:
     """A status (or other word) as a coloured badge; an unknown word gets the neutral colour, and its text
     is escaped (statuses are ours, but decisions and flags may come from a policy)."""
-    cls = f"b-{kind or word}" if (kind or word) in (*STATUS_WORDS, "expired", "soon", "allow", "deny") else ""
+    cls = (
+        f"b-{kind or word}"
+        if (kind or word) in (*STATUS_WORDS, "expired", "soon", "allow", "deny", "warn")
+        else ""
+    )
     return f"<span class='badge {cls}'>{escape(word)}</span>"
 
 

@@ -27,6 +27,14 @@ from sigscope.report.cells import (
     shrink_to_fit,
     status_cell,
 )
+from sigscope.report.decisions import (
+    DECISION_STYLE,
+    POLICY_COLUMNS,
+    decision_word,
+    policy_columns,
+    policy_note,
+    sarif_policy_problem,
+)
 from sigscope.report.records import FORMAT_COLUMNS, format_marks, signature_entry, signer_names
 from sigscope.report.scaffold import (
     TOOL,
@@ -54,6 +62,7 @@ STATUS_STYLE = {
     "verified": "bold green",
     "unsigned": "dim",
     "error": "bold red",
+    "unchecked": "dim",  # --policy decided it by name: its signatures were not looked for
 }
 # The longest status word (integrity-ok): a status is never cut.
 STATUS_WIDTH = max(len(status) for status in STATUS_STYLE)
@@ -83,6 +92,8 @@ class Renderer(Protocol):
 def image_status(result: ImageResult) -> str:
     if result.error:
         return "error"
+    if not result.discovered:
+        return "unchecked"
     worst = worst_status(result.signatures)
     return str(worst) if worst is not None else "unsigned"
 
@@ -105,6 +116,8 @@ def _details(result: ImageResult) -> list[str]:
         f"{s.format} {s.location}: {s.reason}" for s in result.signatures if s.status is Status.INVALID
     ]
     details += [f"{a.artifact_type} ({'signed' if a.signed else 'unsigned'})" for a in result.attachments]
+    if result.decision is not None and result.decision.decision != "allow":
+        details.append(result.decision.reason)
     return [d for d in details if d]
 
 
@@ -116,7 +129,8 @@ def _notes(result: ImageResult) -> list[tuple[str, str]]:
         for s in result.signatures
         if s.status is Status.INVALID
     ]
-    return notes
+    note = policy_note(result)
+    return notes + ([note] if note else [])
 
 
 def print_note(console: Console, kind: str, path: str, text: str, *, whole: bool = False) -> None:
@@ -158,10 +172,11 @@ class TableRenderer:
     every value whole, one row per line, never wrapped (see `print_whole`); on a terminal too narrow for it,
     its Details column moves beneath the table when that is enough to fit."""
 
-    def __init__(self, console: Console, source: str, *, wide: bool) -> None:
+    def __init__(self, console: Console, source: str, *, wide: bool, policy: bool = False) -> None:
         self.console = console
         self.source = source
         self.wide = wide
+        self.policy = policy  # a Policy column: the decision and its rule
         self.results: list[ImageResult] = []
 
     def add(self, result: ImageResult) -> None:
@@ -185,6 +200,8 @@ class TableRenderer:
                 table.add_column(column.capitalize(), justify="center", no_wrap=True)
         table.add_column("Signer")
         table.add_column("Status", no_wrap=True, min_width=STATUS_WIDTH)
+        if self.policy:
+            table.add_column("Policy")
         for result in self._sorted():
             marks = format_marks(result)
             name = Fit(result.path if not result.parent else f"  └ {result.platform or result.digest}")
@@ -198,9 +215,12 @@ class TableRenderer:
             cells.append(Fit(", ".join(signer_names(result)), where="end"))
             status = image_status(result)
             cells.append(status_cell(status, STATUS_STYLE.get(status, ""), _flags(result), stacked=compact))
+            if self.policy:
+                cells.append(_policy_cell(result))
             table.add_row(*cells)
         path_floor, name_floor = FLOORS[compact]
-        return table, {0: (3, path_floor), len(table.columns) - 2: (2, name_floor)}
+        signer = len(table.columns) - (3 if self.policy else 2)
+        return table, {0: (3, path_floor), signer: (2, name_floor)}
 
     def _wide(self, *, details: bool) -> Table:
         table = Table()
@@ -209,6 +229,8 @@ class TableRenderer:
             table.add_column(name, no_wrap=True, justify="center" if name in centered else "left")
         table.add_column("Platform", no_wrap=True)
         table.add_column("Status", no_wrap=True)
+        if self.policy:
+            table.add_column("Policy", no_wrap=True)
         if details:
             table.add_column("Details", no_wrap=True)
         for result in self._sorted():
@@ -226,6 +248,8 @@ class TableRenderer:
                 cell(result.platform or ""),
                 status_cell(status, STATUS_STYLE.get(status, ""), _flags(result), stacked=False),
             ]
+            if self.policy:
+                cells.append(_policy_cell(result))
             if details:
                 cells.append(cell("; ".join(_details(result))))
             table.add_row(*cells)
@@ -246,6 +270,11 @@ class TableRenderer:
                 for kind, text in _notes(result):
                     print_note(console, kind, result.path, text)
         console.print(cell(summary.line))
+
+
+def _policy_cell(result: ImageResult) -> Text:
+    decision = result.decision
+    return cell(decision_word(result), style=DECISION_STYLE.get(decision.decision, "") if decision else "")
 
 
 class JSONRenderer:
@@ -320,11 +349,13 @@ CSV_COLUMNS = [
 class CSVRenderer:
     """One row per signature, and one per unsigned or unreadable image, so nothing is silently absent."""
 
-    def __init__(self, out: IO[str]) -> None:
-        self.writer = csv_writer(out, CSV_COLUMNS)
+    def __init__(self, out: IO[str], *, policy: bool = False) -> None:
+        self.policy = policy  # the policy columns appended; without --policy the header is as it always was
+        self.writer = csv_writer(out, CSV_COLUMNS + (POLICY_COLUMNS if policy else []))
 
     def add(self, result: ImageResult) -> None:
         base = {
+            **(policy_columns(result) if self.policy else {}),
             "path": result.path,
             "repository": result.repository,
             "tags": " ".join(result.tags),
@@ -333,7 +364,7 @@ class CSVRenderer:
             "error": "; ".join(([result.error] if result.error else []) + result.problems),
         }
         if not result.signatures:
-            self.writer.writerow({**base, "status": "error" if result.error else "unsigned"})
+            self.writer.writerow({**base, "status": "error" if result.error else image_status(result)})
             return
         for signature in result.signatures:
             cert = signature.signer.certificate if signature.signer else None
@@ -374,12 +405,15 @@ class SARIFRenderer:
         self.results.append(sarif_result(rule, level, message, [location], properties))
 
     def add(self, result: ImageResult) -> None:
+        decided = sarif_policy_problem(result)
+        if decided is not None:
+            self._result(*decided, result)
         if result.error:
             self._result("SIG005", "error", f"{result.path}: {result.error}", result)
             return
         for problem in result.problems:
             self._result("SIG005", "error", f"{result.path}: {problem}", result)
-        if not result.signatures:
+        if not result.signatures and result.discovered:
             self._result("SIG001", "warning", f"{result.path} ({result.digest}) is not signed", result)
         for signature in result.signatures:
             who = signature.signer.display_name if signature.signer else "unknown signer"
@@ -401,9 +435,10 @@ class SARIFRenderer:
 class HTMLRenderer:
     """One self-contained page: counts, signed vs unsigned per repository, and the table."""
 
-    def __init__(self, out: IO[str], source: str) -> None:
+    def __init__(self, out: IO[str], source: str, *, policy: bool = False) -> None:
         self.out = out
         self.source = source
+        self.policy = policy
         self.results: list[ImageResult] = []
 
     def add(self, result: ImageResult) -> None:
@@ -419,11 +454,13 @@ class HTMLRenderer:
         cards = [
             ("images", summary.images),
             ("signed", summary.signed_images),
-            ("unsigned", summary.images - summary.signed_images),
+            ("unsigned", sum(c.unsigned for c in summary.repositories.values())),
             ("signatures", summary.signatures),
             ("invalid", summary.statuses.get("invalid", 0)),
             ("errors", summary.errors),
         ]
+        if self.policy:
+            cards += [("denied by policy", summary.decisions["deny"]), ("warned", summary.decisions["warn"])]
         buf.write(html_cards(cards, e))
         buf.write(
             "</div><section><h2>Signed vs unsigned by repository</h2><table><colgroup>"
@@ -437,41 +474,51 @@ class HTMLRenderer:
                 f"</td><td class='num'>{counts.errors}</td>"
                 f"<td>{share_bar(counts.signed, counts.unsigned, counts.errors)}</td></tr>"
             )
+        policy_col = "<col style='width:10%'>" if self.policy else ""
         buf.write(
-            "</table></section><section><h2>Images</h2><table><colgroup><col style='width:24%'>"
-            "<col style='width:16%'><col style='width:14%'><col style='width:18%'><col style='width:9%'>"
-            "<col style='width:19%'></colgroup><tr><th>Path</th><th>Digest</th><th>Formats</th>"
-            "<th>Signer</th><th>Status</th><th>Details</th></tr>"
+            "</table></section><section><h2>Images</h2><table><colgroup><col style='width:22%'>"
+            "<col style='width:14%'><col style='width:13%'><col style='width:16%'><col style='width:9%'>"
+            f"{policy_col}<col></colgroup><tr><th>Path</th><th>Digest</th><th>Formats</th>"
+            "<th>Signer</th><th>Status</th>"
+            + ("<th>Policy</th>" if self.policy else "")
+            + "<th>Details</th></tr>"
         )
         for result in sorted(self.results, key=lambda r: (r.repository, r.path)):
             marks = format_marks(result)
             details = [result.error] if result.error else []
             details += result.problems
             details += [f"{s.format}: {s.reason}" for s in result.signatures if s.status is Status.INVALID]
+            if result.decision is not None:
+                details.append(result.decision.reason)
             signers = "<br>".join(e(n) for n in signer_names(result))
             notes = "<br>".join(e(d) for d in details if d)
             buf.write(
                 f"<tr><td>{e(result.path)}</td>{digest_cell(result.digest)}"
                 f"<td>{format_tags([c for c, _ in FORMAT_COLUMNS if marks[c]])}</td>"
-                f"<td>{signers}</td><td>{badge(image_status(result))}</td><td>{notes}</td></tr>"
+                f"<td>{signers}</td><td>{badge(image_status(result))}</td>"
             )
+            if self.policy:
+                verdict = result.decision.decision if result.decision else ""
+                buf.write(f"<td>{badge(decision_word(result), verdict or None)}</td>")
+            buf.write(f"<td>{notes}</td></tr>")
         buf.write("</table></section>" + html_footer(e))
         self.out.write(buf.getvalue())
 
 
 def make_renderer(
-    output: str, out: IO[str], console: Console, source: str, key: str = "registry"
+    output: str, out: IO[str], console: Console, source: str, key: str = "registry", *, policy: bool = False
 ) -> Renderer:
+    """`policy`: the scan decides each image by a --policy; the formats with columns gain one."""
     if output in ("pretty", "wide"):
-        return TableRenderer(console, source, wide=output == "wide")
+        return TableRenderer(console, source, wide=output == "wide", policy=policy)
     if output == "json":
         return JSONRenderer(out, source, key)
     if output == "ndjson":
         return NDJSONRenderer(out)
     if output == "csv":
-        return CSVRenderer(out)
+        return CSVRenderer(out, policy=policy)
     if output == "sarif":
         return SARIFRenderer(out, source)
     if output == "html":
-        return HTMLRenderer(out, source)
+        return HTMLRenderer(out, source, policy=policy)
     raise ValueError(f"unknown output {output!r}")

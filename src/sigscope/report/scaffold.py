@@ -30,6 +30,13 @@ SARIF_RULES = [
     ),
     ("SIG005", "unreadable-image", "The image or its signatures could not be read.", "error"),
     ("SIG006", "untrusted-signature", "A signature is not trusted by the supplied trust material.", "error"),
+    ("SIG007", "policy-denied", "The --policy denies the image: admission would reject it.", "error"),
+    (
+        "SIG008",
+        "policy-warning",
+        "The --policy admits the image with a warning (a rule in warn mode).",
+        "warning",
+    ),
 ]
 
 

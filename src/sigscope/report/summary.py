@@ -22,6 +22,9 @@ STATUS_ORDER = [
 ]
 
 FAIL_ON_CHOICES = ("unsigned", "invalid", "untrusted", "self-signed", "expired", "error")
+# scan registry only: an image the --policy would deny
+REGISTRY_FAIL_ON = (*FAIL_ON_CHOICES, "denied")
+UNMATCHED = "(unmatched)"  # what a per-rule count calls images no rule matched
 
 
 def counted(n: int, noun: str) -> str:
@@ -52,7 +55,9 @@ def findings(result: ImageResult) -> set[str]:
         return found
     if result.problems:
         found.add("error")
-    if not result.signatures:
+    if result.decision is not None and result.decision.decision == "deny":
+        found.add("denied")
+    if not result.signatures and result.discovered:
         found.add("unsigned")
     return found | signature_findings(result.signatures, self_signed, expired)
 
@@ -76,11 +81,24 @@ class Summary:
     findings: Counter[str] = field(default_factory=Counter)
     repositories: dict[str, RepoCounts] = field(default_factory=dict)
     attachments: int = 0
+    policy: bool = False  # --policy: decisions are counted
+    decisions: Counter[str] = field(default_factory=Counter)  # allow | deny | warn
+    denied_by_rule: Counter[str] = field(default_factory=Counter)
+    warned_by_rule: Counter[str] = field(default_factory=Counter)
+    undiscovered: int = 0  # decided by the policy without looking for signatures
 
     def add(self, result: ImageResult) -> None:
         repo = self.repositories.setdefault(result.repository or result.source, RepoCounts())
         for finding in findings(result):
             self.findings[finding] += 1
+        decision = result.decision
+        if decision is not None:
+            self.decisions[decision.decision] += 1
+            by_rule = {"deny": self.denied_by_rule, "warn": self.warned_by_rule}.get(decision.decision)
+            if by_rule is not None:
+                by_rule[decision.rule or UNMATCHED] += 1
+        if not result.discovered and not result.error:
+            self.undiscovered += 1
         if result.error:
             self.errors += 1
             repo.errors += 1
@@ -90,7 +108,7 @@ class Summary:
         if result.signatures:
             self.signed_images += 1
             repo.signed += 1
-        else:
+        elif result.discovered:
             repo.unsigned += 1
         for signature in result.signatures:
             self.signatures += 1
@@ -104,6 +122,26 @@ class Summary:
         )
         if self.errors:
             text += f" ({self.errors} could not be read)"
+        if self.policy:
+            text += "; " + self.policy_line
+        return text
+
+    @property
+    def policy_line(self) -> str:
+        """`policy would deny 2 images (prod: 1, (unmatched): 1), warn 1 (beta: 1), allow 3`."""
+
+        def per_rule(counts: Counter[str]) -> str:
+            return (
+                " (" + ", ".join(f"{rule}: {n}" for rule, n in sorted(counts.items())) + ")" if counts else ""
+            )
+
+        denied, warned = self.decisions["deny"], self.decisions["warn"]
+        text = f"policy would deny {counted(denied, 'image')}{per_rule(self.denied_by_rule)}"
+        if warned:
+            text += f", warn {warned}{per_rule(self.warned_by_rule)}"
+        text += f", allow {self.decisions['allow']}"
+        if self.undiscovered:
+            text += f" ({self.undiscovered} decided without a signature request)"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -118,4 +156,14 @@ class Summary:
             "byFormat": dict(self.formats),
             "findings": dict(self.findings),
             "text": self.line,
+        } | ({"policy": self._policy_json()} if self.policy else {})
+
+    def _policy_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.decisions["allow"],
+            "denied": self.decisions["deny"],
+            "warned": self.decisions["warn"],
+            "deniedByRule": dict(self.denied_by_rule),
+            "warnedByRule": dict(self.warned_by_rule),
+            "undiscovered": self.undiscovered,
         }

@@ -28,6 +28,10 @@ class Recalled:
     evidence_id: int
     signatures: list[Signature]
     attachments: list[Attachment]
+    # with --policy: the decision recorded with it (decision, rule, reason, policy version) and the tags it
+    # was made for; signatures come back as records without their signed bytes, so they cannot be judged again
+    decision: tuple[str, str | None, str, str] | None = None
+    tags: tuple[str, ...] = ()
 
 
 class ReuseSource(Protocol):

@@ -33,6 +33,7 @@ from sigscope.trust.identity import CertificateTrust
 from sigscope.trust.keys import judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
+    from sigscope.policy import Decision, LoadedPolicy
     from sigscope.trust.notation_policy import NotationTrust
     from sigscope.trust.pgp import Keyring
     from sigscope.trust.timestamp import TimestampTrust
@@ -55,6 +56,8 @@ class ImageResult:
     problems: list[str] = field(default_factory=list)  # part of its discovery failed; the rest is reported
     sigset: str | None = None  # its signature set's fingerprint, when the scan keeps an inventory
     evidence_id: int | None = None  # set: reported from an earlier run's result (incremental re-scan)
+    decision: Decision | None = None  # with --policy: what admission would decide (the worst over its tags)
+    discovered: bool = True  # False: the policy decided without looking for signatures (static, exempt, …)
 
     @property
     def path(self) -> str:
@@ -92,6 +95,10 @@ class ImageResult:
             out["error"] = self.error
         if self.problems:
             out["problems"] = self.problems
+        if not self.discovered:
+            out["discovered"] = False
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
         return out
 
 
@@ -111,6 +118,8 @@ class ScanOptions:
     fingerprint: bool = False  # --db: fingerprint each digest's signature set (ImageResult.sigset)
     reuse: ReuseSource | None = None  # --db without --full: earlier results of unchanged digests
     shard: tuple[int, int] | None = None  # --shard I/N: only the repositories of shard I
+    # --policy: each image decided by the policy engine over records discovered without trust material
+    policy: LoadedPolicy | None = None
 
 
 class Progress:
@@ -230,7 +239,12 @@ async def scan_repository(
 
 
 async def _image(
-    ctx: DiscoverContext, source: str, repo_name: str, descriptor: Descriptor, tags: list[str]
+    ctx: DiscoverContext,
+    source: str,
+    repo_name: str,
+    descriptor: Descriptor,
+    tags: list[str],
+    policy: LoadedPolicy | None = None,
 ) -> ImageResult:
     result = ImageResult(
         source=source,
@@ -239,6 +253,14 @@ async def _image(
         media_type=descriptor.media_type,
         tags=tags,
     )
+    if policy is not None:
+        from sigscope.scan.policy import decide_image
+
+        return await decide_image(policy, ctx, result, lambda c: _discovered(c, result, descriptor))
+    return await _discovered(ctx, result, descriptor)
+
+
+async def _discovered(ctx: DiscoverContext, result: ImageResult, descriptor: Descriptor) -> ImageResult:
     try:
         found = await discover(ctx, descriptor)
     except SigscopeError as exc:
@@ -326,6 +348,7 @@ class _Reuse:
             await self._recall([digest])
         sigset = self.sigsets.pop(digest, None)
         recalled = self.recalled.pop(digest, None)
+        policy = self.options.policy
         if recalled is not None:
             result = ImageResult(
                 source=source,
@@ -337,16 +360,64 @@ class _Reuse:
                 attachments=recalled.attachments,
                 evidence_id=recalled.evidence_id,
             )
+            if policy is not None:
+                result = await self._decide_recalled(policy, result, descriptor, recalled)
         else:
-            result = await _image(self.ctx, source, repo_name, descriptor, tags)
+            result = await _image(self.ctx, source, repo_name, descriptor, tags, policy)
         result.sigset = sigset
         if isinstance(self.ctx.repository, ListingCache):
             self.ctx.repository.forget(descriptor.digest)
         return result
 
+    async def _decide_recalled(
+        self, policy: LoadedPolicy, result: ImageResult, descriptor: Descriptor, recalled: Recalled
+    ) -> ImageResult:
+        """An unchanged image under --policy. Images no rule with authorities matches are decided by name as
+        always. Otherwise the decision recorded with the earlier result stands when it was made under this
+        policy version for the same tags (so the same rules matched): the trust fingerprint already holds
+        the policy version, and recalled records lack the signed bytes an authority would judge. Anything
+        else — another tag set, no recorded decision, a rule reading GPG signatures from a lookaside (nothing
+        in the tag list says those changed) — is discovered and decided afresh."""
+        from sigscope.policy import PolicyError
+        from sigscope.policy.engine import Decision
+        from sigscope.scan.policy import decide_image, image_references
+
+        try:
+            matches = [policy.match(ref) for ref in image_references(self.ctx, result)]
+        except PolicyError:
+            matches = []
+        rules = [m.rule for m in matches if m.kind == "rule" and m.rule is not None]
+        stored = recalled.decision
+        if not rules:  # decided by name: nothing is discovered, the recalled result stands as it is
+            return await decide_image(policy, self.ctx, result, lambda c: _discovered(c, result, descriptor))
+        if (
+            stored is None
+            or stored[3] != policy.version
+            or sorted(recalled.tags) != sorted(result.tags)
+            or any(r.registries_d is not None for r in rules)
+        ):
+            return await _image(self.ctx, result.source, result.repository, descriptor, result.tags, policy)
+        decision, rule, reason, version = stored
+        result.decision = Decision(
+            image=image_references(self.ctx, result)[0],
+            digest=result.digest,
+            decision=decision,
+            rule=rule,
+            reason=reason,
+            authorities=[],
+            policy_version=version,
+            on_error=next((r.on_error for r in rules if r.name == rule), "deny"),
+        )
+        return result
+
 
 async def _children(
-    ctx: DiscoverContext, source: str, repo_name: str, index: Descriptor, reuse: _Reuse | None = None
+    ctx: DiscoverContext,
+    source: str,
+    repo_name: str,
+    index: Descriptor,
+    reuse: _Reuse | None = None,
+    policy: LoadedPolicy | None = None,
 ) -> list[ImageResult]:
     try:
         manifest = await ctx.repository.get_manifest(index.digest)
@@ -358,7 +429,7 @@ async def _children(
         if reuse is not None:
             result = await reuse.image(source, repo_name, child, [])
         else:
-            result = await _image(ctx, source, repo_name, child, [])
+            result = await _image(ctx, source, repo_name, child, [], policy)
         result.parent = index.digest
         result.platform = str(child.platform) if child.platform else None
         results.append(result)
@@ -460,7 +531,7 @@ async def scan_image(
     index = TagIndex.from_tags(tags)
     ctx = _context(repo, repo_name, registry, index, options)
     named_by = [t for t in index.image_tags if t == reference]
-    results = [await _image(ctx, source, repo_name, descriptor, named_by)]
+    results = [await _image(ctx, source, repo_name, descriptor, named_by, options.policy)]
     if options.platforms and mediatypes.is_index(descriptor.media_type):
-        results.extend(await _children(ctx, source, repo_name, descriptor))
+        results.extend(await _children(ctx, source, repo_name, descriptor, policy=options.policy))
     return results

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -62,6 +63,12 @@ class Refusal(Exception):
         self.headers = dict(headers or {})
 
 
+@functools.lru_cache(maxsize=1024)
+def _identities(der: bytes) -> tuple[str, ...]:
+    """A verified client certificate's identities; a client keeps its certificate, so parse it once."""
+    return certificate_identities(x509.load_der_x509_certificate(der))
+
+
 def _client(request: web.Request, tokens: Tokens | None) -> Client:
     header = request.headers.get("Authorization")
     if header is not None:
@@ -73,7 +80,7 @@ def _client(request: web.Request, tokens: Tokens | None) -> Client:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if der:
-        identities = certificate_identities(x509.load_der_x509_certificate(der))
+        identities = _identities(der)
         return Client(identities[0], identities)
     raise Refusal(
         401, "unauthenticated", "no client certificate or bearer token", {"WWW-Authenticate": "Bearer"}
@@ -120,7 +127,8 @@ class SigningService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        # A served key's signer must be safe to call from several threads (a PKCS#11 one locks its session).
+        # For keys that do not sign inline: their signer must be safe to call from several threads (a
+        # PKCS#11 one locks its session).
         self._pool = ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 2), thread_name_prefix="sign")
 
     def app(self) -> web.Application:
@@ -185,9 +193,11 @@ class SigningService:
         _, hash_algorithm = prehashed.split(algorithm)
         digest = _decode_digest(document.get("digest"), document.get("encoding"), hash_algorithm.digest_size)
         record["digest"] = digest.hex()
-        # cryptography lets go of the GIL while it signs: the pool keeps every core busy and the loop free.
-        loop = asyncio.get_running_loop()
-        signature = await loop.run_in_executor(self._pool, key.signer.sign_digest, digest, algorithm)
+        if key.signer.inline:
+            signature = key.signer.sign_digest(digest, algorithm)
+        else:  # RSA, a token: the work runs without the GIL (and a token may block); the loop serves on
+            loop = asyncio.get_running_loop()
+            signature = await loop.run_in_executor(self._pool, key.signer.sign_digest, digest, algorithm)
         return (
             {"signature": base64.b64encode(signature).decode("ascii"), "algorithm": algorithm},
             {**record, "result": "signed"},

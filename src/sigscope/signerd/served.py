@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sigscope.errors import UsageError
 from sigscope.keys import prehashed
-from sigscope.keys.signer import SigningKey, algorithm_name, curve_name
+from sigscope.keys.signer import SigningKey, algorithm_name, chain_for_key, curve_name, same_public_key
 from sigscope.signerd.access import valid_key_name
 
 if TYPE_CHECKING:
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 
 class DigestSigner(Protocol):
     """Signs a digest made elsewhere with one of :func:`prehashed.allowed`'s algorithms."""
+
+    # True when a signature costs less than handing it to a thread (an EC key in memory, ~40 µs): the service
+    # signs on its event loop. Otherwise it signs on a thread pool, where the work runs without the GIL
+    # (cryptography's RSA, a PKCS#11 call) on every core while the loop keeps serving.
+    inline: bool
 
     def public_key(self) -> PublicKeyTypes: ...
 
@@ -38,18 +44,31 @@ class KeyDigestSigner:
 
     def __init__(self, key: SigningKey) -> None:
         self._key = key
+        self.inline = isinstance(key, ec.EllipticCurvePrivateKey)
+        # Each algorithm of the key, checked once here rather than on every request (none for a key that
+        # signs no digests: open_served_key refuses it).
+        try:
+            self._algorithms = {name: prehashed.split(name) for name in prehashed.allowed(key)}
+        except prehashed.DigestAlgorithmError:
+            self._algorithms = {}
 
     def public_key(self) -> PublicKeyTypes:
         return self._key.public_key()
 
     def sign_digest(self, digest: bytes, algorithm: str) -> bytes:
-        return prehashed.sign_digest(self._key, digest, algorithm)
+        found = self._algorithms.get(algorithm)
+        if found is None or len(digest) != found[1].digest_size:
+            return prehashed.sign_digest(self._key, digest, algorithm)  # raises, naming the problem
+        return prehashed.sign_checked(self._key, digest, *found)
 
 
 class TokenDigestSigner:
     """A :class:`DigestSigner` over a PKCS#11 token key: the digest goes to the token (CKM_ECDSA, CKM_RSA_PKCS
     over DigestInfo, CKM_RSA_PKCS_PSS). The service signs on a thread pool and a PKCS#11 session is not to be
-    used by two threads at once, so calls take turns."""
+    used by two threads at once, so calls take turns (python-pkcs11 0.10 also locks each operation; this
+    lock does not rest on that library detail)."""
+
+    inline = False  # the module call lets go of the GIL and a hardware token may take milliseconds
 
     def __init__(self, signer: Pkcs11Signer) -> None:
         self._signer = signer
@@ -93,17 +112,13 @@ class ServedKey:
 
 def key_spec(key: PublicKeyTypes) -> str:
     """Notation's keySpec of a public key (`EC-256`, `RSA-2048`, …)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC-{curve_name(key.curve).removeprefix('P-')}"
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA-{key.key_size}"
     return type(key).__name__.lstrip("_")
-
-
-def _spki(key: PublicKeyTypes) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def split_pair(text: str, flag: str) -> tuple[str, str]:
@@ -127,17 +142,19 @@ def open_served_key(
 
         token = open_signer(spec, role="--key")
         assert isinstance(token, Pkcs11Signer)
-        if not chain:
-            chain = token.certificate_chain()
+        # The token's own certificate leads; --cert may then carry the rest (intermediates…root).
+        kept = token.certificate_chain()
         signer = TokenDigestSigner(token)
     else:
+        kept = ()
         signer = KeyDigestSigner(load_key(spec))
     public = signer.public_key()
+    chain = chain_for_key(public, kept, chain)
     try:
         algorithms = prehashed.allowed(public)
     except prehashed.DigestAlgorithmError as exc:
         raise UsageError(f"--key {name}: {exc.message}") from None
-    if chain and _spki(chain[0].public_key()) != _spki(public):
+    if chain and not same_public_key(chain[0].public_key(), public):
         raise UsageError(f"--cert {name}: the first certificate is not for the key {spec}")
     return ServedKey(
         name=name,

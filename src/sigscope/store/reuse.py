@@ -8,6 +8,7 @@ from datetime import datetime
 from sigscope.scan.incremental import Recalled
 from sigscope.store.convert import attachment_from_json, signature_from_json
 from sigscope.store.inventory import Inventory
+from sigscope.store.records import DecisionRow
 
 
 class StoreReuse:
@@ -39,5 +40,13 @@ class StoreReuse:
                 evidence_id=evidence_id,
                 signatures=[signature_from_json(s.row.record) for s in sigs if not s.row.attachment_digest],
                 attachments=[attachment_from_json(a) for a in image.attachments],
+                decision=_decision(image.decision),
+                tags=tuple(image.tags),
             )
         return out
+
+
+def _decision(row: DecisionRow | None) -> tuple[str, str | None, str, str] | None:
+    if row is None or not row.decision or not row.policy_version:
+        return None
+    return row.decision, row.rule, row.reason or "", row.policy_version

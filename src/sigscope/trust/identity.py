@@ -4,7 +4,9 @@ Pure: (signature record, trust material, clock) -> named trust checks appended t
 checks are `certificate-chain` (path to a supplied root at the signing time, EKU codeSigning),
 `certificate-validity` (the leaf was valid at the verified signing time, else now),
 `certificate-identity` (a SAN matches --certificate-identity[-regexp]) and `certificate-issuer` (the
-Fulcio OIDC issuer extension matches --certificate-oidc-issuer[-regexp], when asked). A signature is
+Fulcio OIDC issuer extension matches --certificate-oidc-issuer[-regexp], when asked); a leaf under a
+Sigstore trusted root's Fulcio CAs also needs `certificate-sct` and `transparency-log` (its Rekor SET,
+whose integratedTime is then the signing time). A signature is
 trusted through its certificate only when all of them pass (model.TRUST_GROUPS).
 
 Matching follows cosign (pkg/cosign/verify.go validateCertIdentity): exact strings compare for
@@ -275,6 +277,11 @@ def _leaf_and_carried(sig: Signature) -> tuple[x509.Certificate | None, list[x50
     return (leaf[0] if leaf else None), carried
 
 
+def leaf_certificate(sig: Signature) -> x509.Certificate | None:
+    """The certificate a record says signed it (parsed from its evidence), or None."""
+    return _leaf_and_carried(sig)[0]
+
+
 def certificate_checks(
     leaf: x509.Certificate,
     carried: Sequence[x509.Certificate],
@@ -348,18 +355,26 @@ def apply_certificates(sig: Signature, trust: CertificateTrust | None, now: date
         )
         return sig.settle()
     at, where = verified_time(sig)
-    if at is None and trust.sigstore is not None and "bundle" in sig.evidence:
+    tlog: Check | None = None
+    if trust.sigstore is not None and "bundle" in sig.evidence:
         from sigscope.trust.sigstore_offline import legacy_bundle_check
 
         tlog, logged = legacy_bundle_check(sig, trust.sigstore)
         sig.checks.append(tlog)
-        if logged is not None:
+        if at is None and logged is not None:
             at, where = logged, "Rekor integratedTime, SET verified"
     if at is None:
         at, where = now, f"now; {where}"
     else:
         where = f"at {at.isoformat()}, {where}"
     checks, label = certificate_checks(leaf, carried, trust, at, where)
+    if tlog is None and any(c.name == "certificate-sct" for c in checks):
+        # A Fulcio leaf (the SCT check is made only for those) counts only with its Rekor entry, as cosign
+        # and the policy-controller require: without one nothing dates the ten-minute certificate but the
+        # caller's clock, and nothing made the signing public.
+        checks.append(
+            Check.failed("transparency-log", "a Fulcio certificate needs its Rekor entry; none given")
+        )
     sig.checks.extend(checks)
     if label is not None and all(c.outcome is Outcome.PASSED for c in checks):
         sig.claims[VERIFIED_IDENTITY_CLAIM] = label

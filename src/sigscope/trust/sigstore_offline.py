@@ -153,9 +153,10 @@ def verify_bundle(
     if policy.has_issuer:
         issuer, issuer_name = issuer_check(leaf, policy)
         checks.append(issuer)
-    verifier = Verifier(trusted_root=trust.root)
     result = BundleResult(checks)
     try:
+        # The library refuses a root without a transparency log here, not when loading it
+        verifier = Verifier(trusted_root=trust.root)
         if bundle._dsse_envelope is not None:
             result.payload_type, result.payload = verifier.verify_dsse(bundle, _Policy(policy))
             what = "DSSE bundle"
