@@ -141,9 +141,11 @@ def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) ->
         wait_until(
             lambda: any(
                 c["type"] == "Established" and c["status"] == "True"
-                for c in crd.get(name="sigscopepolicies.sigscope.dev")
-                .to_dict()["status"]
-                .get("conditions", [])
+                # no conditions yet (None) just after the create
+                for c in (crd.get(name="sigscopepolicies.sigscope.dev").to_dict().get("status") or {}).get(
+                    "conditions"
+                )
+                or []
             ),
             timeout=15,
             what="the CRD to be established",
