@@ -11,10 +11,13 @@ rounds alternate between:
   on: the production shape), every signature verified by the client as it always is.
 
 Each round lasts --seconds; a figure is the median over rounds; the ratio is remote / in-process per round
-(median). Both sides share this machine's cores (the service is a separate process); the load average is
+(median). By default both sides share this machine's cores (the service is a separate process), so the
+clients' own HTTP and TLS work is charged against the service. With --one-core-each, in-process signing gets
+one core (CPU 0), and for the remote rounds the service gets CPU 1 while the clients keep CPU 0: what one core
+signs in-process next to what one core serves, as when the clients are other machines. The load average is
 printed before and after, as other work on the machine changes every figure.
 
-Usage: python bench/signer.py [--clients 32] [--seconds 3] [--rounds 3]
+Usage: python bench/signer.py [--clients 32] [--seconds 3] [--rounds 3] [--one-core-each]
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of process `pid` (and those it starts later, which inherit the mask) on CPU `cpu`."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
 
 
 def drive(sign: Callable[[bytes], bytes], clients: int, seconds: float) -> tuple[float, float]:
@@ -108,7 +117,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--one-core-each", action="store_true", help="in-process on CPU 0; service on CPU 1")
     args = parser.parse_args()
+    if args.one_core_each:
+        if len(os.sched_getaffinity(0)) < 2:
+            parser.error("--one-core-each needs two CPUs")
+        pin(os.getpid(), 0)
 
     with tempfile.TemporaryDirectory() as tmp:
         pki = build_signer_pki(Path(tmp) / "pki")
@@ -131,6 +145,8 @@ def main() -> None:
             serve += ["--key", f"{name}={spec}"]
         load = os.getloadavg()
         print(f"{args.clients} concurrent clients, {args.rounds} rounds of {args.seconds:g} s each, medians")
+        if args.one_core_each:
+            print("one core each: in-process signing and the clients on CPU 0, the service on CPU 1")
         print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
         print(
             f"{'key':<22} {'in-process sig/s':>17} {'p99 ms':>8} {'remote sig/s':>13} {'p99 ms':>8}"
@@ -138,6 +154,8 @@ def main() -> None:
         )
         ratios: dict[str, float] = {}
         with SignerServer(pki, *serve) as server:
+            if args.one_core_each:
+                pin(server.pid, 1)
             options = RemoteSignerOptions(ca_file=pki.path("tls-ca.crt"), token_file=str(pki.dir / "token"))
             for name, (label, open_local) in keys.items():
                 local = open_local()
