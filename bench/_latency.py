@@ -79,13 +79,24 @@ async def _pipe(
         return
     finally:
         reading.cancel()
+        # Awaited, not only cancelled: a task left pending is destroyed with the loop, and asyncio says
+        # so on stderr ("Task was destroyed but it is pending").
+        await asyncio.gather(reading, return_exceptions=True)
 
 
 async def _serve_proxy(upstream: str, delay_ms: float, ready: asyncio.Future[str] | None = None) -> None:
     up_host, up_port = upstream.rsplit(":", 1)
     delay = delay_ms / 1000.0
 
+    # The connections' tasks, held here: asyncio keeps only weak references, and at shutdown each is
+    # cancelled and awaited before the loop closes.
+    connections: set[asyncio.Task[None]] = set()
+
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        connections.add(task)
+        task.add_done_callback(connections.discard)
         loop = asyncio.get_running_loop()
         accepted = loop.time()
         try:
@@ -121,6 +132,10 @@ async def _serve_proxy(upstream: str, delay_ms: float, ready: asyncio.Future[str
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+        server.close()
+        for task in list(connections):
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.dynamic import DynamicClient
 
 from .peers import peer
-from .registry import free_port, make_tls_files
+from .registry import free_port, make_tls_files, stop_process
 
 WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 # kube-apiserver is usually ready in 3-6 s here; a loaded 2-core machine can take several times that.
@@ -284,13 +284,7 @@ def _start_apiserver(
 
 def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
     for process in reversed(processes):
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -91,27 +94,31 @@ def _rsa(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def _issue(
+def issue(
     subject: x509.Name,
-    key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes,
     issuer: x509.Name,
     issuer_key: CertificateIssuerPrivateKeyTypes,
     *,
     ca: bool,
-    eku: list[x509.ObjectIdentifier] | None,
+    eku: list[x509.ObjectIdentifier] | None = None,
     eku_critical: bool = False,
+    san: list[x509.GeneralName] | None = None,
+    path_length: int | None = None,
     not_before: datetime,
     not_after: datetime,
 ) -> x509.Certificate:
+    """The test certificate builder (every testbed PKI issues through it): a CA (keyCertSign, cRLSign) or a
+    leaf (digitalSignature) with the EKUs and SANs given; self-signed when `subject` is `issuer`."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=not ca,
@@ -126,15 +133,17 @@ def _issue(
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
     if subject != issuer:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
         )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=eku_critical)
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -158,9 +167,9 @@ def build_pki(directory: Path) -> PKI:
         subject = _name(cn)
         issuer_name = issuer.cert.subject if issuer else subject
         issuer_key = issuer.key if issuer else key
-        cert = _issue(
+        cert = issue(
             subject,
-            key,
+            key.public_key(),
             issuer_name,
             issuer_key,
             ca=ca,

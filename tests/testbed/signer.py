@@ -24,10 +24,16 @@ from pathlib import Path
 from types import TracebackType
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+    PublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .pki import issue
 
 _LISTENING = re.compile(r"serving \d+ key\(s\) on https://([^:]+):(\d+)")
 
@@ -45,51 +51,29 @@ def _name(cn: str) -> x509.Name:
 
 def _issue(
     cn: str,
-    key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes,
     issuer: tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes] | None,
+    signing_key: CertificateIssuerPrivateKeyTypes | None = None,
     *,
     ca: bool = False,
     eku: list[x509.ObjectIdentifier] | None = None,
     san: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
+    """Issued by `issuer`, or self-signed with `signing_key`."""
     now = datetime.now(UTC)
-    issuer_name = issuer[0].subject if issuer else _name(cn)
-    issuer_key = issuer[1] if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)  # type: ignore[arg-type]
+    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (_name(cn), signing_key)
+    assert issuer_key is not None
+    return issue(
+        _name(cn),
+        public_key,
+        issuer_name,
+        issuer_key,
+        ca=ca,
+        eku=eku,
+        san=san,
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=365),
     )
-    if issuer:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-    if eku:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -115,7 +99,7 @@ def build_signer_pki(directory: Path) -> SignerPKI:
 
     def ca(name: str, cn: str) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(cn, key, None, ca=True)
+        cert = _issue(cn, key.public_key(), None, key, ca=True)
         (directory / f"{name}.crt").write_bytes(_pem(cert))
         (directory / f"{name}.key").write_bytes(_key_pem(key))
         return cert, key
@@ -128,7 +112,7 @@ def build_signer_pki(directory: Path) -> SignerPKI:
         san: list[x509.GeneralName] | None = None,
     ) -> None:
         key = key or ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(f"{name}", key, issuer, eku=[eku], san=san)
+        cert = _issue(name, key.public_key(), issuer, eku=[eku], san=san)
         (directory / f"{name}.key").write_bytes(_key_pem(key))
         (directory / f"{name}.crt").write_bytes(_pem(cert))
         (directory / f"{name}.chain.pem").write_bytes(_pem(cert) + _pem(issuer[0]))
@@ -164,11 +148,8 @@ def issue_code_signing(pki: SignerPKI, name: str, public: PublicKeyTypes) -> x50
     issuer_key = serialization.load_pem_private_key((pki.dir / "code-ca.key").read_bytes(), None)
     assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
 
-    class _Public:  # _issue reads only the public half of the subject's key
-        def public_key(self) -> PublicKeyTypes:
-            return public
-
-    return _issue(name, _Public(), (issuer_cert, issuer_key), eku=[ExtendedKeyUsageOID.CODE_SIGNING])  # type: ignore[arg-type]
+    assert isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+    return _issue(name, public, (issuer_cert, issuer_key), eku=[ExtendedKeyUsageOID.CODE_SIGNING])
 
 
 class SignerServer:

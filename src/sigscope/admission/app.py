@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -38,12 +38,9 @@ from sigscope.admission.review import (
 )
 from sigscope.admission.verifier import Verifier
 from sigscope.admission.workloads import DEFAULT_MAX_CONTAINERS, pin_patch
+from sigscope.serve.asgi import TEXT, Answer, AsgiApp, HttpError, Receive, Scope, media_type, read_body
 
 log = logging.getLogger("sigscope.webhook")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # The API server sends the whole object and its old version: etcd holds at most 1.5 MiB per object.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
@@ -52,13 +49,6 @@ DEADLINE_SHARE = 0.8
 MAX_TIMEOUT = 30.0  # the API server's own upper bound on timeoutSeconds
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def go_duration(text: str) -> float | None:
@@ -90,7 +80,9 @@ class Limits:
     reload_interval: float = 2.0
 
 
-class WebhookApp:
+class WebhookApp(AsgiApp):
+    log = log
+
     def __init__(
         self,
         holder: PolicyHolder,
@@ -111,44 +103,6 @@ class WebhookApp:
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-
-    # ------------------------------------------------------------------ ASGI
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        try:
-            status, content_type, body = await self._route(scope, receive)
-        except HttpError as exc:
-            status, content_type, body = exc.status, "text/plain", (exc.message + "\n").encode()
-        except Exception as exc:
-            log.error("internal error answering %s: %s: %s", scope.get("path"), type(exc).__name__, exc)
-            status, content_type, body = 500, "text/plain", b"internal error\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def startup(self) -> None:
         # What start-up made (modules, the policy, TLS) lives as long as the process: out of the collector's
@@ -172,48 +126,26 @@ class WebhookApp:
 
     # ---------------------------------------------------------------- routes
 
-    async def _route(self, scope: Scope, receive: Receive) -> tuple[int, str, bytes]:
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
         path, method = scope["path"], scope["method"]
         if path in ("/validate", "/mutate"):
             if method != "POST":
                 raise HttpError(405, f"{path} takes POST")
-            body = await self._body(scope, receive)
-            return 200, "application/json", await self._review(path[1:], scope, body)
+            if media_type(scope) != b"application/json":
+                raise HttpError(415, "an AdmissionReview is application/json")
+            body = await read_body(scope, receive, self.limits.max_body)
+            return Answer(200, "application/json", await self._review(path[1:], scope, body))
         if path not in ("/healthz", "/readyz", "/metrics"):
             raise HttpError(404, f"no such endpoint {path[:64]!r}")
         if method not in ("GET", "HEAD"):
             raise HttpError(405, f"{path} takes GET")
         if path == "/healthz":
-            return 200, "text/plain", b"ok\n"
+            return Answer(200, TEXT, b"ok\n")
         if path == "/readyz":
             if self.holder.policy is None:
                 raise HttpError(503, "no policy loaded")
-            return 200, "text/plain", f"ok {self.holder.policy.version}\n".encode()
-        return 200, self.metrics.content_type, self.metrics.render()
-
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.limits.max_body
-        content_type = b""
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise HttpError(413, f"request body over {limit} bytes")
-            if name == b"content-type":
-                content_type = value.split(b";")[0].strip().lower()
-        if content_type != b"application/json":
-            raise HttpError(415, "an AdmissionReview is application/json")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HttpError(400, "client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"request body over {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            return Answer(200, TEXT, f"ok {self.holder.policy.version}\n".encode())
+        return Answer(200, self.metrics.content_type, self.metrics.render())
 
     def _deadline(self, scope: Scope) -> float:
         """Seconds this review may take: below the API server's `?timeout=`, within our own bound."""

@@ -10,6 +10,7 @@ import click
 from sigscope.cli.options import TrustMaterial, registry_options, trust_options
 from sigscope.cli.sizes import size_callback
 from sigscope.oci.client import RegistryOptions
+from sigscope.serve.server import listen_options
 
 # listen's own options: they shape how events arrive, never a verdict, so they stay out of the trust
 # fingerprint (a re-scan by listen reuses what `scan registry` with the same trust material verified).
@@ -47,8 +48,7 @@ def inventory_group() -> None:
     required=True,
     help="The inventory (a SQLite PATH, sqlite:///PATH, 'default', or postgresql://…) [env: SIGSCOPE_DB].",
 )
-@click.option("--port", type=click.IntRange(1, 65535), required=True, help="Port to listen on.")
-@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@listen_options(port=None)
 @click.option(
     "--token-file",
     metavar="FILE",
@@ -113,14 +113,13 @@ def listen_cmd(
       sigscope inventory listen --registry reg.example.com --db postgresql://… --port 5080 \\
           --token-file /run/secrets/notify-token --key cosign.pub
     """
-    import uvicorn
-
     from sigscope.cli.scan import registry_scan_options
     from sigscope.listen.app import ListenApp, authorization_values, read_secret
     from sigscope.listen.queue import ScanQueue
     from sigscope.listen.rescan import RepositoryRescan
     from sigscope.oci.client import RegistryClient
     from sigscope.oci.reference import parse_registry_target
+    from sigscope.serve.server import Listening, config
     from sigscope.store import Inventory
 
     host = parse_registry_target(registry)[0]
@@ -139,15 +138,5 @@ def listen_cmd(
         queue, accepted=accepted, max_body=max_body, on_startup=client.open, on_shutdown=client.close
     )
     logging.basicConfig(level=logging.INFO, format="sigscope listen: %(message)s")
-    click.echo(f"sigscope: listening on http://{address}:{port}/events for {host}", err=True)
-    config = uvicorn.Config(
-        app,
-        host=address,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        limit_concurrency=256,
-    )
-    uvicorn.Server(config).run()
+    served = Listening.on(config(app, limit_concurrency=256), address, port)
+    served.run(f"sigscope: listening on http://{served.origin}/events for {host}")

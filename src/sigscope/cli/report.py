@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sigscope.errors import UsageError
+from sigscope.serve.server import listen_options
 
 if TYPE_CHECKING:
     from sigscope.store import Inventory
@@ -174,12 +175,9 @@ def signers_cmd(db: str, output: str) -> None:
 
 @report_group.command("serve")
 @report_db_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option(
-    "--address",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on (0.0.0.0 for every interface: the report has no login of its own).",
+@listen_options(
+    port=8080,
+    address_help="Address to listen on (0.0.0.0 for every interface: the report has no login of its own).",
 )
 def serve_cmd(db: str, port: int, address: str) -> None:
     """A read-only web report of the inventory: signed share per registry and repository over time, the
@@ -192,8 +190,9 @@ def serve_cmd(db: str, port: int, address: str) -> None:
       sigscope report serve --db inventory.db            # http://127.0.0.1:8080/
       sigscope report serve --db postgresql://… --address 0.0.0.0 --port 8081
     """
-    from sigscope.report.web import serve
+    from sigscope.report.web import ReportApp
+    from sigscope.serve.server import Listening, config
 
     with open_inventory(db) as inventory:
-        click.echo(f"sigscope: report of {inventory.display} on http://{address}:{port}/", err=True)
-        serve(inventory, address, port)
+        served = Listening.on(config(ReportApp(inventory)), address, port)
+        served.run(f"sigscope: report of {inventory.display} on http://{served.origin}/")

@@ -17,13 +17,11 @@ from sigscope.admission.verifier import Settings
 from sigscope.cli.options import byte_size, registry_options, role
 from sigscope.errors import UsageError
 from sigscope.oci.client import RegistryOptions
+from sigscope.serve.server import Listening, config, listen_options
 
 if TYPE_CHECKING:
     from sigscope.admission.app import WebhookApp
     from sigscope.admission.crd import CrdPolicySource
-
-
-LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 def _registry_host(value: str, flag: str) -> str:
@@ -84,23 +82,6 @@ def _log_setup(level: str) -> None:
     logger.propagate = False
 
 
-def _listen(address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((address, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
-    # Listening from here on, before the start line is printed: a client that connects as soon as it reads
-    # the line is queued by the kernel until the server accepts, not refused (a bound socket that does not
-    # listen yet answers with a reset). uvicorn's own listen() later only sets the backlog again.
-    sock.listen(LISTEN_BACKLOG)
-    sock.set_inheritable(True)
-    return sock
-
-
 @click.command("serve")
 @click.option(
     "--policy",
@@ -133,16 +114,7 @@ def _listen(address: str, port: int) -> socket.socket:
     help="Serving certificate (PEM); reloaded when it changes.",
 )
 @click.option("--tls-key", required=True, type=click.Path(dir_okay=False), help="Its private key (PEM).")
-@click.option(
-    "--address", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a pod)."
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8443,
-    show_default=True,
-    help="Port to listen on (0: any free port, printed at start).",
-)
+@listen_options(port=8443, address_help="Address to listen on (0.0.0.0 in a pod).")
 @click.option(
     "--insecure-registry",
     "insecure_registries",
@@ -301,13 +273,11 @@ def serve_cmd(
     if source is not None:
         app.background.append(source.run)
         app.watched.append(source.check_trust_dir)
-    host, bound = sock.getsockname()[:2]
+    served = Listening(server, sock)
     policy = app.holder.policy
-    click.echo(
-        f"sigscope webhook: serving on https://{host}:{bound} (policy {policy.version if policy else '?'})",
-        err=True,
+    served.run(
+        f"sigscope webhook: serving on https://{served.origin} (policy {policy.version if policy else '?'})"
     )
-    server.run(sockets=[sock])
 
 
 def build_server(
@@ -329,8 +299,6 @@ def build_server(
     """The uvicorn server, its listening socket and the app, everything loaded and checked. `engine` is
     the policy engine's (load_policy, decide), sigscope.policy's unless given."""
     import ssl
-
-    import uvicorn
 
     from sigscope.admission.app import Limits, WebhookApp
     from sigscope.admission.audit import AuditLog
@@ -357,22 +325,13 @@ def build_server(
         audit,
         Limits(max_body=max_body, max_containers=max_containers, reload_interval=reload_interval),
     )
-    config = uvicorn.Config(
-        app,
-        ssl_certfile=str(tls_cert),
-        ssl_keyfile=str(tls_key),
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
+    uv_config = config(app, ssl_certfile=str(tls_cert), ssl_keyfile=str(tls_key), timeout_graceful_shutdown=5)
     try:
-        config.load()
+        uv_config.load()
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"--tls-cert {tls_cert} / --tls-key {tls_key}: {exc}") from None
-    assert config.ssl is not None
-    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    app.watched.append(TlsFiles(config.ssl, tls_cert, tls_key, metrics).check)
-    sock = _listen(address, port)
-    return uvicorn.Server(config), sock, app
+    assert uv_config.ssl is not None
+    uv_config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    app.watched.append(TlsFiles(uv_config.ssl, tls_cert, tls_key, metrics).check)
+    served = Listening.on(uv_config, address, port)
+    return served.server, served.sock, app

@@ -110,17 +110,9 @@ def _read_pin_file(source: str) -> str:
         raise Pkcs11UriError("PKCS#11 URI pin-source must be a file (file:PATH or a path)")
     else:
         path = source
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PIN_FILE + 1)
-    except OSError as exc:
-        raise Pkcs11PinError(f"cannot read PIN file {path}: {(exc.strerror or 'error').lower()}") from None
-    if len(data) > MAX_PIN_FILE:
-        raise Pkcs11PinError(f"PIN file {path} is larger than {MAX_PIN_FILE} bytes")
-    try:
-        return data.split(b"\n", 1)[0].removesuffix(b"\r").decode("utf-8")
-    except UnicodeDecodeError:
-        raise Pkcs11PinError(f"PIN file {path} is not UTF-8 text") from None
+    from sigscope.keys.small_file import first_line, read_small_file
+
+    return first_line(read_small_file(path, "PIN file", limit=MAX_PIN_FILE, error=Pkcs11PinError))
 
 
 def resolve_pin(uri: Pkcs11Uri, fallback: PinSource = None) -> str | None:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from sigscope.errors import DeadlineError, SigscopeError, TLSError, UnreachableError, UsageError
 from sigscope.keys import prehashed
 from sigscope.keys.signer import check_signing_key
+from sigscope.keys.small_file import first_line, read_small_file
 
 SCHEME = "remote+https://"
 MAX_RESPONSE = 256 * 1024
@@ -79,18 +80,12 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 
 def _read_token(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_TOKEN + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read signer token file {path}: {exc.strerror}") from None
-    token = raw.split(b"\n", 1)[0].strip()
-    if not token or len(raw) > MAX_TOKEN:
-        raise UsageError(f"signer token file {path} holds no token on its first line (or is too large)")
-    try:
-        return token.decode("ascii")
-    except UnicodeDecodeError:
-        raise UsageError(f"signer token file {path}: the token is not ASCII") from None
+    token = first_line(read_small_file(path, "signer token file", limit=MAX_TOKEN)).strip()
+    if not token:
+        raise UsageError(f"signer token file {path} holds no token on its first line")
+    if not token.isascii():
+        raise UsageError(f"signer token file {path}: the token is not ASCII")
+    return token
 
 
 def client_tls(options: RemoteSignerOptions) -> ssl.SSLContext:

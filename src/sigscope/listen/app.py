@@ -16,34 +16,24 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 from sigscope.errors import UsageError
+from sigscope.keys.small_file import read_small_file
 from sigscope.listen.events import ACCEPTED_TYPES, EnvelopeError, parse
 from sigscope.listen.queue import ScanQueue
 from sigscope.report.escape import printable
+from sigscope.serve.asgi import Answer, AsgiApp, Receive, Scope, header, media_type, read_body
 
 log = logging.getLogger("sigscope.listen")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 DEFAULT_MAX_BODY = 1024 * 1024
-MAX_SECRET_FILE = 4096
 EVENT_PATHS = frozenset({"/", "/events"})
 
 
 def read_secret(path: str, flag: str) -> str:
     """One line of a file (a token, or USER:PASSWORD), never echoed."""
-    file = Path(path)
-    try:
-        data = file.read_bytes()[: MAX_SECRET_FILE + 1]
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot read: {exc.strerror}") from None
-    text = data.decode("utf-8", "replace").strip()
-    if not text or len(data) > MAX_SECRET_FILE or "\n" in text:
+    text = read_small_file(path, flag).strip()
+    if not text or "\n" in text:
         raise UsageError(f"{flag} {path}: expected one non-empty line")
     return text
 
@@ -60,7 +50,9 @@ def authorization_values(token: str | None, basic: str | None) -> list[bytes]:
     return values
 
 
-class ListenApp:
+class ListenApp(AsgiApp):
+    log = log
+
     def __init__(
         self,
         queue: ScanQueue,
@@ -78,66 +70,27 @@ class ListenApp:
         self.events = 0
         self._runner: asyncio.Task[None] | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        status, body, extra = await self._answer(scope, receive)
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            *extra,
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def startup(self) -> None:
+        if self.on_startup is not None:
+            await self.on_startup()
+        self._runner = asyncio.create_task(self.queue.run())
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                if self.on_startup is not None:
-                    await self.on_startup()
-                self._runner = asyncio.create_task(self.queue.run())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if self._runner is not None:
-                    self._runner.cancel()
-                    await asyncio.gather(self._runner, return_exceptions=True)
-                if self.on_shutdown is not None:
-                    await self.on_shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def shutdown(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self.on_shutdown is not None:
+            await self.on_shutdown()
 
     def _authorized(self, scope: Scope) -> bool:
         if not self.accepted:
             return True
-        given = b""
-        for name, value in scope.get("headers", []):
-            if name.lower() == b"authorization":
-                given = value
+        given = header(scope, b"authorization")
         # Every accepted value compared, in constant time: no early exit tells which was close.
         matches = [hmac.compare_digest(given, value) for value in self.accepted]
         return any(matches)
 
-    async def _body(self, receive: Receive) -> bytes | None:
-        """The request body, or None once it passes max_body (the rest is not read)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return b""
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
-
-    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
         path, method = scope["path"], scope["method"]
         if path == "/healthz" and method in ("GET", "HEAD"):
             counts = {
@@ -146,27 +99,20 @@ class ListenApp:
                 "failures": self.queue.failures,
                 "pending": self.queue.pending,
             }
-            return 200, (json.dumps(counts) + "\n").encode(), []
+            return _text(200, json.dumps(counts) + "\n")
         if path not in EVENT_PATHS:
-            return 404, b"not found\n", []
+            return _text(404, "not found\n")
         if method != "POST":
-            return 405, b"POST notification envelopes here\n", [(b"allow", b"POST")]
+            return _text(405, "POST notification envelopes here\n", [(b"allow", b"POST")])
         if not self._authorized(scope):
-            return 401, b"unauthorized\n", []
-        content_type = b""
-        for name, value in scope.get("headers", []):
-            if name.lower() == b"content-type":
-                content_type = value
-        media_type = content_type.split(b";")[0].strip().decode("latin-1").lower()
-        if media_type not in ACCEPTED_TYPES:
-            return 415, b"expected application/vnd.docker.distribution.events.v2+json (or v1)\n", []
-        body = await self._body(receive)
-        if body is None:
-            return 413, f"body over {self.max_body} bytes\n".encode(), []
+            return _text(401, "unauthorized\n")
+        if media_type(scope).decode("latin-1") not in ACCEPTED_TYPES:
+            return _text(415, "expected application/vnd.docker.distribution.events.v2+json (or v1)\n")
+        body = await read_body(scope, receive, self.max_body)  # 413 past max_body
         try:
             events, total = parse(body)
         except EnvelopeError as exc:
-            return 400, f"{exc}\n".encode(), []
+            return _text(400, f"{exc}\n")
         self.events += total
         refused = False
         for event in events:
@@ -175,5 +121,11 @@ class ListenApp:
             if not self.queue.offer(event.repository):
                 refused = True
         if refused:
-            return 503, b"too many repositories waiting; deliver again later\n", [(b"retry-after", b"5")]
-        return 200, b"ok\n", []
+            return _text(
+                503, "too many repositories waiting; deliver again later\n", [(b"retry-after", b"5")]
+            )
+        return _text(200, "ok\n")
+
+
+def _text(status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
+    return Answer(status, "text/plain; charset=utf-8", text.encode(), headers or ())

@@ -23,6 +23,7 @@ import yaml
 from cryptography import x509
 
 from sigscope.errors import UsageError
+from sigscope.keys.small_file import read_small_file
 
 MAX_CONFIG = 1024 * 1024
 MAX_TOKEN = 4096
@@ -36,17 +37,7 @@ def valid_key_name(name: str) -> bool:
 
 
 def _read(path: str, what: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG:
-        raise UsageError(f"{what} {path} is larger than {MAX_CONFIG} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text") from None
+    return read_small_file(path, what, limit=MAX_CONFIG)
 
 
 def token_digest(token: str) -> str:

@@ -8,7 +8,7 @@ that run gave them (their raw evidence is not stored; nothing re-judges them wit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sigscope.model import (
     Attachment,
@@ -62,6 +62,40 @@ def _identity(
     return None, None
 
 
+class _SignerColumns(TypedDict):
+    identity: str | None
+    issuer: str | None
+    cert_subject: str | None
+    cert_issuer: str | None
+    cert_serial: str | None
+    cert_sha256: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    key_sha256: str | None
+    pgp_key_id: str | None
+    pgp_fingerprint: str | None
+
+
+def _signer_columns(
+    cert: CertificateInfo | None, pgp: PGPSigner | None, key: PublicKeyInfo | None
+) -> _SignerColumns:
+    """A signature row's columns for who signed, whatever kind of signature named them."""
+    identity, issuer = _identity(cert, pgp, key)
+    return _SignerColumns(
+        identity=identity,
+        issuer=issuer,
+        cert_subject=cert.subject if cert else None,
+        cert_issuer=cert.issuer if cert else None,
+        cert_serial=cert.serial if cert else None,
+        cert_sha256=cert.sha256 if cert else None,
+        not_before=cert.not_before if cert else None,
+        not_after=cert.not_after if cert else None,
+        key_sha256=key.sha256 if key else None,
+        pgp_key_id=pgp.key_id if pgp else None,
+        pgp_fingerprint=pgp.fingerprint if pgp else None,
+    )
+
+
 def _chain_rows(leaf: CertificateInfo | None, chain: tuple[CertificateInfo, ...]) -> list[CertificateRow]:
     rows = [certificate_row(leaf, "signing", 0)] if leaf is not None else []
     rows += [
@@ -73,7 +107,6 @@ def _chain_rows(leaf: CertificateInfo | None, chain: tuple[CertificateInfo, ...]
 def signature_row(sig: Signature, attachment_digest: str = "") -> SignatureRow:
     signer = sig.signer or SignerIdentity()
     cert = signer.certificate
-    identity, issuer = _identity(cert, signer.pgp, signer.public_key)
     certs = _chain_rows(cert, signer.chain)
     tsa = (sig.claims.get("timestamp") or {}).get("tsaCertificate") if isinstance(sig.claims, dict) else None
     if isinstance(tsa, dict):
@@ -89,17 +122,7 @@ def signature_row(sig: Signature, attachment_digest: str = "") -> SignatureRow:
         subject_digest=sig.subject_digest,
         signed_digest=sig.signed_digest,
         signer=signer.display_name,
-        identity=identity,
-        issuer=issuer,
-        cert_subject=cert.subject if cert else None,
-        cert_issuer=cert.issuer if cert else None,
-        cert_serial=cert.serial if cert else None,
-        cert_sha256=cert.sha256 if cert else None,
-        not_before=cert.not_before if cert else None,
-        not_after=cert.not_after if cert else None,
-        key_sha256=signer.public_key.sha256 if signer.public_key else None,
-        pgp_key_id=signer.pgp.key_id if signer.pgp else None,
-        pgp_fingerprint=signer.pgp.fingerprint if signer.pgp else None,
+        **_signer_columns(cert, signer.pgp, signer.public_key),
         signing_time=sig.signing_time,
         expiry=sig.expiry,
         timestamped=sig.timestamped,
@@ -158,7 +181,7 @@ def image_row(
 
 
 def file_signature_row(sig: FileSignature) -> SignatureRow:
-    identity, issuer = _identity(sig.signer, sig.pgp, sig.public_key)
+    columns = _signer_columns(sig.signer, sig.pgp, sig.public_key)
     certs = _chain_rows(sig.signer, sig.chain)
     if sig.timestamp is not None and sig.timestamp.authority is not None:
         certs.append(certificate_row(sig.timestamp.authority, "tsa", len(certs)))
@@ -169,18 +192,8 @@ def file_signature_row(sig: FileSignature) -> SignatureRow:
         location=sig.location,
         checks=[c.to_json() for c in sig.checks],
         record=sig.to_json(),
-        signer=cert.display_name if cert else (identity or ""),
-        identity=identity,
-        issuer=issuer,
-        cert_subject=cert.subject if cert else None,
-        cert_issuer=cert.issuer if cert else None,
-        cert_serial=cert.serial if cert else None,
-        cert_sha256=cert.sha256 if cert else None,
-        not_before=cert.not_before if cert else None,
-        not_after=cert.not_after if cert else None,
-        key_sha256=sig.public_key.sha256 if sig.public_key else None,
-        pgp_key_id=sig.pgp.key_id if sig.pgp else None,
-        pgp_fingerprint=sig.pgp.fingerprint if sig.pgp else None,
+        signer=cert.display_name if cert else (columns["identity"] or ""),
+        **columns,
         signing_time=sig.timestamp.time if sig.timestamp else None,
         timestamped=sig.timestamp is not None and sig.timestamp.status is Outcome.PASSED,
         error=sig.error,

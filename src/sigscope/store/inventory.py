@@ -8,6 +8,7 @@ error does not duplicate anything.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -216,7 +217,7 @@ class Inventory:
         if s.certificates:
             conn.execute(
                 certificates.insert(),
-                [{"signature_id": signature_id, **_certificate_values(c)} for c in s.certificates],
+                [{"signature_id": signature_id, **dataclasses.asdict(c)} for c in s.certificates],
             )
 
     def _remember(
@@ -502,22 +503,11 @@ def _complete_runs(runs: list[RunRecord]) -> list[RunRecord] | None:
     return sorted(newest.values(), key=lambda r: r.id) if len(newest) == total else None
 
 
+_CERTIFICATE_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateRow))
+
+
 def _decision_values(d: DecisionRow) -> dict[str, Any]:
     return {"decision": d.decision, "rule": d.rule, "reason": d.reason, "policy_version": d.policy_version}
-
-
-def _certificate_values(c: CertificateRow) -> dict[str, Any]:
-    return {
-        "role": c.role,
-        "position": c.position,
-        "subject": c.subject,
-        "issuer": c.issuer,
-        "serial": c.serial,
-        "sha256": c.sha256,
-        "not_before": c.not_before,
-        "not_after": c.not_after,
-        "is_ca": c.is_ca,
-    }
 
 
 def _run(r: Any) -> RunRecord:
@@ -570,16 +560,9 @@ def _image(r: Any, tags: tuple[str, ...]) -> ImageRecord:
 
 
 def _certificate(c: Any) -> CertificateRow:
+    # A certificates row has the record's fields for columns (and signature_id beside them).
     return CertificateRow(
-        role=c.role,
-        position=c.position,
-        subject=c.subject,
-        issuer=c.issuer,
-        serial=c.serial,
-        sha256=c.sha256,
-        not_before=c.not_before,
-        not_after=c.not_after,
-        is_ca=bool(c.is_ca),
+        **{**{name: getattr(c, name) for name in _CERTIFICATE_FIELDS}, "is_ca": bool(c.is_ca)}
     )
 
 
