@@ -117,7 +117,7 @@ def test_every_rendered_object_is_accepted(kube: KubeCluster, tmp_path: Path) ->
                 # Stored, they would send every pod of the cluster to a Service without pods: validated only.
                 kube.create(obj, dry_run=True)
             else:
-                kube.create(obj)
+                kube.create_or_replace(obj)
         (rendered,) = [o for o in objects if o["kind"] == "Deployment"]
         stored = kube.resource(rendered).get(name="sigscope-webhook", namespace="accept-sys").to_dict()
         items = policy_items(rendered)

@@ -91,6 +91,20 @@ class KubeCluster:
             kwargs["query_params"] = [("dryRun", "All")]
         return self.resource(obj).create(**kwargs)
 
+    def create_or_replace(self, obj: dict[str, Any]) -> Any:
+        """Create ``obj``, or replace the stored one of that name: cluster-scoped objects (the CRD, cluster
+        roles) outlive the test that made them in the session's one cluster."""
+        try:
+            return self.create(obj)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        metadata = obj.get("metadata", {})
+        resource = self.resource(obj)
+        stored = resource.get(name=metadata["name"], namespace=metadata.get("namespace"))
+        body = {**obj, "metadata": {**metadata, "resourceVersion": stored.metadata.resourceVersion}}
+        return resource.replace(body=body, namespace=metadata.get("namespace"))
+
     def delete(self, obj: dict[str, Any]) -> None:
         """Delete ``obj`` if it exists."""
         metadata = obj.get("metadata", {})
