@@ -17,8 +17,9 @@ The real cosign and notation (built from the Go module proxy by scripts/install-
 team/web:1.9, and sigscope verifies what they wrote. Then sigscope signs for itself: a cosign signature with
 an RFC 3161 timestamp from a local `openssl ts` TSA and a CycloneDX attestation on team/db, a Notary Project
 signature (test CA and trust policy from `sigscope cert generate-test`) on library/alpine, each verified back;
-and a filesystem scan of the project's signed-file fixtures (JAR, APK, PE, MSI, CAB, PowerShell, XML),
-verified against their test root.
+a policy document tried on two images and dry-run across the registry (`policy test`, `scan registry
+--policy`); and a filesystem scan of the project's signed-file fixtures (JAR, APK, PE, MSI, CAB, PowerShell,
+XML), verified against their test root.
 
 Commands are shown as you would type them, with paths relative to the directory they run in (the demo's
 scratch directory, or tests/fixtures/files for the file scan); after a table, a note explains each row a
@@ -256,6 +257,46 @@ def sign_with_peers(host: str, work: Path) -> None:
     )  # fmt: skip
 
 
+def dry_run_policy(host: str, work: Path, key: CosignKey) -> None:
+    """One policy document for every face: `policy test` on two images, then the registry-wide dry run."""
+    print("\n# A policy says who must have signed what; `policy test` and `scan registry --policy` say what")
+    print("# admission would decide (the same engine as `verify` and `webhook serve`)")
+    policy = work / "policy.yaml"
+    policy.write_text(
+        "apiVersion: sigscope/v1\n"
+        "kind: Policy\n"
+        "unmatched: deny                  # an image no rule names is denied\n"
+        "exemptions:\n"
+        '  images: ["*/library/**"]       # `*` within one path segment, `**` across segments\n'
+        "rules:\n"
+        "  - name: signed\n"
+        '    images: ["*/signed/**"]\n'
+        "    authorities:\n"
+        f"      - {{name: release, key: {{path: {rel(key.public_key)}}}}}\n"
+        "  - name: team\n"
+        '    images: ["*/team/**"]\n'
+        "    mode: warn                     # admit, with a warning\n"
+        "    authorities:\n"
+        f"      - {{name: release, key: {{path: {rel(key.public_key)}}}}}\n"
+    )
+    print(f"\n$ cat {rel(policy)}\n{policy.read_text()}", end="", flush=True)
+    sigscope("policy", "check", rel(policy))
+    images = (f"{host}/signed/cosign:1.0", f"{host}/plain/unsigned:1.0")
+    sigscope("policy", "test", "--policy", rel(policy), *images, "--insecure")
+    sigscope("scan", "registry", host, "--insecure", "--policy", rel(policy), "--fail-on", "denied")
+    notes(
+        ("Status", "what the scan knows without trust material (`unverified`: a signature is there); "
+         "the Policy column is what each rule's authorities decided with their own keys"),
+        ("signed/cosign, signed/cosign2, signed/multi", "allowed: cosign-0, the key rule `signed` "
+         "names, signed them"),
+        ("signed/gpg, signed/notation", "denied: signed, but the rule has only a key authority; gpg "
+         "or notation authorities would admit them"),
+        ("team/*", "warn: rule `team` is in warn mode; team/db passes (sigscope signed it with cosign-0)"),
+        ("library/alpine", "exempt: decided by name, its signatures never fetched"),
+        ("plain/unsigned", "denied by `unmatched: deny`; `--fail-on denied` makes the scan exit 1"),
+    )  # fmt: skip
+
+
 def scan_files() -> None:
     fixtures = ROOT / "tests" / "fixtures" / "files"
     print("\n# sigscope scan fs: signed by jarsigner, apksigner, osslsigncode and xmlsec1, tampered ones too")
@@ -304,6 +345,7 @@ def main() -> None:
             scan_registry(host, signed)
             sign_with_sigscope(host, work, keys[0])
             sign_with_peers(host, work)
+            dry_run_policy(host, work, keys[0])
             scan_files()
             if args.keep:
                 print(
