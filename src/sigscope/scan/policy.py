@@ -56,8 +56,12 @@ async def decide_image(
     ctx: DiscoverContext,
     result: ImageResult,
     discover: Callable[[DiscoverContext], Awaitable[ImageResult]],
+    recorded: Callable[[list[Rule], str], Decision | None] | None = None,
 ) -> ImageResult:
-    """`result` with its decision; `discover` is called (once) only when a rule needs the signatures."""
+    """`result` with its decision; `discover` is called (once) only when a rule needs the signatures.
+
+    `recorded` (an incremental re-scan) may answer for the matched rules and the first reference instead of
+    discovering; never for a rule that reads GPG signatures from a lookaside, which no tag list tracks."""
     try:
         matches = [(ref, policy.match(ref)) for ref in image_references(ctx, result)]
     except PolicyError as exc:
@@ -73,6 +77,11 @@ async def decide_image(
         result.decision = worst([matched_decision(policy, ref, m, result.digest) for ref, m in matches])
         return result
     registries = next((r.registries_d for r in rules if r.registries_d is not None), None)
+    if registries is None and recorded is not None:
+        decision = recorded(rules, next(iter(first.values())))
+        if decision is not None:
+            result.decision = decision
+            return result
     if registries is not None and ctx.registry:
         # GPG lookaside signatures live where the matched rule's registries.d says
         ctx = dataclasses.replace(ctx, lookaside_base=registries.lookaside_for(ctx.registry, ctx.repo_name))

@@ -8,6 +8,7 @@ becomes a result with an error; only a failure to read the catalog itself ends a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from sigscope.trust.keys import judge_ahead
 
 if TYPE_CHECKING:  # trust material types only: their modules load when the material is given
     from sigscope.policy import Decision, LoadedPolicy
+    from sigscope.policy.document import Rule
     from sigscope.trust.notation_policy import NotationTrust
     from sigscope.trust.pgp import Keyring
     from sigscope.trust.timestamp import TimestampTrust
@@ -372,43 +374,26 @@ class _Reuse:
     async def _decide_recalled(
         self, policy: LoadedPolicy, result: ImageResult, descriptor: Descriptor, recalled: Recalled
     ) -> ImageResult:
-        """An unchanged image under --policy. Images no rule with authorities matches are decided by name as
-        always. Otherwise the decision recorded with the earlier result stands when it was made under this
-        policy version for the same tags (so the same rules matched): the trust fingerprint already holds
-        the policy version, and recalled records lack the signed bytes an authority would judge. Anything
-        else — another tag set, no recorded decision, a rule reading GPG signatures from a lookaside (nothing
-        in the tag list says those changed) — is discovered and decided afresh."""
-        from sigscope.policy import PolicyError
+        """An unchanged image under --policy, decided by the same matching as any image. Where a rule with
+        authorities matches, the decision recorded with the earlier result stands when it was made under this
+        policy version for the same tags (so the same rules matched): the trust fingerprint already holds the
+        policy version, and recalled records lack the signed bytes an authority would judge. Otherwise
+        (another tag set, no recorded decision, a lookaside rule) it is discovered and decided afresh."""
         from sigscope.policy.engine import Decision
-        from sigscope.scan.policy import decide_image, image_references
+        from sigscope.scan.policy import decide_image
 
-        try:
-            matches = [policy.match(ref) for ref in image_references(self.ctx, result)]
-        except PolicyError:
-            matches = []
-        rules = [m.rule for m in matches if m.kind == "rule" and m.rule is not None]
-        stored = recalled.decision
-        if not rules:  # decided by name: nothing is discovered, the recalled result stands as it is
-            return await decide_image(policy, self.ctx, result, lambda c: _discovered(c, result, descriptor))
-        if (
-            stored is None
-            or stored[3] != policy.version
-            or sorted(recalled.tags) != sorted(result.tags)
-            or any(r.registries_d is not None for r in rules)
-        ):
-            return await _image(self.ctx, result.source, result.repository, descriptor, result.tags, policy)
-        decision, rule, reason, version = stored
-        result.decision = Decision(
-            image=image_references(self.ctx, result)[0],
-            digest=result.digest,
-            decision=decision,
-            rule=rule,
-            reason=reason,
-            authorities=[],
-            policy_version=version,
-            on_error=next((r.on_error for r in rules if r.name == rule), "deny"),
+        def recorded(rules: list[Rule], image: str) -> Decision | None:
+            stored = recalled.decision
+            if stored is None or stored[3] != policy.version or sorted(recalled.tags) != sorted(result.tags):
+                return None
+            decision, rule, reason, version = stored
+            on_error = next((r.on_error for r in rules if r.name == rule), "deny")
+            return Decision(image, result.digest, decision, rule, reason, [], version, on_error=on_error)
+
+        fresh = dataclasses.replace(result, signatures=[], attachments=[], evidence_id=None)
+        return await decide_image(
+            policy, self.ctx, result, lambda c: _discovered(c, fresh, descriptor), recorded
         )
-        return result
 
 
 async def _children(
